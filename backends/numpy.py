@@ -1,0 +1,30 @@
+"""NumPy backend: ``numpy.ndarray`` and NumPy scalars, through array-api-compat."""
+
+NAME = "numpy"
+INSTALL = "pip install numpy"
+
+
+def array_types():
+    import numpy
+
+    return (numpy.ndarray, numpy.generic)
+
+
+def namespace(x):
+    import array_api_compat.numpy as xp
+
+    return xp
+
+
+def version():
+    import numpy
+
+    return numpy.__version__
+
+
+def values_are_concrete(x):
+    return True
+
+
+def fast_paths():
+    return {}

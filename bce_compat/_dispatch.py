@@ -1,0 +1,45 @@
+"""Pick the one backend that owns all the arrays of a call, or say clearly why there is none."""
+
+from __future__ import annotations
+
+import numbers
+
+from bce_compat._registry import Backend, backend_for_type, describe_backends
+
+
+def is_python_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not hasattr(value, "__array_namespace__") and type(value).__module__ == "builtins"
+
+
+def backend_of(fn_name: str, arrays: dict) -> Backend:
+    """The backend of every array in ``arrays`` (argument name -> value; None and numbers skipped).
+
+    >>> import numpy as np
+    >>> backend_of("f", {"input": np.zeros(2), "weight": 2.0}).name
+    'numpy'
+    """
+    owner = None  # (argument name, value, backend)
+    for arg, value in arrays.items():
+        if value is None or is_python_number(value):
+            continue
+        backend = backend_for_type(type(value))
+        if backend is None:
+            raise TypeError(
+                f"{fn_name}: `{arg}` is a {_type_name(value)}, which no installed backend accepts. "
+                f"Pass an array of one of these libraries:\n{describe_backends()}"
+            )
+        if owner is None:
+            owner = (arg, value, backend)
+        elif backend.name != owner[2].name:
+            raise TypeError(
+                f"{fn_name}: all arrays must come from one library, but `{owner[0]}` is a "
+                f"{_type_name(owner[1])} and `{arg}` is a {_type_name(value)}; convert one of them"
+            )
+    if owner is None:
+        raise TypeError(f"{fn_name}: no array given; `{next(iter(arrays))}` must be an array")
+    return owner[2]
+
+
+def _type_name(value) -> str:
+    cls = type(value)
+    return cls.__name__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"

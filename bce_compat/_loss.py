@@ -1,0 +1,58 @@
+"""The one code path behind every dialect: dispatch, validate, promote, compute, reduce."""
+
+from __future__ import annotations
+
+from bce_compat import _math
+from bce_compat._dispatch import backend_of, is_python_number
+from bce_compat._validate import (
+    ArgNames,
+    as_floating,
+    check_floating_input,
+    check_same_shape,
+    check_unit_interval,
+    check_weight_shape,
+)
+from bce_compat.backends._float_dtypes import dtype_name
+
+_HALF_PRECISION = ("float16", "bfloat16")  # computed in float32, rounded once at the end
+
+
+def compute(kind: str, fn: str, names: ArgNames, x, y, weight, pos_weight, reduction: str):
+    """The loss for ``kind`` "logits" or "probs", in the inputs' own library, dtype and device.
+
+    >>> import numpy as np
+    >>> float(compute("logits", "f", ArgNames(), np.array([0.0]), np.array([1.0]), None, None, "mean"))
+    0.6931471805599453
+    """
+    arrays = {names.input: x, names.target: y, names.weight: weight, names.pos_weight: pos_weight}
+    backend = backend_of(fn, arrays)
+    xp = backend.namespace(x)
+    check_floating_input(fn, names.input, xp, x)
+    y = as_floating(fn, names.target, xp, y, x.dtype)
+    weight = as_floating(fn, names.weight, xp, weight, x.dtype)
+    pos_weight = as_floating(fn, names.pos_weight, xp, pos_weight, x.dtype)
+    check_same_shape(fn, names, x, y)
+    check_weight_shape(fn, names.weight, names, weight, x)
+    check_weight_shape(fn, names.pos_weight, names, pos_weight, x)
+    if kind == "probs":
+        check_unit_interval(fn, names.input, xp, x, backend)
+        check_unit_interval(fn, names.target, xp, y, backend)
+
+    array_args = [a for a in (x, y, weight, pos_weight) if a is not None and not is_python_number(a)]
+    out_dtype = xp.result_type(*(a.dtype for a in array_args))
+    fast_path = backend.fast_paths.get(kind)
+    if fast_path is not None:
+        result = fast_path(x, y, weight, pos_weight, reduction, out_dtype)
+        if result is not NotImplemented:
+            return result
+
+    compute_dtype = xp.float32 if dtype_name(out_dtype) in _HALF_PRECISION else out_dtype
+    x, y, weight, pos_weight = (
+        xp.astype(a, compute_dtype) if a is not None and not is_python_number(a) else a
+        for a in (x, y, weight, pos_weight)
+    )
+    if kind == "logits":
+        loss = _math.bce_with_logits(xp, x, y, weight, pos_weight)
+    else:
+        loss = _math.bce(xp, x, y, weight)
+    return xp.astype(_math.reduce(xp, loss, reduction), out_dtype)

@@ -1,0 +1,77 @@
+"""Checks that turn bad input into the clear errors of SPEC §5, and the dtype rules of §3."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bce_compat._dispatch import is_python_number
+
+
+@dataclass(frozen=True)
+class ArgNames:
+    """What the dialect calls each argument, so that messages use the user's own names."""
+
+    input: str = "input"
+    target: str = "target"
+    weight: str = "weight"
+    pos_weight: str = "pos_weight"
+
+
+def shape_of(x) -> tuple:
+    return tuple(x.shape)
+
+
+def broadcast_shape(a: tuple, b: tuple) -> tuple | None:
+    """The standard broadcast of two shapes, or None if they do not broadcast."""
+    out = []
+    for i in range(1, max(len(a), len(b)) + 1):
+        da = a[-i] if i <= len(a) else 1
+        db = b[-i] if i <= len(b) else 1
+        if da != db and 1 not in (da, db):
+            return None
+        out.append(db if da == 1 else da)
+    return tuple(reversed(out))
+
+
+def check_same_shape(fn: str, names: ArgNames, x, y) -> None:
+    if shape_of(x) != shape_of(y):
+        raise ValueError(
+            f"{fn}: `{names.target}` must have the same shape as `{names.input}`; "
+            f"`{names.input}` has shape {list(shape_of(x))}, `{names.target}` has shape {list(shape_of(y))}"
+        )
+
+
+def check_weight_shape(fn: str, arg: str, names: ArgNames, w, x) -> None:
+    """``w`` must broadcast to ``x``'s shape without enlarging it."""
+    if w is None or is_python_number(w):
+        return
+    if broadcast_shape(shape_of(w), shape_of(x)) != shape_of(x):
+        raise ValueError(
+            f"{fn}: `{arg}` must broadcast to the shape of `{names.input}` {list(shape_of(x))} "
+            f"without enlarging it; got `{arg}` of shape {list(shape_of(w))}"
+        )
+
+
+def check_floating_input(fn: str, arg: str, xp, x) -> None:
+    if not xp.isdtype(x.dtype, "real floating"):
+        raise TypeError(f"{fn}: `{arg}` must be a real floating array (float16/32/64, bfloat16); got dtype {x.dtype}")
+
+
+def as_floating(fn: str, arg: str, xp, value, float_dtype):
+    """Arrays that are real floating pass; bool and integer ones become ``float_dtype``; complex is refused."""
+    if value is None or is_python_number(value):
+        return value
+    if xp.isdtype(value.dtype, "real floating"):
+        return value
+    if xp.isdtype(value.dtype, ("bool", "integral")):
+        return xp.astype(value, float_dtype)
+    raise TypeError(f"{fn}: `{arg}` must be a real (floating, integer or bool) array; got dtype {value.dtype}")
+
+
+def check_unit_interval(fn: str, arg: str, xp, values, backend) -> None:
+    """Eager backends only: values outside [0, 1] are an error (NaN passes and gives NaN)."""
+    if values is None or not backend.values_are_concrete(values):
+        return
+    outside = xp.logical_or(values < 0, values > 1)
+    if bool(xp.any(outside)):
+        raise ValueError(f"{fn}: every element of `{arg}` must be between 0 and 1; some are outside [0, 1]")

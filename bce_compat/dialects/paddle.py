@@ -1,0 +1,88 @@
+"""The Paddle dialect: ``paddle.nn.functional`` and ``paddle.nn`` signatures, on any backend.
+
+Same numbers as the torch dialect (seed 004_4a43b4907e3ac4c7.txt's stable formula equals
+torch's), with one deliberate difference from Paddle's own op: labels equal to -100 are
+not ignored, they enter the formula like any other value.
+"""
+
+from __future__ import annotations
+
+from bce_compat import _loss, _reduction
+from bce_compat._validate import ArgNames
+
+__all__ = ["binary_cross_entropy_with_logits", "binary_cross_entropy", "BCEWithLogitsLoss", "BCELoss"]
+
+_WITH_LOGITS_NAMES = ArgNames(input="logit", target="label")
+_PROBS_NAMES = ArgNames(input="input", target="label")
+
+
+def binary_cross_entropy_with_logits(logit, label, weight=None, reduction="mean", pos_weight=None, name=None):
+    r"""``paddle.nn.functional.binary_cross_entropy_with_logits`` on any backend.
+
+    Out = max(logit, 0) - logit * label + log(1 + exp(-|logit|)), times ``weight``, with
+    ``pos_weight`` weighting the positive term; computed exactly as the torch dialect does.
+    ``name`` is accepted for signature compatibility and ignored. "mean"/"sum" give 0-d arrays,
+    as Paddle 3.x does (its documentation says shape [1]).
+
+    Example (seed 004_4a43b4907e3ac4c7.txt):
+        >>> import numpy as np
+        >>> from bce_compat.dialects import paddle as P
+        >>> logit = np.array([5.0, 1.0, 3.0], np.float32); label = np.array([1.0, 0.0, 1.0], np.float32)
+        >>> round(float(P.binary_cross_entropy_with_logits(logit, label)), 6)
+        0.456188
+    """
+    reduction = _reduction.resolve("binary_cross_entropy_with_logits", reduction)
+    return _loss.compute(
+        "logits", "binary_cross_entropy_with_logits", _WITH_LOGITS_NAMES, logit, label, weight, pos_weight, reduction
+    )
+
+
+def binary_cross_entropy(input, label, weight=None, reduction="mean", name=None):
+    """``paddle.nn.functional.binary_cross_entropy`` on any backend (probabilities in, log clamped at -100).
+
+    >>> import numpy as np
+    >>> from bce_compat.dialects import paddle as P
+    >>> round(float(P.binary_cross_entropy(np.array([0.5, 0.6]), np.array([1.0, 0.0]))), 4)
+    0.8047
+    """
+    reduction = _reduction.resolve("binary_cross_entropy", reduction)
+    return _loss.compute("probs", "binary_cross_entropy", _PROBS_NAMES, input, label, weight, None, reduction)
+
+
+class BCEWithLogitsLoss:
+    """``paddle.nn.BCEWithLogitsLoss(weight, reduction, pos_weight, name)``; call it as ``loss(logit, label)``.
+
+    >>> import numpy as np
+    >>> from bce_compat.dialects import paddle as P
+    >>> float(P.BCEWithLogitsLoss(reduction="sum")(np.zeros(2), np.ones(2)))
+    1.3862943611198906
+    """
+
+    def __init__(self, weight=None, reduction="mean", pos_weight=None, name=None):
+        self.weight = weight
+        self.pos_weight = pos_weight
+        self.reduction = _reduction.resolve("BCEWithLogitsLoss", reduction)
+
+    def forward(self, logit, label):
+        return binary_cross_entropy_with_logits(logit, label, self.weight, self.reduction, self.pos_weight)
+
+    __call__ = forward
+
+
+class BCELoss:
+    """``paddle.nn.BCELoss(weight, reduction, name)``; call it as ``loss(input, label)``.
+
+    >>> import numpy as np
+    >>> from bce_compat.dialects import paddle as P
+    >>> round(float(P.BCELoss()(np.array([0.5]), np.array([1.0]))), 4)
+    0.6931
+    """
+
+    def __init__(self, weight=None, reduction="mean", name=None):
+        self.weight = weight
+        self.reduction = _reduction.resolve("BCELoss", reduction)
+
+    def forward(self, input, label):
+        return binary_cross_entropy(input, label, self.weight, self.reduction)
+
+    __call__ = forward

@@ -1,0 +1,119 @@
+"""The torch dialect: ``torch.nn.functional`` and ``torch.nn`` signatures, on any backend."""
+
+from __future__ import annotations
+
+from bce_compat import _loss, _reduction
+from bce_compat._validate import ArgNames
+
+__all__ = ["binary_cross_entropy_with_logits", "binary_cross_entropy", "BCEWithLogitsLoss", "BCELoss"]
+
+_NAMES = ArgNames()
+
+
+def binary_cross_entropy_with_logits(
+    input, target, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None
+):
+    r"""Binary cross entropy between ``target`` and the logits ``input``, as torch computes it.
+
+    Element-wise, with p = ``pos_weight`` and w = ``weight`` (both broadcast against ``input``;
+    a ``pos_weight`` of shape [C] applies along the last axis, [C, 1, 1] for images)::
+
+        l = w * [p * y * softplus(-x) + (1 - y) * softplus(x)]
+          = -w * [p * y * log(sigmoid(x)) + (1 - y) * log(1 - sigmoid(x))]
+
+    computed without overflow or cancellation; a term whose coefficient is exactly 0
+    contributes 0 (x = +inf, y = 1 gives 0).
+
+    Args:
+        input: logits, a real floating array of any library bce_compat supports.
+        target: same shape as ``input``, values usually in [0, 1]; bool/int arrays are cast.
+        weight: rescaling weight, an array (broadcast to ``input``) or a number.
+        size_average, reduce: deprecated; when given they override ``reduction`` (with a warning).
+        reduction: "none" (keep the shape), "mean" (sum / number of elements) or "sum".
+        pos_weight: weight of positive examples, an array (broadcast to ``input``) or a number.
+
+    Returns:
+        An array of the inputs' library, device and promoted dtype; 0-d for "mean" and "sum".
+        Gradients flow through the library's own autograd.
+
+    Example (seed 003_90ea006e413702a3.txt):
+        >>> import numpy as np, bce_compat
+        >>> x, y = np.full([10, 64], 1.5, np.float32), np.ones([10, 64], np.float32)
+        >>> round(float(bce_compat.binary_cross_entropy_with_logits(x, y, pos_weight=np.ones(64, np.float32))), 4)
+        0.2014
+    """
+    reduction = _reduction.resolve("binary_cross_entropy_with_logits", reduction, size_average, reduce)
+    return _loss.compute("logits", "binary_cross_entropy_with_logits", _NAMES, input, target, weight, pos_weight, reduction)
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+    r"""Binary cross entropy between ``target`` and the probabilities ``input``, as torch computes it.
+
+    Element-wise, with w = ``weight`` broadcast against ``input``::
+
+        l = -w * [y * max(log q, -100) + (1 - y) * max(log(1 - q), -100)]
+
+    (torch and Paddle both clamp the log at -100; log(1 - q) is computed with log1p).
+
+    Args:
+        input: probabilities in [0, 1], a real floating array.
+        target: same shape as ``input``, values in [0, 1]; bool/int arrays are cast.
+        weight: rescaling weight, an array (broadcast to ``input``) or a number.
+        size_average, reduce: deprecated; when given they override ``reduction`` (with a warning).
+        reduction: "none", "mean" or "sum".
+
+    Raises ValueError on eager backends if ``input`` or ``target`` has values outside [0, 1].
+
+    Example:
+        >>> import numpy as np, bce_compat
+        >>> q, y = np.array([0.9, 0.2]), np.array([1.0, 0.0])
+        >>> [round(v, 4) for v in bce_compat.binary_cross_entropy(q, y, reduction="none").tolist()]
+        [0.1054, 0.2231]
+    """
+    reduction = _reduction.resolve("binary_cross_entropy", reduction, size_average, reduce)
+    return _loss.compute("probs", "binary_cross_entropy", _NAMES, input, target, weight, None, reduction)
+
+
+class BCEWithLogitsLoss:
+    """``torch.nn.BCEWithLogitsLoss`` on any backend: ``loss = BCEWithLogitsLoss(pos_weight=p); loss(x, y)``.
+
+    >>> import numpy as np, bce_compat
+    >>> float(bce_compat.BCEWithLogitsLoss(reduction="sum")(np.zeros(2), np.ones(2)))
+    1.3862943611198906
+    """
+
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None):
+        self.weight = weight
+        self.pos_weight = pos_weight
+        self.reduction = _reduction.resolve("BCEWithLogitsLoss", reduction, size_average, reduce)
+
+    def forward(self, input, target):
+        return binary_cross_entropy_with_logits(
+            input, target, self.weight, reduction=self.reduction, pos_weight=self.pos_weight
+        )
+
+    __call__ = forward
+
+    def __repr__(self):
+        return f"BCEWithLogitsLoss(reduction={self.reduction!r})"
+
+
+class BCELoss:
+    """``torch.nn.BCELoss`` on any backend: ``loss = BCELoss(); loss(probabilities, y)``.
+
+    >>> import numpy as np, bce_compat
+    >>> round(float(bce_compat.BCELoss()(np.array([0.5]), np.array([1.0]))), 4)
+    0.6931
+    """
+
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean"):
+        self.weight = weight
+        self.reduction = _reduction.resolve("BCELoss", reduction, size_average, reduce)
+
+    def forward(self, input, target):
+        return binary_cross_entropy(input, target, self.weight, reduction=self.reduction)
+
+    __call__ = forward
+
+    def __repr__(self):
+        return f"BCELoss(reduction={self.reduction!r})"
