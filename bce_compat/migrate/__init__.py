@@ -1,0 +1,1 @@
+"""Migration aid between torch and Paddle (source rewriter; see ``bce-compat migrate``)."""

@@ -1,0 +1,49 @@
+"""One list of backends drives the tests; a missing framework is a clean skip with its reason.
+
+Frameworks are imported here, once, in the safe order (torch, paddle, tensorflow: TF before
+Paddle segfaults). ``$BCE_COMPAT_BACKENDS=numpy,torch`` narrows the run;
+``$BCE_COMPAT_REQUIRE_BACKENDS`` (set by CI) turns a missing framework into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from bce_compat.conformance import frameworks
+
+FRAMEWORKS = frameworks.available()  # imports the installed ones in the safe order
+ALL_NAMES = ("numpy", "torch", "paddle", "tensorflow", "jax", "dask", "array_api_strict")
+DIFFERENTIABLE = ("torch", "paddle", "tensorflow", "jax")
+
+
+def pytest_configure(config):
+    required = [n for n in os.environ.get("BCE_COMPAT_REQUIRE_BACKENDS", "").split(",") if n]
+    missing = [n for n in required if n not in FRAMEWORKS]
+    if missing:
+        raise pytest.UsageError(f"required backends are not installed: {', '.join(missing)}")
+
+
+def _framework_param(name):
+    return pytest.param(name, id=name)
+
+
+@pytest.fixture(params=[_framework_param(n) for n in ALL_NAMES])
+def framework(request) -> frameworks.Framework:
+    """Every backend, or a skip saying which package is missing."""
+    return _require(request.param)
+
+
+@pytest.fixture(params=[_framework_param(n) for n in DIFFERENTIABLE])
+def autograd_framework(request) -> frameworks.Framework:
+    """The backends with autograd."""
+    return _require(request.param)
+
+
+def _require(name: str) -> frameworks.Framework:
+    if name not in FRAMEWORKS:
+        selected = frameworks.selected_names()
+        reason = f"{name} is not selected by $BCE_COMPAT_BACKENDS" if name not in selected else f"{name} is not installed"
+        pytest.skip(reason)
+    return FRAMEWORKS[name]
