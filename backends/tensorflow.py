@@ -53,7 +53,8 @@ class TensorFlowNamespace:
         self.float32, self.float64 = tf.float32, tf.float64
         self._by_name = {n: getattr(tf, n) for n in ("float16", "bfloat16", "float32", "float64")}
         self.exp, self.log, self.log1p = tf.math.exp, tf.math.log, tf.math.log1p
-        self.isnan, self.logical_or = tf.math.is_nan, tf.math.logical_or
+        self.isnan, self.isinf = tf.math.is_nan, tf.math.is_inf
+        self.logical_or, self.logical_and = tf.math.logical_or, tf.math.logical_and
         self.zeros_like, self.ones_like = tf.zeros_like, tf.ones_like
         self.where, self.sum, self.any = tf.where, tf.reduce_sum, tf.reduce_any
 

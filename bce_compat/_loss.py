@@ -44,7 +44,7 @@ def compute(kind: str, fn: str, names: ArgNames, x, y, weight, pos_weight, reduc
     if fast_path is not None:
         result = fast_path(x, y, weight, pos_weight, reduction, out_dtype)
         if result is not NotImplemented:
-            return result
+            return backend.as_result(result)
 
     compute_dtype = xp.float32 if dtype_name(out_dtype) in _HALF_PRECISION else out_dtype
     x, y, weight, pos_weight = (
@@ -55,4 +55,4 @@ def compute(kind: str, fn: str, names: ArgNames, x, y, weight, pos_weight, reduc
         loss = _math.bce_with_logits(xp, x, y, weight, pos_weight)
     else:
         loss = _math.bce(xp, x, y, weight)
-    return xp.astype(_math.reduce(xp, loss, reduction), out_dtype)
+    return backend.as_result(xp.astype(_math.reduce(xp, loss, reduction), out_dtype))

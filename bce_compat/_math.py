@@ -24,8 +24,13 @@ def softplus(xp, x):
 
 
 def _times(xp, coefficient, term):
-    """coefficient * term, where a coefficient of exactly 0 gives 0 even if term is infinite."""
-    return coefficient * xp.where(coefficient == 0, xp.zeros_like(term), term)
+    """coefficient * term, where a coefficient of exactly 0 gives 0 even if term is infinite.
+
+    Only an infinite term is masked: masking every term at coefficient 0 would also zero the
+    gradient with respect to the coefficient (i.e. the target) at y = 0 and y = 1.
+    """
+    masked = xp.logical_and(coefficient == 0, xp.isinf(term))
+    return coefficient * xp.where(masked, xp.zeros_like(term), term)
 
 
 def bce_with_logits(xp, x, y, weight=None, pos_weight=None):

@@ -41,6 +41,11 @@ class Backend:
     def values_are_concrete(self, x) -> bool:
         return self.adapter.values_are_concrete(x)
 
+    def as_result(self, value):
+        """The adapter's final touch, e.g. NumPy's reductions give scalars and SPEC §2 wants 0-d arrays."""
+        as_result = getattr(self.adapter, "as_result", None)
+        return value if as_result is None else as_result(value)
+
 
 @functools.cache
 def plugin_adapters() -> dict[str, str]:

@@ -155,7 +155,9 @@ def _jax(jax):
         grads = jax.grad(lambda *a: jnp.sum(fn(*a)), argnums=tuple(wrt))(*args)
         return value, [to_numpy(g) for g in grads]
 
-    return Framework("jax", asarray, to_numpy, value_and_grad)
+    # float64 exists only with jax_enable_x64; otherwise JAX silently makes float32 arrays.
+    dtypes = ("float16", "bfloat16", "float32") + (("float64",) if jax.config.jax_enable_x64 else ())
+    return Framework("jax", asarray, to_numpy, value_and_grad, dtypes)
 
 
 def _dask(dask):
@@ -190,3 +192,32 @@ _BUILDERS = {
     "dask": _dask,
     "array_api_strict": _array_api_strict,
 }
+
+
+def asarray_keep_dtype(name: str, values: np.ndarray):
+    """``values`` (any NumPy dtype, e.g. int64 or bool labels) as framework ``name``'s array, dtype kept.
+
+    >>> asarray_keep_dtype("numpy", np.array([1, 0])).dtype.name
+    'int64'
+    """
+    modules = import_installed((name,))
+    mod = modules[name]
+    if name == "numpy":
+        return np.asarray(values)
+    if name == "torch":
+        return mod.as_tensor(values)
+    if name == "paddle":
+        return mod.to_tensor(values)
+    if name == "tensorflow":
+        return mod.constant(values)
+    if name == "jax":
+        import jax.numpy as jnp
+
+        return jnp.asarray(values)
+    if name == "dask":
+        import dask.array as da
+
+        return da.from_array(values, chunks=-1)
+    if name == "array_api_strict":
+        return mod.asarray(values)
+    raise ValueError(f"unknown framework {name!r}")

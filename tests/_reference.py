@@ -1,0 +1,149 @@
+"""The exact loss and gradient (mpmath, 60 digits) at the given rounded inputs, and a strict comparer.
+
+>>> float(exact_logits_loss(np.array([0.0]), np.array([1.0]))[0])
+0.6931471805599453
+"""
+
+from __future__ import annotations
+
+import math
+
+import mpmath
+import numpy as np
+
+from bce_compat._registry import backend_for_type
+from bce_compat.backends._float_dtypes import dtype_name
+
+mpmath.mp.dps = 60
+_EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}
+_SMALLEST_NORMAL = {"float16": 2.0**-14, "bfloat16": 2.0**-126, "float32": 2.0**-126, "float64": 2.0**-1022}
+FLUSHES_SUBNORMALS = ("jax", "tensorflow")  # XLA and TF's Eigen kernels flush subnormal results to 0
+_TINY = {"float16": 2.0**-24, "bfloat16": 2.0**-133, "float32": 2.0**-149, "float64": 2.0**-1074}
+
+
+def _softplus(v):
+    if mpmath.isinf(v):
+        return mpmath.mpf(0) if v < 0 else mpmath.inf
+    return v + mpmath.log1p(mpmath.exp(-v)) if v > 0 else mpmath.log1p(mpmath.exp(v))
+
+
+def _times(coefficient, term):
+    return mpmath.mpf(0) if coefficient == 0 else coefficient * term
+
+
+def _broadcast(shape, *arrays):
+    return [np.broadcast_to(np.asarray(1.0 if a is None else a, dtype=np.float64), shape) for a in arrays]
+
+
+def exact_logits_loss(x, y, weight=None, pos_weight=None) -> np.ndarray:
+    """Unreduced w*[p*y*softplus(-x) + (1-y)*softplus(x)], exact, rounded once to float64."""
+    x = np.asarray(x, dtype=np.float64)
+    y, w, p = _broadcast(x.shape, y, weight, pos_weight)
+    out = np.empty(x.shape)
+    for i in np.ndindex(x.shape):
+        if any(math.isnan(v[i]) for v in (x, y, w, p)):
+            out[i] = math.nan
+            continue
+        xi, yi, wi, pi = (mpmath.mpf(float(v[i])) for v in (x, y, w, p))
+        out[i] = float(wi * (_times(pi * yi, _softplus(-xi)) + _times(1 - yi, _softplus(xi))))
+    return out
+
+
+def exact_probs_loss(q, y, weight=None) -> np.ndarray:
+    """Unreduced -w*[y*max(log q, -100) + (1-y)*max(log(1-q), -100)], exact, rounded to float64."""
+    q = np.asarray(q, dtype=np.float64)
+    y, w = _broadcast(q.shape, y, weight)
+
+    def clamped_log(v):
+        return mpmath.mpf(-100) if v <= 0 else max(mpmath.log(v), mpmath.mpf(-100))
+
+    out = np.empty(q.shape)
+    for i in np.ndindex(q.shape):
+        if any(math.isnan(v[i]) for v in (q, y, w)):
+            out[i] = math.nan
+            continue
+        qi, yi, wi = (mpmath.mpf(float(v[i])) for v in (q, y, w))
+        out[i] = float(-wi * (yi * clamped_log(qi) + (1 - yi) * clamped_log(1 - qi)))
+    return out
+
+
+def exact_logits_grad(x, y, weight=None, pos_weight=None):
+    """(dl/dx, bound) with dl/dx = w*[sigmoid(x)*(1+(p-1)y) - p*y] and bound = w*max of its two terms."""
+    x = np.asarray(x, dtype=np.float64)
+    y, w, p = _broadcast(x.shape, y, weight, pos_weight)
+    grad, bound = np.empty(x.shape), np.empty(x.shape)
+    for i in np.ndindex(x.shape):
+        xi, yi, wi, pi = (mpmath.mpf(float(v[i])) for v in (x, y, w, p))
+        first = mpmath.mpf(1) / (1 + mpmath.exp(-xi)) * (1 + (pi - 1) * yi)
+        grad[i] = float(wi * (first - pi * yi))
+        bound[i] = float(abs(wi) * max(abs(first), abs(pi * yi)))
+    return grad, bound
+
+
+def exact_probs_grad(q, y, weight=None):
+    """dl/dq = w*[(1-y)/(1-q) - y/q] (inside the clamp; the tests keep q away from it)."""
+    q = np.asarray(q, dtype=np.float64)
+    y, w = _broadcast(q.shape, y, weight)
+    grad = np.empty(q.shape)
+    for i in np.ndindex(q.shape):
+        qi, yi, wi = (mpmath.mpf(float(v[i])) for v in (q, y, w))
+        grad[i] = float(wi * ((1 - yi) / (1 - qi) - yi / qi))
+    return grad
+
+
+def reduce_exact(loss: np.ndarray, reduction: str):
+    """The exact mean/sum of already-exact elements (math.fsum), as a 0-d float64 array."""
+    if reduction == "none":
+        return loss
+    total = math.fsum(loss.ravel().tolist())
+    return np.asarray(total if reduction == "sum" else (total / loss.size if loss.size else math.nan))
+
+
+def ulp_tolerance(dtype: str, ulps: float, size: int = 1) -> float:
+    """Relative tolerance: ``ulps`` ulps, plus log2(size) more for a pairwise sum."""
+    return (ulps + math.ceil(math.log2(max(size, 1)))) * _EPS[dtype]
+
+
+def assert_result(result, like, framework, dtype: str, shape: tuple, expected: np.ndarray, ulps: float = 4, bound=None, size=1):
+    """Library, dtype, shape and device first, then values within ``ulps`` of ``expected`` (or of ``bound``)."""
+    got_backend = backend_for_type(type(result))
+    want_backend = backend_for_type(type(like))
+    assert got_backend is not None and got_backend.name == want_backend.name, f"result is a {type(result)}, input a {type(like)}"
+    assert dtype_name(result.dtype) == dtype, f"dtype {result.dtype}, expected {dtype}"
+    assert tuple(result.shape) == tuple(shape), f"shape {tuple(result.shape)}, expected {tuple(shape)}"
+    if hasattr(like, "device") and hasattr(result, "device") and framework.name == "torch":
+        assert result.device == like.device
+    assert_close(
+        framework.to_numpy(result), expected, dtype, ulps, bound=bound, size=size,
+        flush_subnormals=framework.name in FLUSHES_SUBNORMALS,
+    )
+
+
+def skip_unless_dtype(framework, dtype: str) -> None:
+    import pytest
+
+    if dtype not in framework.dtypes:
+        pytest.skip(f"{framework.name} has no {dtype} here")
+
+
+def assert_close(actual, expected, dtype: str, ulps: float = 4, bound=None, size=1, flush_subnormals=False):
+    """|actual - expected| <= tol * |bound or expected| (+ ulps subnormal ulps); inf and NaN exact."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    scale = np.abs(expected if bound is None else np.asarray(bound, dtype=np.float64))
+    assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
+    nan_mismatch = np.isnan(actual) != np.isnan(expected)
+    assert not nan_mismatch.any(), f"NaN where not expected (or missing): {actual[nan_mismatch]} vs {expected[nan_mismatch]}"
+    finite = np.isfinite(expected)
+    inf_mismatch = ~finite & ~np.isnan(expected) & (actual != expected)
+    assert not inf_mismatch.any(), f"infinite values differ: {actual[inf_mismatch]} vs {expected[inf_mismatch]}"
+    with np.errstate(invalid="ignore"):
+        error = np.where(finite, np.abs(actual - expected), 0.0)
+    allowed = ulp_tolerance(dtype, ulps, size) * np.where(finite, scale, 0.0) + ulps * _TINY[dtype]  # subnormal ulps
+    if flush_subnormals:
+        allowed = np.where((actual == 0) & (np.abs(expected) < _SMALLEST_NORMAL[dtype]), np.inf, allowed)
+    worst = np.unravel_index(np.argmax(error - allowed), error.shape) if error.size else None
+    assert (error <= allowed).all(), (
+        f"{dtype}: max error {error[worst]:.3g} > allowed {allowed[worst]:.3g} at {worst}: "
+        f"got {actual[worst]!r}, exact {expected[worst]!r}"
+    )
