@@ -33,7 +33,18 @@ def broadcast_shape(a: tuple, b: tuple) -> tuple | None:
     return tuple(reversed(out))
 
 
+def check_known_shape(fn: str, arg: str, x) -> None:
+    """Dask marks a size it cannot know before computing (after boolean indexing) as NaN; refuse those."""
+    if any(isinstance(d, float) for d in shape_of(x)):
+        raise ValueError(
+            f"{fn}: `{arg}` must have a known shape; got shape {list(shape_of(x))} with unknown sizes "
+            f"(for a Dask array, call `.compute_chunk_sizes()` on it first)"
+        )
+
+
 def check_same_shape(fn: str, names: ArgNames, x, y) -> None:
+    check_known_shape(fn, names.input, x)
+    check_known_shape(fn, names.target, y)
     if shape_of(x) != shape_of(y):
         raise ValueError(
             f"{fn}: `{names.target}` must have the same shape as `{names.input}`; "
@@ -45,6 +56,7 @@ def check_weight_shape(fn: str, arg: str, names: ArgNames, w, x) -> None:
     """``w`` must broadcast to ``x``'s shape without enlarging it."""
     if w is None or is_python_number(w):
         return
+    check_known_shape(fn, arg, w)
     if broadcast_shape(shape_of(w), shape_of(x)) != shape_of(x):
         raise ValueError(
             f"{fn}: `{arg}` must broadcast to the shape of `{names.input}` {list(shape_of(x))} "

@@ -1,0 +1,103 @@
+"""The call table: every loss API the rewriter knows, with its parameters in positional order.
+
+>>> API_BY_NAME["torch.nn.functional.binary_cross_entropy_with_logits"].params[:2]
+('input', 'target')
+>>> target_api(API_BY_NAME["torch.nn.BCELoss"], "paddle").qualified
+'paddle.nn.BCELoss'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Api:
+    """One callable: its framework, which loss it is, and its parameters in positional order."""
+
+    framework: str  # "torch" | "paddle"
+    loss: str  # "with_logits" | "probs"
+    kind: str  # "function" | "module"
+    qualified: str  # the public dotted name we emit
+    params: tuple[str, ...]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.loss, self.kind)
+
+
+# Torch's and Paddle's documented signatures (seeds 000-003 for torch, 004 for Paddle).
+_APIS = (
+    Api("torch", "with_logits", "function", "torch.nn.functional.binary_cross_entropy_with_logits",
+        ("input", "target", "weight", "size_average", "reduce", "reduction", "pos_weight")),
+    Api("torch", "probs", "function", "torch.nn.functional.binary_cross_entropy",
+        ("input", "target", "weight", "size_average", "reduce", "reduction")),
+    Api("torch", "with_logits", "module", "torch.nn.BCEWithLogitsLoss",
+        ("weight", "size_average", "reduce", "reduction", "pos_weight")),
+    Api("torch", "probs", "module", "torch.nn.BCELoss",
+        ("weight", "size_average", "reduce", "reduction")),
+    Api("paddle", "with_logits", "function", "paddle.nn.functional.binary_cross_entropy_with_logits",
+        ("logit", "label", "weight", "reduction", "pos_weight", "name")),
+    Api("paddle", "probs", "function", "paddle.nn.functional.binary_cross_entropy",
+        ("input", "label", "weight", "reduction", "name")),
+    Api("paddle", "with_logits", "module", "paddle.nn.BCEWithLogitsLoss",
+        ("weight", "reduction", "pos_weight", "name")),
+    Api("paddle", "probs", "module", "paddle.nn.BCELoss",
+        ("weight", "reduction", "name")),
+)
+
+# Other public spellings that resolve to the same callables.
+_ALIASES = {
+    "torch.nn.modules.loss.BCEWithLogitsLoss": "torch.nn.BCEWithLogitsLoss",
+    "torch.nn.modules.loss.BCELoss": "torch.nn.BCELoss",
+    "torch.nn.modules.BCEWithLogitsLoss": "torch.nn.BCEWithLogitsLoss",
+    "torch.nn.modules.BCELoss": "torch.nn.BCELoss",
+    "paddle.nn.functional.loss.binary_cross_entropy_with_logits": "paddle.nn.functional.binary_cross_entropy_with_logits",
+    "paddle.nn.functional.loss.binary_cross_entropy": "paddle.nn.functional.binary_cross_entropy",
+    "paddle.nn.layer.loss.BCEWithLogitsLoss": "paddle.nn.BCEWithLogitsLoss",
+    "paddle.nn.layer.loss.BCELoss": "paddle.nn.BCELoss",
+    "paddle.nn.layer.BCEWithLogitsLoss": "paddle.nn.BCEWithLogitsLoss",
+    "paddle.nn.layer.BCELoss": "paddle.nn.BCELoss",
+}
+
+API_BY_NAME: dict[str, Api] = {api.qualified: api for api in _APIS}
+API_BY_NAME.update({alias: API_BY_NAME[name] for alias, name in _ALIASES.items()})
+
+# Canonical meaning of each framework's parameter names (torch's names are the canonical ones).
+_TO_CANONICAL = {
+    "torch": {},
+    "paddle": {"logit": "input", "label": "target"},
+}
+
+# Where ``--to portable`` sends each framework: (import module, import name, alias, attribute prefix).
+PORTABLE_IMPORT = {
+    "torch": ("bce_compat", None, None, "bce_compat"),
+    "paddle": ("bce_compat.dialects", "paddle", "bce_paddle", "bce_paddle"),
+}
+_PORTABLE_NAMES = {
+    ("with_logits", "function"): "binary_cross_entropy_with_logits",
+    ("probs", "function"): "binary_cross_entropy",
+    ("with_logits", "module"): "BCEWithLogitsLoss",
+    ("probs", "module"): "BCELoss",
+}
+
+
+def target_api(source: Api, framework: str) -> Api:
+    """The same loss and kind in ``framework`` ("torch" or "paddle")."""
+    return next(api for api in _APIS if api.framework == framework and api.key == source.key)
+
+
+def portable_callee(source: Api) -> str:
+    """The dotted callee ``--to portable`` emits, e.g. ``bce_paddle.BCELoss`` for Paddle code."""
+    return f"{PORTABLE_IMPORT[source.framework][3]}.{_PORTABLE_NAMES[source.key]}"
+
+
+def canonical(framework: str, param: str) -> str:
+    """A parameter's framework-neutral name: Paddle's ``logit``/``label`` are torch's ``input``/``target``."""
+    return _TO_CANONICAL[framework].get(param, param)
+
+
+
+def params_by_canonical(api: Api) -> dict[str, str]:
+    """``{canonical name: api's own name}``; e.g. Paddle's with-logits function maps "input" to "logit"."""
+    return {canonical(api.framework, p): p for p in api.params}

@@ -1,0 +1,120 @@
+"""Every row of SPEC §5: bad input gets a clear error naming the argument, and nothing is lost."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import bce_compat
+from _calls import probs, with_logits
+from bce_compat.dialects import paddle as paddle_dialect
+
+
+def _pair(fw, shape_x=(2, 3), shape_y=(2, 3), dtype="float32"):
+    return fw.asarray(np.zeros(shape_x), dtype), fw.asarray(np.ones(shape_y) * 0.5, dtype)
+
+
+def test_shape_mismatch_names_both_shapes(framework):
+    x, y = _pair(framework, (2, 3), (3, 2))
+    with pytest.raises(ValueError, match=r"`target`.*`input` has shape \[2, 3\].*`target` has shape \[3, 2\]"):
+        bce_compat.binary_cross_entropy_with_logits(x, y)
+
+
+def test_paddle_dialect_messages_use_paddle_names(framework):
+    x, y = _pair(framework, (2, 3), (3,))
+    with pytest.raises(ValueError, match=r"`label`.*`logit` has shape \[2, 3\]"):
+        paddle_dialect.binary_cross_entropy_with_logits(x, y)
+
+
+@pytest.mark.parametrize("arg", ["weight", "pos_weight"])
+@pytest.mark.parametrize("bad_shape", [(4,), (5, 2, 3)], ids=["not-broadcastable", "enlarging"])
+def test_weight_that_does_not_broadcast_or_enlarges(framework, arg, bad_shape):
+    x, y = _pair(framework)
+    w = framework.asarray(np.ones(bad_shape), "float32")
+    with pytest.raises(ValueError, match=rf"`{arg}`.*\[2, 3\].*{re.escape(str(list(bad_shape)))}"):
+        bce_compat.binary_cross_entropy_with_logits(x, y, **{arg: w})
+
+
+@pytest.mark.parametrize("reduction", ["average", "", None])
+def test_invalid_reduction_lists_valid_values(reduction):
+    x = np.zeros(2)
+    with pytest.raises(ValueError, match=r"`reduction` must be one of 'none', 'mean', 'sum'"):
+        bce_compat.binary_cross_entropy_with_logits(x, x, reduction=reduction)
+    with pytest.raises(ValueError, match=r"`reduction`"):
+        paddle_dialect.BCELoss(reduction=reduction)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "bool"])
+def test_non_floating_input_is_a_type_error(dtype):
+    x = np.zeros(3, dtype=dtype)
+    with pytest.raises(TypeError, match=r"`input` must be a real floating array.*" + dtype):
+        bce_compat.binary_cross_entropy_with_logits(x, np.zeros(3))
+    with pytest.raises(TypeError, match=r"`logit` must be a real floating array"):
+        paddle_dialect.binary_cross_entropy_with_logits(x, np.zeros(3))
+
+
+def test_complex_input_or_target_is_a_type_error():
+    with pytest.raises(TypeError, match="`input`.*complex"):
+        bce_compat.binary_cross_entropy_with_logits(np.zeros(2, complex), np.zeros(2))
+    with pytest.raises(TypeError, match="`target`.*complex"):
+        bce_compat.binary_cross_entropy_with_logits(np.zeros(2), np.zeros(2, complex))
+
+
+def test_arrays_of_two_libraries_name_both_types(framework):
+    if framework.name == "numpy":
+        pytest.skip("needs a second library next to numpy")
+    x = framework.asarray(np.zeros(3), "float32")
+    with pytest.raises(TypeError, match=r"one library.*`input` is a .*`target` is a numpy.ndarray"):
+        bce_compat.binary_cross_entropy_with_logits(x, np.zeros(3, np.float32))
+    with pytest.raises(TypeError, match=r"`pos_weight` is a numpy.ndarray"):
+        bce_compat.binary_cross_entropy_with_logits(x, x, pos_weight=np.ones(3, np.float32))
+
+
+@pytest.mark.parametrize("value", [[0.0, 1.0], "logits", object()], ids=["list", "str", "object"])
+def test_unknown_object_lists_backends_and_how_to_install(value):
+    with pytest.raises(TypeError, match=r"`input` is a .*no installed backend accepts(.|\n)*torch: pip install(.|\n)*paddle"):
+        bce_compat.binary_cross_entropy_with_logits(value, np.zeros(2))
+
+
+@pytest.mark.parametrize("arg, values", [("input", [0.5, 1.5]), ("input", [-0.1, 0.5]), ("target", [0.0, 2.0])])
+def test_probabilities_outside_unit_interval(framework, arg, values):
+    if not framework.name in ("numpy", "torch", "paddle", "tensorflow", "array_api_strict"):
+        pytest.skip(f"{framework.name} arrays are lazy or traced: value checks are skipped")
+    good = framework.asarray([0.5, 0.5], "float32")
+    bad = framework.asarray(values, "float32")
+    q, y = (bad, good) if arg == "input" else (good, bad)
+    with pytest.raises(ValueError, match=rf"`{arg}` must be between 0 and 1"):
+        probs("torch", q, y)
+    label = "label" if arg == "target" else "input"
+    with pytest.raises(ValueError, match=rf"`{label}` must be between 0 and 1"):
+        probs("paddle", q, y)
+
+
+def test_logits_target_is_not_range_checked():
+    """With logits, torch accepts any target (e.g. label smoothing beyond [0, 1]); so do we."""
+    out = bce_compat.binary_cross_entropy_with_logits(np.zeros(2), np.asarray([-1.0, 2.0]), reduction="none")
+    np.testing.assert_allclose(out, [np.log(2)] * 2)
+
+
+def test_no_array_at_all():
+    with pytest.raises(TypeError, match="`input`"):
+        bce_compat.binary_cross_entropy_with_logits(None, None)
+
+
+def test_errors_leave_inputs_untouched(framework):
+    x, y = _pair(framework, (2, 3), (3, 2))
+    before = framework.to_numpy(x).copy(), framework.to_numpy(y).copy()
+    with pytest.raises(ValueError):
+        bce_compat.binary_cross_entropy_with_logits(x, y)
+    np.testing.assert_array_equal(framework.to_numpy(x), before[0])
+    np.testing.assert_array_equal(framework.to_numpy(y), before[1])
+
+
+def test_arrays_on_different_devices_raise_the_backends_own_error():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device next to the CPU")
+    with pytest.raises(RuntimeError, match="device"):
+        bce_compat.binary_cross_entropy_with_logits(torch.zeros(2, device="cuda"), torch.zeros(2))
