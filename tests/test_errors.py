@@ -80,8 +80,8 @@ def test_unknown_object_lists_backends_and_how_to_install(value):
 
 @pytest.mark.parametrize("arg, values", [("input", [0.5, 1.5]), ("input", [-0.1, 0.5]), ("target", [0.0, 2.0])])
 def test_probabilities_outside_unit_interval(framework, arg, values):
-    if not framework.name in ("numpy", "torch", "paddle", "tensorflow", "array_api_strict"):
-        pytest.skip(f"{framework.name} arrays are lazy or traced: value checks are skipped")
+    if framework.name == "dask":
+        pytest.skip("dask arrays are lazy: the value check would compute them, so it is skipped")
     good = framework.asarray([0.5, 0.5], "float32")
     bad = framework.asarray(values, "float32")
     q, y = (bad, good) if arg == "input" else (good, bad)
