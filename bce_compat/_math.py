@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 LOG_CLAMP = 100.0  # torch and Paddle clamp log(q) and log(1 - q) at -100
+_SMALLEST_UNCLAMPED = math.exp(-LOG_CLAMP)
 
 
 def softplus(xp, x):
@@ -45,8 +46,13 @@ def bce_with_logits(xp, x, y, weight=None, pos_weight=None):
 
 
 def _neg_log_clamped(xp, q):
-    """min(-log q, 100); its gradient is 0 (not NaN) where the clamp holds, q = 0 included."""
-    clamped = q <= 0
+    """min(-log q, 100); its gradient is 0 (not NaN) where the clamp holds, q = 0 included.
+
+    Every q below e^-100 is clamped before the log is taken, not after: Paddle's log backward
+    multiplies by 1/q, which is inf for a subnormal q, and 0 * inf would leak a NaN. The
+    explicit q <= 0 is for kernels that flush the subnormal e^-100 itself to 0 (TF, XLA).
+    """
+    clamped = xp.logical_or(q <= 0, q < _SMALLEST_UNCLAMPED)
     neg_log = -xp.log(xp.where(clamped, xp.ones_like(q), q))
     return xp.where(xp.logical_or(clamped, neg_log > LOG_CLAMP), xp.full_like(q, LOG_CLAMP), neg_log)
 

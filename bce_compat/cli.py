@@ -16,6 +16,8 @@ from bce_compat._version import __version__
 # each defers importing frameworks until its command runs).
 SUBCOMMAND_MODULES = [
     "bce_compat._cli_backends",
+    "bce_compat._cli_conformance",
+    "bce_compat._cli_diff",
     "bce_compat._cli_migrate",
 ]
 

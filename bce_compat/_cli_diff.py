@@ -1,0 +1,41 @@
+"""``bce-compat diff torch paddle``: where two frameworks' own BCE ops give different numbers or behaviour.
+
+Built from the conformance suite's native-op results; one line of advice per difference.
+"""
+
+from __future__ import annotations
+
+import sys
+
+NATIVE = ("torch", "paddle", "tensorflow", "jax")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("diff", help="divergence guide: where two frameworks' own ops differ")
+    parser.add_argument("a", choices=NATIVE, help="first framework")
+    parser.add_argument("b", choices=NATIVE, help="second framework")
+    parser.add_argument("--cases", help="comma-separated case filters (as for conformance)")
+    parser.add_argument("--json", metavar="FILE", help="write the differences as JSON")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    import json
+
+    from bce_compat.conformance import casedata, report, runner
+
+    if args.a == args.b:
+        print("diff needs two different frameworks", file=sys.stderr)
+        return 2
+    cases = casedata.load_cases([p.strip() for p in args.cases.split(",")] if args.cases else None)
+    result = runner.run(cases, [args.a, args.b], native=True, shim=False)
+    missing = [f for f in (args.a, args.b) if f not in result.backends]
+    if missing:
+        print(f"not installed: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    rows = report.diff_rows(result, args.a, args.b)
+    print(report.diff_text(rows, args.a, args.b))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(rows, fh, indent=1)
+    return 0

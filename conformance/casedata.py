@@ -1,0 +1,162 @@
+"""The conformance cases: TOML files in ``cases/``, one per source document, read as ``Case`` objects.
+
+Each file names its ``source`` (a file in ``shared/seeds/``, or ``SPEC.md`` for our own cases,
+``kind = "ours"``); each ``[[case]]`` quotes the sentence or example it checks, gives inputs
+(literal, ``{fill, shape}``, ``{values, shape, dtype}``, ``{random, shape, seed}`` or
+``{python = number}``), the call (dialects, function, kwargs) and the expectation
+(``value`` with a tolerance, ``error``, ``shape``, ``warns``, ``formulas``; every case also
+checks the exact reference and that all backends agree).
+
+>>> cases = load_cases(); any(c.id == "paddle-F-logits-example" for c in cases)
+True
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+
+import numpy as np
+
+FUNCTIONS = ("binary_cross_entropy_with_logits", "binary_cross_entropy", "BCEWithLogitsLoss", "BCELoss")
+ARRAY_ARGS = ("input", "target", "weight", "pos_weight")
+DEFAULT_DTYPES = ("float32", "float64")
+DIALECTS = ("torch", "paddle")
+_GENERATORS = ("randn", "rand", "bernoulli", "sigmoid_randn")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One executable claim: inputs, call and expectation, with the sentence it comes from."""
+
+    id: str
+    file: str
+    source: str
+    kind: str  # "documented" (from a seed document) or "ours" (SPEC numerics)
+    quote: str
+    function: str
+    dialects: tuple
+    dtypes: tuple
+    inputs: dict  # argument name -> spec (see module docstring)
+    kwargs: dict
+    expect: dict
+    advice: str = ""
+    eager_only: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def logits(self) -> bool:
+        return self.function in ("binary_cross_entropy_with_logits", "BCEWithLogitsLoss")
+
+    @property
+    def reduction(self) -> str:
+        """The reduction the result must have (after legacy arguments are applied)."""
+        return self.expect.get("reduction") or self.kwargs.get("reduction", "mean")
+
+    @property
+    def error(self) -> str | None:
+        return self.expect.get("error")
+
+    def numpy_inputs(self, dtype: str) -> dict:
+        """Argument name -> (float64 numpy values rounded to ``dtype``, dtype name) or ("python", number)."""
+        return {name: _materialise(spec, dtype) for name, spec in self.inputs.items()}
+
+
+def load_cases(patterns=None) -> list[Case]:
+    """Every case from the packaged TOML files, optionally filtered by id/file glob patterns (or substrings)."""
+    cases = []
+    folder = resources.files("bce_compat.conformance").joinpath("cases")
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".toml"):
+            cases.extend(_parse_file(entry.name, tomllib.loads(entry.read_text(encoding="utf-8"))))
+    ids = [c.id for c in cases]
+    duplicates = {i for i in ids if ids.count(i) > 1}
+    if duplicates:
+        raise ValueError(f"duplicate case ids: {sorted(duplicates)}")
+    return [c for c in cases if matches(c, patterns)] if patterns else cases
+
+
+def matches(case: Case, patterns) -> bool:
+    """True if any pattern (glob or substring) matches the case id, its file name or its kind."""
+    for pattern in patterns:
+        for text in (case.id, case.file, case.kind):
+            if fnmatch.fnmatch(text, pattern) or pattern in text:
+                return True
+    return False
+
+
+def _parse_file(name: str, data: dict) -> list[Case]:
+    cases = []
+    for raw in data.get("case", []):
+        function = raw.get("function", data.get("function"))
+        if function not in FUNCTIONS:
+            raise ValueError(f"{name}: case {raw.get('id')!r}: function must be one of {FUNCTIONS}, got {function!r}")
+        for arg in raw.get("inputs", {}):
+            if arg not in ARRAY_ARGS:
+                raise ValueError(f"{name}: case {raw['id']!r}: unknown input {arg!r}")
+        default_dialects = DIALECTS if "default_dialect" not in data else (data["default_dialect"], *[d for d in DIALECTS if d != data["default_dialect"]])
+        cases.append(
+            Case(
+                id=raw["id"],
+                file=name,
+                source=raw.get("source", data["source"]),
+                kind=raw.get("kind", data.get("kind", "documented")),
+                quote=raw["quote"],
+                function=function,
+                dialects=tuple(raw.get("dialects", default_dialects)),
+                dtypes=tuple(raw.get("dtypes", data.get("dtypes", DEFAULT_DTYPES))),
+                inputs=dict(raw["inputs"]),
+                kwargs=dict(raw.get("kwargs", {})),
+                expect=dict(raw.get("expect", {})),
+                advice=raw.get("advice", ""),
+                eager_only=bool(raw.get("eager_only", False)),
+            )
+        )
+    return cases
+
+
+def _materialise(spec, dtype: str):
+    """One input as (numpy values, dtype name); float values are rounded to ``dtype`` and held as float64."""
+    if isinstance(spec, dict) and "python" in spec:
+        return ("python", float(spec["python"]))
+    own_dtype = spec.get("dtype") if isinstance(spec, dict) else None
+    if isinstance(spec, list):
+        values = np.asarray(spec, dtype=np.float64)
+    elif "fill" in spec:
+        values = np.full(spec["shape"], spec["fill"], dtype=np.float64)
+    elif "values" in spec:
+        values = np.asarray(spec["values"])
+        if "shape" in spec:
+            values = values.reshape(spec["shape"])
+    elif "random" in spec:
+        values = _generate(spec["random"], spec["shape"], spec["seed"]) * spec.get("scale", 1.0)
+    else:
+        raise ValueError(f"input spec not understood: {spec!r}")
+    if own_dtype is not None:  # integer / bool labels keep their own dtype
+        return (values.astype(own_dtype), own_dtype)
+    return (round_to(values.astype(np.float64), dtype), dtype)
+
+
+def _generate(kind: str, shape, seed: int) -> np.ndarray:
+    """Seeded stand-ins for torch.randn / torch.rand / torch.empty(...).random_(2)."""
+    rng = np.random.default_rng(seed)
+    if kind == "randn":
+        return rng.standard_normal(shape)
+    if kind == "rand":
+        return rng.random(shape)
+    if kind == "bernoulli":
+        return rng.integers(0, 2, shape).astype(np.float64)
+    if kind == "sigmoid_randn":
+        return 1.0 / (1.0 + np.exp(-rng.standard_normal(shape)))
+    raise ValueError(f"random generator must be one of {_GENERATORS}, got {kind!r}")
+
+
+def round_to(values: np.ndarray, dtype: str) -> np.ndarray:
+    """``values`` rounded to ``dtype`` and returned as float64 (the exact inputs the backends see)."""
+    if dtype == "bfloat16":
+        import ml_dtypes
+
+        return values.astype(ml_dtypes.bfloat16).astype(np.float64)
+    return values.astype(dtype).astype(np.float64)

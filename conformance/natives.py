@@ -1,0 +1,123 @@
+"""Each framework's own BCE op, called the way a user of that framework would call it.
+
+``native_op(framework, modules, case)`` gives ``(label, fn)`` where ``fn(**arrays)`` calls the
+framework's op, or raises ``Unsupported`` with the reason (that cell is then "skipped").
+Where the op has no ``weight`` or ``reduction`` argument (tf.nn, keras, optax) the runner
+applies them with the framework's own multiply and mean/sum, and the label says so.
+
+>>> sorted(NATIVE_FRAMEWORKS)
+['jax', 'paddle', 'tensorflow', 'torch']
+"""
+
+from __future__ import annotations
+
+NATIVE_FRAMEWORKS = ("torch", "paddle", "tensorflow", "jax")
+_LEGACY = ("size_average", "reduce")
+
+
+class Unsupported(Exception):
+    """The native op has no way to express this case (the reason is the message)."""
+
+
+def native_op(framework: str, modules: dict, case):
+    """(label, fn) for ``framework``'s own op on ``case``; raises Unsupported with a reason."""
+    return _BUILDERS[framework](modules, case)
+
+
+def _torch(modules, case):
+    torch = modules["torch"]
+    F = torch.nn.functional
+    kwargs = dict(case.kwargs)
+    if case.function in ("BCEWithLogitsLoss", "BCELoss"):
+        cls = getattr(torch.nn, case.function)
+
+        def call(input, target, weight=None, pos_weight=None):
+            extra = {"pos_weight": pos_weight} if case.logits else {}
+            return cls(weight=weight, **extra, **kwargs)(input, target)
+
+        return f"torch.nn.{case.function}", call
+    fn = getattr(F, case.function)
+
+    def call(input, target, weight=None, pos_weight=None):
+        extra = {"pos_weight": pos_weight} if case.logits else {}
+        return fn(input, target, weight=weight, **extra, **kwargs)
+
+    return f"torch.nn.functional.{case.function}", call
+
+
+def _paddle(modules, case):
+    paddle = modules["paddle"]
+    kwargs = dict(case.kwargs)
+    if any(k in kwargs for k in _LEGACY):
+        raise Unsupported("paddle has no size_average/reduce arguments")
+    if case.function in ("BCEWithLogitsLoss", "BCELoss"):
+        cls = getattr(paddle.nn, case.function)
+
+        def call(input, target, weight=None, pos_weight=None):
+            extra = {"pos_weight": pos_weight} if case.logits else {}
+            return cls(weight=weight, **extra, **kwargs)(input, target)
+
+        return f"paddle.nn.{case.function}", call
+    fn = getattr(paddle.nn.functional, case.function)
+
+    def call(input, target, weight=None, pos_weight=None):
+        extra = {"pos_weight": pos_weight} if case.logits else {}
+        return fn(input, target, weight=weight, **extra, **kwargs)
+
+    return f"paddle.nn.functional.{case.function}", call
+
+
+def _runner_reduction(case) -> str:
+    if any(k in case.kwargs for k in _LEGACY):
+        raise Unsupported("no size_average/reduce arguments")
+    reduction = case.kwargs.get("reduction", "mean")
+    if reduction not in ("none", "mean", "sum"):
+        raise Unsupported(f"no reduction argument (the runner applies none/mean/sum, not {reduction!r})")
+    return reduction
+
+
+def _tensorflow(modules, case):
+    tf = modules["tensorflow"]
+    reduction = _runner_reduction(case)
+    reduce = {"none": lambda v: v, "mean": tf.reduce_mean, "sum": tf.reduce_sum}[reduction]
+    if case.logits:
+        def call(input, target, weight=None, pos_weight=None):
+            if pos_weight is None:
+                loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=input)
+            else:
+                loss = tf.nn.weighted_cross_entropy_with_logits(labels=target, logits=input, pos_weight=pos_weight)
+            return reduce(loss if weight is None else loss * weight)
+
+        label = "tf.nn.sigmoid_cross_entropy_with_logits / weighted_cross_entropy_with_logits"
+    else:
+        import keras
+
+        def call(input, target, weight=None, pos_weight=None):
+            loss = keras.ops.binary_crossentropy(target, input, from_logits=False)
+            return reduce(loss if weight is None else loss * weight)
+
+        label = "keras.ops.binary_crossentropy"
+    return f"{label} (weight, reduction by runner)", call
+
+
+def _jax(modules, case):
+    jax = modules["jax"]
+    if not case.logits:
+        raise Unsupported("optax has no probability-input BCE")
+    if "pos_weight" in case.inputs:
+        raise Unsupported("optax.sigmoid_binary_cross_entropy has no pos_weight")
+    reduction = _runner_reduction(case)
+    import jax.numpy as jnp
+    import optax
+
+    reduce = {"none": lambda v: v, "mean": jnp.mean, "sum": jnp.sum}[reduction]
+
+    def call(input, target, weight=None, pos_weight=None):
+        loss = optax.sigmoid_binary_cross_entropy(input, target)
+        return reduce(loss if weight is None else loss * weight)
+
+    del jax
+    return "optax.sigmoid_binary_cross_entropy (weight, reduction by runner)", call
+
+
+_BUILDERS = {"torch": _torch, "paddle": _paddle, "tensorflow": _tensorflow, "jax": _jax}

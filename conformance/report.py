@@ -1,0 +1,194 @@
+"""Turn a runner ``Result`` into what people read: the table, the summary, divergences, JUnit, a diff.
+
+>>> summary_line({"passed": 3, "failed": 0, "diverges": 1, "skipped": 2})
+'conformance: 3 passed, 0 failed, 1 diverges (native), 2 skipped'
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+SHORT = {"numpy": "numpy", "torch": "torch", "paddle": "paddle", "tensorflow": "tf", "jax": "jax",
+         "dask": "dask", "array_api_strict": "strict"}
+MARK = {"pass": "ok", "fail": "FAIL", "diverges": "div", "skipped": "skip"}
+_RANK = {"fail": 3, "diverges": 2, "pass": 1, "skipped": 0}
+_ID_WIDTH = 30  # 30 + 11 columns of 6 + " | " fits 100 columns
+
+
+def summary_line(counts: dict) -> str:
+    return (f"conformance: {counts['passed']} passed, {counts['failed']} failed, "
+            f"{counts['diverges']} diverges (native), {counts['skipped']} skipped")
+
+
+def table(result) -> str:
+    """Rows: cases; columns: our shim on each backend (both dialects, all dtypes), then each native op.
+
+    A cell shows the worst of its checks: FAIL > div > ok > skip ("-" where nothing ran).
+    """
+    natives = [b for b in ("torch", "paddle", "tensorflow", "jax") if b in result.backends]
+    columns = [("shim", b) for b in result.backends] + [("native", b) for b in natives]
+    cells = {}
+    for o in result.outcomes:
+        key = (o.case, "native" if o.path == "native" else "shim", o.backend)
+        if key not in cells or _RANK[o.status] > _RANK[cells[key]]:
+            cells[key] = o.status
+    disagree = {a.case for a in result.agreements if not a.ok}
+    widths = [max(len(SHORT[b]), 4) + 1 for _, b in columns]  # a leading space in every cell
+
+    def join(texts, kind):
+        return "".join(f"{t:>{w}}" for t, w, (k, _) in zip(texts, widths, columns) if k == kind)
+
+    heads = [SHORT[b] for _, b in columns]
+    shim_head, native_head = join(heads, "shim"), join(heads, "native")
+    lines = [f"{'':<{_ID_WIDTH}}{'our shim on each backend':^{len(shim_head)}} | {'native op':^{len(native_head)}}",
+             f"{'case':<{_ID_WIDTH}}{shim_head} | {native_head}"]
+    for case in result.cases:
+        row = [MARK.get(cells.get((case.id, kind, b)), "-") for kind, b in columns]
+        name = case.id if len(case.id) <= _ID_WIDTH else case.id[: _ID_WIDTH - 1] + "…"
+        flag = " !!" if case.id in disagree else ""
+        lines.append(f"{name:<{_ID_WIDTH}}{join(row, 'shim')} | {join(row, 'native')}{flag}")
+    return "\n".join(lines)
+
+
+def failures_text(result) -> str:
+    lines = []
+    for o in result.failures:
+        lines.append(f"FAIL {o.case} [{o.backend} {o.path} {o.dtype}]: {o.detail}")
+    for a in result.agreements:
+        if not a.ok:
+            lines.append(f"FAIL {a.case} [{a.path} {a.dtype}] backends disagree ({a.worst:.3g}x tolerance): {a.where}")
+    return "\n".join(lines)
+
+
+def skips_text(result) -> str:
+    """Skip reasons, counted (the table only says 'skip')."""
+    counts = {}
+    for o in result.outcomes:
+        if o.status == "skipped":
+            key = f"{o.backend} {o.path}: {o.detail}"
+            counts[key] = counts.get(key, 0) + 1
+    return "\n".join(f"  {n:4d} x {reason}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def agreement_text(result) -> str:
+    worst = result.largest_disagreement()
+    if worst is None:
+        return "cross-backend agreement: nothing to compare"
+    return (f"cross-backend agreement: largest disagreement {worst.worst:.3g}x tolerance "
+            f"({worst.case}, {worst.path}, {worst.dtype}; {worst.where})")
+
+
+def divergences_text(result) -> str:
+    """Where each framework's own op departs from the document or the exact math."""
+    by_case = {}
+    for o in result.divergences:
+        by_case.setdefault(o.case, []).append(o)
+    cases = {c.id: c for c in result.cases}
+    lines = [f"Native-op divergences ({len(result.divergences)} cells in {len(by_case)} cases):"]
+    for case_id, outcomes in by_case.items():
+        case = cases[case_id]
+        lines.append(f"\n{case_id}  [{case.source}] {case.quote}")
+        for o in outcomes:
+            lines.append(f"  {o.backend:<10} {o.dtype:<8} {o.op}: {o.detail}")
+        if case.advice:
+            lines.append(f"  advice: {case.advice}")
+    return "\n".join(lines)
+
+
+def write_json(result, path: str) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(result.to_dict(), fh, indent=1, default=str)
+
+
+def write_junit(result, path: str) -> None:
+    """One testcase per cell (case × backend × path × dtype); native divergences pass with a note."""
+    counts = result.counts()
+    suite = ET.Element("testsuite", name="bce_compat.conformance", tests=str(len(result.outcomes) + len(result.agreements)),
+                       failures=str(counts["failed"]), skipped=str(counts["skipped"]), time=f"{result.seconds:.2f}")
+    for o in result.outcomes:
+        tc = ET.SubElement(suite, "testcase", classname=o.case, name=f"{o.backend}-{o.path}-{o.dtype}")
+        if o.status == "fail":
+            ET.SubElement(tc, "failure", message=o.detail[:200]).text = o.detail
+        elif o.status == "skipped":
+            ET.SubElement(tc, "skipped", message=o.detail)
+        elif o.status == "diverges":
+            ET.SubElement(tc, "system-out").text = f"diverges (native, reported, not fatal): {o.detail}"
+    for a in result.agreements:
+        tc = ET.SubElement(suite, "testcase", classname=a.case, name=f"agreement-{a.path}-{a.dtype}")
+        if not a.ok:
+            ET.SubElement(tc, "failure", message=f"backends disagree: {a.where}")
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def diff_rows(result, a: str, b: str) -> list[dict]:
+    """Cases where framework ``a``'s own op and ``b``'s give different numbers or behaviour."""
+    native = {(o.case, o.backend, o.dtype): o for o in result.outcomes if o.path == "native"}
+    rows = []
+    for case in result.cases:
+        for dtype in case.dtypes:
+            oa, ob = native.get((case.id, a, dtype)), native.get((case.id, b, dtype))
+            if not oa or not ob or "skipped" in (oa.status, ob.status):
+                continue
+            if not _differ(oa, ob, dtype):
+                continue
+            rows.append({"case": case.id, "dtype": dtype, "quote": case.quote, "source": case.source,
+                         a: _behaviour(oa), b: _behaviour(ob),
+                         "advice": case.advice or "use bce_compat to get one answer on both"})
+    return rows
+
+
+_DIFF_RTOL = {"float16": 1e-2, "bfloat16": 1e-2, "float32": 1e-5, "float64": 1e-12}
+
+
+def _differ(oa, ob, dtype) -> bool:
+    """Different behaviour: error vs result, another shape, or numbers apart by more than rounding noise."""
+    if (oa.error is None) != (ob.error is None) or oa.shape != ob.shape:
+        return True
+    if oa.error:
+        return False
+    if oa.status != ob.status and max(oa.worst, ob.worst) > 10:  # e.g. one gradient is wrong
+        return True
+    return oa.value is not None and ob.value is not None and not _close(oa.value, ob.value, _DIFF_RTOL[dtype])
+
+
+def _close(u, v, rtol=1e-6) -> bool:
+    if u is None or v is None:
+        return u is v
+    u, v = (u if isinstance(u, list) else [u]), (v if isinstance(v, list) else [v])
+    if len(u) != len(v):
+        return False
+    for p, q in zip(u, v):
+        if isinstance(p, str) or isinstance(q, str):
+            if p != q:
+                return False
+        elif abs(p - q) > rtol * max(1.0, abs(p), abs(q)):
+            return False
+    return True
+
+
+def _behaviour(o) -> str:
+    if o.error:
+        return f"error ({o.error.split(':')[0]})"
+    status = "matches the exact value" if o.status == "pass" else o.detail
+    return f"{_short_value(o.value)} shape {o.shape}: {status}"
+
+
+def _short_value(v) -> str:
+    if isinstance(v, list):
+        return "[" + ", ".join(_short_value(x) for x in v[:6]) + (", …]" if len(v) > 6 else "]")
+    if v is None:
+        return "(large array)"
+    return v if isinstance(v, str) else f"{v:.6g}"
+
+
+def diff_text(rows: list[dict], a: str, b: str) -> str:
+    if not rows:
+        return f"{a} and {b}: no case where their own ops differ."
+    lines = [f"Where {a}'s and {b}'s own BCE ops differ ({len(rows)} case/dtype pairs):"]
+    for r in rows:
+        lines.append(f"\n{r['case']} ({r['dtype']})  [{r['source']}]")
+        lines.append(f"  {a:<10} {r[a]}")
+        lines.append(f"  {b:<10} {r[b]}")
+        lines.append(f"  advice: {r['advice']}")
+    return "\n".join(lines)

@@ -1,0 +1,445 @@
+"""Run the conformance cases on every installed backend, through our shim and each framework's own op.
+
+In-process and injectable, so tests can feed it a deliberately wrong implementation:
+
+>>> from bce_compat.conformance import casedata
+>>> result = run(casedata.load_cases(["paddle-F-logits-example"]), ["numpy"], native=False)
+>>> result.counts()["failed"], result.exit_code
+(0, 0)
+
+Paths: ``torch-dialect`` and ``paddle-dialect`` (our shim, ``bce_compat`` and
+``bce_compat.dialects.paddle``) on every backend, ``native`` (the framework's own op) on
+torch, paddle, tensorflow and jax. A shim failure or a cross-backend disagreement fails the
+run; a native op that departs from the document or the exact math "diverges" (reported only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from bce_compat.conformance import casedata, frameworks, natives, reference
+
+STATUSES = ("pass", "fail", "diverges", "skipped")
+HALF = ("float16", "bfloat16")
+_EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}
+# Smallest normal numbers: a result below them may be flushed to zero (TF and XLA set
+# flush-to-zero on CPU), so differences of that size are allowed.
+_TINY = {"float16": 2.0**-14, "bfloat16": 2.0**-126, "float32": 2.0**-126, "float64": 2.0**-1022}
+# whose document a seed is: the native op of that framework is held to its claims (e.g. shape [1])
+_DOC_OWNER = {"000": "torch", "001": "torch", "002": "torch", "003": "torch", "004": "paddle"}
+
+
+@dataclass
+class Outcome:
+    """One cell: a case on one backend, one path, one dtype."""
+
+    case: str
+    backend: str
+    path: str  # "torch-dialect", "paddle-dialect" or "native"
+    dtype: str
+    status: str  # pass / fail / diverges / skipped
+    detail: str = ""
+    op: str = ""
+    shape: list | None = None
+    value: list | float | None = None
+    error: str | None = None
+    worst: float = 0.0  # largest error in units of the tolerance (<= 1 passes)
+
+
+@dataclass
+class Agreement:
+    """Cross-backend agreement of the shim for one case, dialect and dtype."""
+
+    case: str
+    path: str
+    dtype: str
+    backends: list
+    worst: float  # largest pairwise difference / (sum of the two tolerances)
+    where: str
+    ok: bool
+
+
+@dataclass
+class Result:
+    cases: list
+    backends: list
+    outcomes: list = field(default_factory=list)
+    agreements: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    def counts(self) -> dict:
+        counts = {"passed": 0, "failed": 0, "diverges": 0, "skipped": 0}
+        key = {"pass": "passed", "fail": "failed", "diverges": "diverges", "skipped": "skipped"}
+        for o in self.outcomes:
+            counts[key[o.status]] += 1
+        counts["failed"] += sum(not a.ok for a in self.agreements)
+        return counts
+
+    @property
+    def failures(self) -> list:
+        return [o for o in self.outcomes if o.status == "fail"]
+
+    @property
+    def divergences(self) -> list:
+        return [o for o in self.outcomes if o.status == "diverges"]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.counts()["failed"] else 0
+
+    def largest_disagreement(self) -> Agreement | None:
+        return max(self.agreements, key=lambda a: a.worst, default=None)
+
+    def to_dict(self) -> dict:
+        worst = self.largest_disagreement()
+        return {
+            "summary": {**self.counts(), "seconds": round(self.seconds, 2), "backends": self.backends},
+            "largest_disagreement": asdict(worst) if worst else None,
+            "cases": [
+                {"id": c.id, "file": c.file, "source": c.source, "kind": c.kind, "quote": c.quote, "advice": c.advice}
+                for c in self.cases
+            ],
+            "outcomes": [asdict(o) for o in self.outcomes],
+            "agreement": [asdict(a) for a in self.agreements],
+            "divergences": [asdict(o) for o in self.divergences],
+        }
+
+
+def default_shim_modules() -> dict:
+    import bce_compat
+    from bce_compat.dialects import paddle as paddle_dialect
+
+    return {"torch": bce_compat, "paddle": paddle_dialect}
+
+
+def run(cases=None, backends=None, native=True, shim=True, shim_module_override=None, progress=None) -> Result:
+    """Run ``cases`` (default: all) on ``backends`` (default: every installed one).
+
+    ``shim_module_override`` maps a dialect ("torch", "paddle") to a module-like object with the
+    dialect's four callables, replacing ours (used to check that a wrong implementation fails).
+    ``progress(i, n, case_id)`` is called before each case.
+    """
+    start = time.perf_counter()
+    cases = casedata.load_cases() if cases is None else list(cases)
+    fws = frameworks.available(backends)
+    modules = frameworks.import_installed(tuple(fws))
+    shim_modules = {**default_shim_modules(), **(shim_module_override or {})}
+    result = Result(cases=cases, backends=list(fws))
+    with contextlib.ExitStack() as stack:
+        if "dask" in fws:  # the threaded scheduler only adds overhead on these tiny arrays
+            stack.enter_context(modules["dask"].config.set(scheduler="synchronous"))
+        for i, case in enumerate(cases):
+            if progress:
+                progress(i, len(cases), case.id)
+            run_case(case, fws, modules, shim_modules, result, native=native, shim=shim)
+    if progress:
+        progress(len(cases), len(cases), "")
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def run_case(case, fws: dict, modules: dict, shim_modules: dict, result: Result, native=True, shim=True) -> None:
+    """Append the outcomes (and agreements) of one case on the given frameworks to ``result``."""
+    for dtype in case.dtypes:
+        if shim:
+            for dialect in case.dialects:
+                path = f"{dialect}-dialect"
+                cells = [
+                    (name, _evaluate(case, fw, dtype, path, _shim_call(case, shim_modules[dialect], dialect), "shim"))
+                    for name, fw in fws.items()
+                ]
+                result.outcomes.extend(o for _, (o, _) in cells)
+                agreement = _agreement(case, path, dtype, [(n, o, got) for n, (o, got) in cells])
+                if agreement:
+                    result.agreements.append(agreement)
+        if native:
+            for name in natives.NATIVE_FRAMEWORKS:
+                if name not in fws:
+                    continue
+                try:
+                    label, fn = natives.native_op(name, modules, case)
+                except natives.Unsupported as exc:
+                    result.outcomes.append(Outcome(case.id, name, "native", dtype, "skipped", str(exc)))
+                    continue
+                outcome, _ = _evaluate(case, fws[name], dtype, "native", (label, fn), "native")
+                result.outcomes.append(outcome)
+
+
+def _shim_call(case, module, dialect):
+    kwargs = dict(case.kwargs)
+    label = f"{'bce_compat' if dialect == 'torch' else 'bce_compat.dialects.paddle'}.{case.function}"
+    if case.function in ("BCEWithLogitsLoss", "BCELoss"):
+        cls = getattr(module, case.function)
+
+        def call(input, target, weight=None, pos_weight=None):
+            extra = {"pos_weight": pos_weight} if case.logits else {}
+            return cls(weight=weight, **extra, **kwargs)(input, target)
+
+        return label, call
+    fn = getattr(module, case.function)
+
+    def call(input, target, weight=None, pos_weight=None):
+        extra = {"pos_weight": pos_weight} if case.logits else {}
+        return fn(input, target, weight=weight, **extra, **kwargs)
+
+    return label, call
+
+
+@functools.lru_cache(maxsize=512)
+def _exact_cached(case_id: str, dtype: str, formula: str, _case_key):
+    case = _case_key.case
+    inputs = case.numpy_inputs(dtype)
+
+    def plain(name):
+        if name not in inputs:
+            return None
+        values, dt = inputs[name]
+        return dt if isinstance(values, str) else np.asarray(values, np.float64)  # python number or array
+
+    weight, pos_weight = plain("weight"), plain("pos_weight")
+    return reference.exact(case.logits, plain("input"), plain("target"), weight, pos_weight, case.reduction, formula)
+
+
+class _Key:
+    """Hashable by id, so the lru_cache above can hold a case."""
+
+    def __init__(self, case):
+        self.case = case
+
+    def __hash__(self):
+        return hash((self.case.id, self.case.file))
+
+    def __eq__(self, other):
+        return self.case.id == other.case.id and self.case.file == other.case.file
+
+
+def exact_for(case, dtype: str, formula: str = "torch") -> reference.Exact:
+    return _exact_cached(case.id, dtype, formula, _Key(case))
+
+
+def _skip_reason(case, fw, dtype: str, kind: str) -> str | None:
+    if dtype not in fw.dtypes:
+        return f"{fw.name} test bench has no {dtype}"
+    if fw.name == "jax" and dtype == "float64":
+        import jax
+
+        if not jax.config.jax_enable_x64:
+            return "jax float64 needs JAX_ENABLE_X64=1"
+    if kind == "shim" and case.eager_only and fw.name == "dask":
+        return "lazy backend: value checks are not made (SPEC 5)"
+    if kind == "native" and fw.value_and_grad is None:
+        return "no native op"
+    return None
+
+
+def _build_args(case, fw, dtype: str) -> dict:
+    args = {}
+    for name, (values, dt) in case.numpy_inputs(dtype).items():
+        if isinstance(values, str):  # ("python", number)
+            args[name] = dt
+        elif dt in ("float16", "bfloat16", "float32", "float64"):
+            args[name] = fw.asarray(values, dt)
+        else:
+            args[name] = frameworks.asarray_keep_dtype(fw.name, values)
+    return args
+
+
+def _dtype_name(value) -> str:
+    d = getattr(value, "dtype", None)
+    name = getattr(d, "name", None)
+    return (name if isinstance(name, str) else str(d).split(".")[-1]).lower()
+
+
+def _evaluate(case, fw, dtype: str, path: str, call, kind: str):
+    """One cell: (Outcome, (value, grads) as numpy or None)."""
+    label, fn = call
+    base = dict(case=case.id, backend=fw.name, path=path, dtype=dtype, op=label)
+    miss = "fail" if kind == "shim" else "diverges"
+    reason = _skip_reason(case, fw, dtype, kind)
+    if reason:
+        return Outcome(status="skipped", detail=reason, **base), None
+    args = _build_args(case, fw, dtype)
+    names = list(args)
+    arrays = [args[n] for n in names]
+    floating = [i for i, n in enumerate(names) if case.numpy_inputs(dtype)[n][1] in _EPS]
+    wrt = floating if (case.expect.get("grad") and fw.value_and_grad and not case.error) else []
+    if "grad_wrt" in case.expect:
+        wrt = [i for i in wrt if names[i] in case.expect["grad_wrt"]]
+    if kind == "native":  # torch refuses grads w.r.t. weight/pos_weight; compare the logits' gradient only
+        wrt = [i for i in wrt if names[i] == "input"]
+
+    def positional(*a):
+        return fn(**dict(zip(names, a)))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            if wrt:
+                value, grads = fw.value_and_grad(positional, arrays, wrt)
+            else:
+                value, grads = positional(*arrays), []
+            got = np.asarray(fw.to_numpy(value), dtype=np.float64)
+        except Exception as exc:  # the behaviour under test may be an error
+            err = f"{type(exc).__name__}: {_short(exc)}"
+            if case.error:
+                names_mro = {c.__name__ for c in type(exc).__mro__}
+                ok = case.error in names_mro or kind == "native"
+                detail = "" if case.error in names_mro else f"raised {err} (expected {case.error})"
+                return Outcome(status="pass" if ok else "fail", detail=detail, error=err, **base), None
+            if kind == "native" and dtype in HALF:
+                return Outcome(status="skipped", detail=f"no {dtype} kernel: {err}", error=err, **base), None
+            return Outcome(status=miss, detail=f"raised {err}", error=err, **base), None
+    warned = any(issubclass(w.category, Warning) for w in caught)
+    shape = list(got.shape)
+    if case.error:
+        return Outcome(status=miss, detail=f"expected {case.error}, returned shape {shape}", shape=shape,
+                       value=_jsonable(got), **base), None
+    problems = []
+    exp = exact_for(case, dtype)
+    want_shape = case.expect.get("shape", list(exp.value.shape))
+    owner = _DOC_OWNER.get(case.source[:3])
+    if kind == "native" and "doc_shape" in case.expect and owner == fw.name and shape != case.expect["doc_shape"]:
+        problems.append(f"documented shape {case.expect['doc_shape']}, returned {shape}")
+    if shape != list(want_shape):
+        problems.append(f"shape {shape}, expected {list(want_shape)}")
+    result_dtype = _dtype_name(value)
+    if kind == "shim" and result_dtype != dtype:
+        problems.append(f"dtype {result_dtype}, expected {dtype}")
+    if case.expect.get("warns") and not warned:
+        problems.append("no warning for a deprecated argument")
+    if case.expect.get("finite") and not np.all(np.isfinite(got)):
+        problems.append("non-finite result")
+    if "value" in case.expect:
+        doc = case.expect["value"]
+        tol = case.expect.get("value_atol", 0.0) + case.expect.get("value_rtol", 0.0) * abs(doc)
+        if not np.all(np.abs(got - doc) <= tol):
+            problems.append(f"documented {doc} (±{tol:g}), got {_fmt(got)}")
+    worst = 0.0
+    if shape == list(exp.value.shape):
+        for formula in ["torch", *[f for f in case.expect.get("formulas", []) if f != "torch"]]:
+            ref = exact_for(case, dtype, formula)
+            ratio, where = compare(got, ref.value, ref.scale, dtype, ref.n_summed if case.reduction != "none" else 1)
+            worst = max(worst, ratio)
+            if ratio > 1:
+                label_f = "exact" if formula == "torch" else f"exact ({formula} formula)"
+                problems.append(f"{label_f}: {where}{_at(case, dtype, where)}")
+    grads_np = {}
+    for i, g in zip(wrt, grads):
+        name = names[i]
+        want, scale = exp.grads[name]
+        if g is None:
+            problems.append(f"no gradient for {name}")
+            continue
+        g = np.asarray(g, np.float64)
+        grads_np[name] = g
+        if g.shape != want.shape:
+            problems.append(f"grad {name}: shape {list(g.shape)}, expected {list(want.shape)}")
+            continue
+        ratio, where = compare(g, want, scale, dtype, exp.n_summed)
+        worst = max(worst, ratio)
+        if ratio > 1:
+            problems.append(f"grad {name}: {where}{_at(case, dtype, where)}")
+    status = miss if problems else "pass"
+    outcome = Outcome(status=status, detail="; ".join(problems), shape=shape, value=_jsonable(got), worst=worst, **base)
+    return outcome, (got, grads_np)
+
+
+def tolerance(dtype: str, ref, scale, n_summed: int):
+    """Allowed |error|: a few ulp of the terms' magnitude (SPEC 4); halves: 1 ulp of the output."""
+    log_n = math.ceil(math.log2(max(n_summed, 1)))
+    ref, scale = np.abs(np.asarray(ref)), np.asarray(scale)
+    if dtype in HALF:
+        return _EPS[dtype] * ref + (8 + 2 * log_n) * _EPS["float32"] * scale + _TINY[dtype]
+    return (4 + 2 * log_n) * _EPS[dtype] * np.maximum(scale, ref) + _TINY[dtype]
+
+
+def compare(got, want, scale, dtype: str, n_summed: int) -> tuple[float, str]:
+    """(largest |got - want| / tolerance, a description of where); non-finite values must match exactly."""
+    got, want = np.broadcast_arrays(np.asarray(got, np.float64), np.asarray(want, np.float64))
+    if got.size == 0:
+        return 0.0, ""
+    tol = np.broadcast_to(tolerance(dtype, want, scale, n_summed), got.shape)
+    same_nonfinite = (np.isnan(got) & np.isnan(want)) | (np.isinf(want) & (got == want))
+    finite = np.isfinite(want) & np.isfinite(got)
+    with np.errstate(invalid="ignore", over="ignore"):
+        ratio = np.where(finite, np.abs(got - want) / np.where(tol > 0, tol, 1.0), np.inf)
+    ratio = np.where(same_nonfinite, 0.0, ratio)
+    idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), ratio.shape)) if ratio.ndim else ()
+    worst = float(ratio[idx])
+    digits = 17 if dtype == "float64" else 9
+    where = f"got {got[idx]:.{digits}g}, exact {want[idx]:.{digits}g}"
+    where = f"at {list(idx)} {where}" if ratio.ndim else where
+    return worst, where
+
+
+def _at(case, dtype, where) -> str:
+    """The inputs at the worst element, for elementwise results (readable divergence reports)."""
+    if case.reduction != "none" or not where.startswith("at ["):
+        return ""
+    idx = tuple(int(v) for v in where[4:where.index("]")].split(",") if v.strip())
+    parts = []
+    for name, short in (("input", "x"), ("target", "y")):
+        values, _ = case.numpy_inputs(dtype)[name]
+        try:
+            parts.append(f"{short}={np.asarray(values)[idx]:g}")
+        except (IndexError, TypeError, ValueError):
+            return ""
+    return f" ({', '.join(parts)})"
+
+
+def _agreement(case, path, dtype, cells) -> Agreement | None:
+    """Pairwise agreement of the shim's value and gradients between backends, in units of tolerance."""
+    ok_cells = [(n, r) for n, o, r in cells if r is not None and o.status in ("pass", "fail")]
+    if len(ok_cells) < 2:
+        return None
+    exp = exact_for(case, dtype)
+    worst, where = 0.0, ""
+    n = exp.n_summed
+    for i, (name_a, (val_a, grads_a)) in enumerate(ok_cells):
+        for name_b, (val_b, grads_b) in ok_cells[i + 1:]:
+            pairs = [("value", val_a, val_b, exp.value, exp.scale)]
+            pairs += [(f"grad {g}", grads_a[g], grads_b[g], *exp.grads[g]) for g in grads_a if g in grads_b]
+            for what, a, b, want, scale in pairs:
+                if a.shape != b.shape:
+                    ratio, desc = math.inf, f"shapes {list(a.shape)} vs {list(b.shape)}"
+                else:
+                    tol = 2 * tolerance(dtype, want, scale, n)
+                    both = (np.isnan(a) & np.isnan(b)) | (a == b)
+                    with np.errstate(invalid="ignore"):
+                        r = np.where(both, 0.0, np.abs(a - b) / np.broadcast_to(tol, a.shape))
+                    r = np.where(np.isnan(r), np.inf, r)
+                    ratio = float(np.max(r)) if r.size else 0.0
+                    with np.errstate(invalid="ignore"):
+                        diff = np.where(both, 0.0, np.abs(a - b))
+                    desc = f"max |diff| {float(np.max(np.nan_to_num(diff, nan=np.inf))) if diff.size else 0.0:.3g}"
+                if ratio > worst:
+                    worst, where = ratio, f"{what}: {name_a} vs {name_b}, {desc}"
+    return Agreement(case.id, path, dtype, [n for n, _ in ok_cells], worst, where, worst <= 1)
+
+
+def _jsonable(a: np.ndarray):
+    if a.ndim == 0:
+        return _num(float(a))
+    if a.size > 16:
+        return None
+    return [_num(float(v)) for v in a.ravel()]
+
+
+def _num(v: float):
+    return v if math.isfinite(v) else str(v)
+
+
+def _fmt(a: np.ndarray) -> str:
+    return f"{float(a):.9g}" if a.ndim == 0 else np.array2string(a, precision=6, threshold=8)
+
+
+def _short(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text[:160] + ("…" if len(text) > 160 else "")
