@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -184,6 +185,9 @@ def test_cli_reads_stdin_and_imports_no_framework():
         "sys.exit(code)\n"
     )
     source = "from torch.nn import BCEWithLogitsLoss as L\nloss = L(pos_weight=p)\n"
-    done = subprocess.run([sys.executable, "-c", script], input=source, capture_output=True, text=True, timeout=60)
+    # run outside the source tree, so the installed package is imported, not ./bce_compat
+    done = subprocess.run(
+        [sys.executable, "-c", script], input=source, capture_output=True, text=True, timeout=60, cwd=tempfile.gettempdir()
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "import bce_compat\n\nloss = bce_compat.BCEWithLogitsLoss(pos_weight=p)\n"
