@@ -1,13 +1,19 @@
-"""Dask backend: lazy ``dask.array.Array`` in, lazy array out, through array-api-compat."""
+"""Dask backend: lazy ``dask.array.Array`` in, lazy array out, through array-api-compat.
+
+The math runs chunk by chunk and ``sum``/``mean`` are Dask's own tree reductions, so the loss
+over an array larger than memory streams through it. Nothing is computed until ``.compute()``;
+therefore the probability BCE's [0, 1] value check is skipped (it would compute the graph).
+"""
+
+import sys
 
 NAME = "dask"
 INSTALL = "pip install 'bce_compat[dask]'"
 
 
 def array_types():
-    import dask.array
-
-    return (dask.array.Array,)
+    array = sys.modules.get("dask.array")  # `import dask` alone cannot have made a dask array
+    return () if array is None else (array.Array,)
 
 
 def namespace(x):

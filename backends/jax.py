@@ -1,4 +1,8 @@
-"""JAX backend: ``jax.Array`` and tracers (jit, grad, vmap), through array-api-compat."""
+"""JAX backend: ``jax.Array`` and tracers (jit, grad, vmap); ``jax.numpy`` is an array-API namespace.
+
+Under any JAX transformation the inputs are tracers without values, so the probability BCE's
+[0, 1] value check is skipped there (a Python ``bool`` of a tracer would break tracing).
+"""
 
 NAME = "jax"
 INSTALL = "pip install 'bce_compat[jax]'"
