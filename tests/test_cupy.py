@@ -5,13 +5,13 @@ device and matches a float64 NumPy reference. Skipped without CuPy or without a 
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
 
 import bce_compat
 from bce_compat.dialects import paddle as paddle_dialect
+from _float64_reference import logits_reference, probs_reference
 
 cp = pytest.importorskip("cupy", reason="CuPy is not installed (needs an NVIDIA GPU: pip install 'bce_compat[cupy]')")
 
@@ -28,21 +28,6 @@ pytestmark = pytest.mark.skipif(_device_count() == 0, reason="CuPy is installed 
 REDUCTIONS = ("none", "mean", "sum")
 RNG = np.random.default_rng(5)
 TOLERANCE = {"float32": 2e-6, "float64": 1e-14}
-
-
-def softplus64(x):
-    return np.logaddexp(0.0, x)
-
-
-def logits_reference(x, y, w, p, reduction):
-    loss = w * (p * y * softplus64(-x) + (1 - y) * softplus64(x))
-    return loss if reduction == "none" else (math.fsum(loss.ravel()) / (loss.size if reduction == "mean" else 1))
-
-
-def probs_reference(q, y, w, reduction):
-    with np.errstate(divide="ignore"):
-        loss = -w * (y * np.maximum(np.log(q), -100) + (1 - y) * np.maximum(np.log1p(-q), -100))
-    return loss if reduction == "none" else (math.fsum(loss.ravel()) / (loss.size if reduction == "mean" else 1))
 
 
 def check(result, expected, dtype, shape, device):

@@ -14,35 +14,12 @@ import pytest
 
 import bce_compat
 from bce_compat.dialects import paddle as paddle_dialect
+from _float64_reference import logits_reference, probs_reference
 
 da = pytest.importorskip("dask.array")
 
 REDUCTIONS = ("none", "mean", "sum")
 RNG = np.random.default_rng(11)
-
-
-def softplus64(x):
-    return np.logaddexp(0.0, np.asarray(x, np.float64))
-
-
-def logits_reference(x, y, w=1.0, p=1.0, reduction="none"):
-    """float64 loss; sum and mean with math.fsum (correctly rounded), so chunking cannot hide an error."""
-    x, y, w, p = (np.asarray(a, np.float64) for a in (x, y, w, p))
-    loss = w * (p * y * softplus64(-x) + (1 - y) * softplus64(x))
-    if reduction == "none":
-        return loss
-    total = math.fsum(loss.ravel())
-    return total if reduction == "sum" else total / loss.size
-
-
-def probs_reference(q, y, w=1.0, reduction="none"):
-    q, y, w = (np.asarray(a, np.float64) for a in (q, y, w))
-    with np.errstate(divide="ignore"):
-        loss = -w * (y * np.maximum(np.log(q), -100) + (1 - y) * np.maximum(np.log1p(-q), -100))
-    if reduction == "none":
-        return loss
-    total = math.fsum(loss.ravel())
-    return total if reduction == "sum" else total / loss.size
 
 
 def sample(shape):

@@ -14,30 +14,13 @@ import pytest
 
 import bce_compat
 from bce_compat.dialects import paddle as paddle_dialect
+from _float64_reference import logits_reference, probs_reference, softplus64
 
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 
 REDUCTIONS = ("none", "mean", "sum")
 RNG = np.random.default_rng(7)
-
-
-def softplus64(x):
-    return np.logaddexp(0.0, np.asarray(x, np.float64))
-
-
-def logits_reference(x, y, w=1.0, p=1.0, reduction="none"):
-    """float64 w*[p*y*softplus(-x) + (1-y)*softplus(x)], then the reduction."""
-    x, y, w, p = (np.asarray(a, np.float64) for a in (x, y, w, p))
-    loss = w * (p * y * softplus64(-x) + (1 - y) * softplus64(x))
-    return {"none": loss, "mean": loss.mean(), "sum": loss.sum()}[reduction]
-
-
-def probs_reference(q, y, w=1.0, reduction="none"):
-    q, y, w = (np.asarray(a, np.float64) for a in (q, y, w))
-    with np.errstate(divide="ignore"):
-        loss = -w * (y * np.maximum(np.log(q), -100) + (1 - y) * np.maximum(np.log1p(-q), -100))
-    return {"none": loss, "mean": loss.mean(), "sum": loss.sum()}[reduction]
 
 
 def sample(shape=(4, 5)):

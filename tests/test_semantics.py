@@ -11,6 +11,7 @@ import bce_compat
 from _calls import DIALECTS, module, probs, with_logits
 from _reference import assert_result, exact_logits_loss, exact_probs_loss, reduce_exact, skip_unless_dtype
 from bce_compat.backends._float_dtypes import dtype_name
+from bce_compat.conformance import frameworks
 
 X = np.asarray([-3.0, -0.5, 0.0, 0.5, 3.0])
 Y = np.asarray([0.0, 1.0, 1.0, 0.0, 1.0])
@@ -18,41 +19,10 @@ Y = np.asarray([0.0, 1.0, 1.0, 0.0, 1.0])
 
 @pytest.mark.parametrize("target_dtype", ["int64", "int32", "bool"])
 def test_integer_and_bool_targets_are_cast_to_the_input_dtype(framework, target_dtype):
-    y = _int_array(framework, Y, target_dtype)
+    y = frameworks.asarray_keep_dtype(framework.name, Y.astype(target_dtype))
     x = framework.asarray(X, "float32")
     result = with_logits("torch", x, y, reduction="none")
     assert_result(result, x, framework, "float32", X.shape, exact_logits_loss(X, Y))
-
-
-def _int_array(framework, values, dtype):
-    """An integer/bool array of ``framework`` (the Framework helpers only make floating ones)."""
-    np_values = np.asarray(values).astype(dtype)
-    name = framework.name
-    if name == "numpy":
-        return np_values
-    if name == "torch":
-        import torch
-
-        return torch.from_numpy(np_values)
-    if name == "paddle":
-        import paddle
-
-        return paddle.to_tensor(np_values)
-    if name == "tensorflow":
-        import tensorflow as tf
-
-        return tf.constant(np_values)
-    if name == "jax":
-        import jax.numpy as jnp
-
-        return jnp.asarray(np_values)
-    if name == "dask":
-        import dask.array as da
-
-        return da.from_array(np_values)
-    import array_api_strict as xps
-
-    return xps.asarray(np_values)
 
 
 @pytest.mark.parametrize("x_dtype, y_dtype, expected", [
