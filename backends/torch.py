@@ -29,4 +29,6 @@ def values_are_concrete(x):
 
 
 def fast_paths():
-    return {}
+    from bce_compat.backends import torch_fast
+
+    return {"logits": torch_fast.bce_with_logits}

@@ -1,0 +1,56 @@
+"""Paddle fast path for BCE-with-logits on CPU: the chunked float64 kernels of ``numpy_fast``.
+
+Tensors go to NumPy and back through DLPack (zero-copy both ways). Only calls that record no
+gradient take it (evaluation, ``paddle.no_grad``); anything else (gradients wanted, GPU places,
+bfloat16, static graph mode, empty input) returns NotImplemented and takes the portable path.
+
+>>> import paddle
+>>> float(bce_with_logits(paddle.to_tensor([-20.0]), paddle.to_tensor([0.0]), None, None, "sum", paddle.float32))
+2.06115369216775e-09
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import paddle
+
+from bce_compat.backends import numpy_fast
+from bce_compat.backends._float_dtypes import dtype_name
+
+_DTYPES = ("float16", "float32", "float64")
+
+
+def bce_with_logits(x, y, weight, pos_weight, reduction, out_dtype):
+    """Chunked float64 NumPy kernels on zero-copy DLPack views (CPU, float16/32/64, no gradient)."""
+    if dtype_name(out_dtype) not in _DTYPES or not _eligible(x, (y, weight, pos_weight)):
+        return NotImplemented
+    if not x.stop_gradient and paddle.is_grad_enabled():
+        # A PyLayer over NumPy kernels would have a backward Paddle cannot differentiate again
+        # (double backward would silently lose x.grad); the portable path records a real graph.
+        return NotImplemented
+    return _to_paddle(_forward(x, y, weight, pos_weight, reduction, out_dtype))
+
+
+def _eligible(x, others) -> bool:
+    if not paddle.in_dynamic_mode() or x.size == 0 or not x.place.is_cpu_place():
+        return False
+    grad_on = paddle.is_grad_enabled()
+    for t in others:
+        if t is None or isinstance(t, (int, float)):
+            continue
+        if dtype_name(t.dtype) not in _DTYPES or not t.place.is_cpu_place() or (grad_on and not t.stop_gradient):
+            return False
+    return dtype_name(x.dtype) in _DTYPES
+
+
+def _numpy(t):
+    return t if t is None or isinstance(t, (int, float)) else np.from_dlpack(t.detach())
+
+
+def _to_paddle(array):
+    return paddle.utils.dlpack.from_dlpack(array)  # our results are fresh C-contiguous arrays (0-d kept)
+
+
+def _forward(x, y, weight, pos_weight, reduction, out_dtype):
+    operands = tuple(map(_numpy, (y, weight, pos_weight)))
+    return numpy_fast.evaluate(numpy_fast._loss_chunk, _numpy(x), operands, reduction, np.dtype(dtype_name(out_dtype)))

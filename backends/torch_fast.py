@@ -1,0 +1,172 @@
+"""Torch fast path for BCE-with-logits: one ``torch.autograd.Function`` per device kind.
+
+CPU tensors run the chunked float64 kernels of ``numpy_fast`` on zero-copy NumPy views (forward
+and analytic backward); CUDA tensors run the Triton kernels of ``torch_triton``. Anything else
+(bfloat16 on CPU, float64 on CUDA, CUDA without an importable Triton, gradients wanted for target/weight/pos_weight, torch.compile
+tracing, functorch transforms, forward-mode AD, tensor subclasses, empty input, mixed devices)
+returns NotImplemented and takes the portable path, which handles every case.
+
+>>> import torch
+>>> x = torch.tensor([-20.0, 0.0], requires_grad=True)
+>>> loss = bce_with_logits(x, torch.zeros(2), None, None, "sum", torch.float32)
+>>> loss.backward(); x.grad
+tensor([2.0612e-09, 5.0000e-01])
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import sys
+
+import torch
+
+_CPU_DTYPES = (torch.float16, torch.float32, torch.float64)
+_CUDA_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+
+
+def bce_with_logits(x, y, weight, pos_weight, reduction, out_dtype):
+    """autograd.Function: Triton kernels on CUDA (fp32/fp16/bf16), chunked float64 kernels on CPU."""
+    device = x.device.type
+    dtypes = _CPU_DTYPES if device == "cpu" else _CUDA_DTYPES if device == "cuda" else ()
+    if out_dtype not in dtypes or not eligible(x, (y, weight, pos_weight), dtypes):
+        return NotImplemented
+    if device == "cuda":
+        if not triton_importable():
+            return NotImplemented
+        from bce_compat.backends import torch_triton
+
+        return torch_triton.bce_with_logits(x, y, weight, pos_weight, reduction, out_dtype)
+    if not (x.requires_grad and torch.is_grad_enabled()):  # no graph to record: skip autograd.Function
+        return _cpu_forward(x, y, weight, pos_weight, reduction, out_dtype)
+    return _CPULoss.apply(x, y, weight, pos_weight, reduction, out_dtype)
+
+
+def _cpu_forward(x, y, weight, pos_weight, reduction, out_dtype):
+    from bce_compat.backends import numpy_fast
+
+    operands = tuple(map(_numpy, (y, weight, pos_weight)))
+    return torch.from_numpy(numpy_fast.evaluate(numpy_fast._loss_chunk, _numpy(x), operands, reduction, _numpy_dtype(out_dtype)))
+
+
+@functools.cache
+def triton_importable() -> bool:
+    """Triton is installed and can be imported (importing it after tensorflow aborts the process)."""
+    if "triton" in sys.modules:
+        return True
+    return "tensorflow" not in sys.modules and importlib.util.find_spec("triton") is not None
+
+
+def eligible(x, others, dtypes) -> bool:
+    """Plain strided tensors on x's device, dtypes in ``dtypes``, only ``x`` wanting a gradient."""
+    if x.numel() == 0 or torch.compiler.is_compiling() or _forward_ad_active():
+        return False
+    grad_on = torch.is_grad_enabled()
+    for i, t in enumerate((x, *others)):
+        if t is None or isinstance(t, (int, float)):
+            continue
+        if not _plain(t) or t.dtype not in dtypes or t.device != x.device:
+            return False
+        if i and grad_on and t.requires_grad:
+            return False
+    return True
+
+
+def _plain(t) -> bool:
+    return (
+        (type(t) is torch.Tensor or type(t) is torch.nn.Parameter)
+        and t.layout == torch.strided
+        and not _functorch_wrapped(t)
+    )
+
+
+def _functorch_wrapped(t) -> bool:
+    check = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    return bool(check and check(t))
+
+
+def _forward_ad_active() -> bool:
+    return getattr(torch.autograd.forward_ad, "_current_level", -1) >= 0
+
+
+def _numpy(t):
+    return t if t is None or isinstance(t, (int, float)) else t.detach().numpy()
+
+
+_NUMPY_DTYPES: dict = {}
+
+
+def _numpy_dtype(dtype):
+    if dtype not in _NUMPY_DTYPES:
+        _NUMPY_DTYPES[dtype] = torch.empty((), dtype=dtype).numpy().dtype
+    return _NUMPY_DTYPES[dtype]
+
+
+class _CPULoss(torch.autograd.Function):
+    """Forward and analytic backward through the chunked float64 NumPy kernels."""
+
+    @staticmethod
+    def forward(ctx, x, y, weight, pos_weight, reduction, out_dtype):
+        from bce_compat.backends import numpy_fast
+
+        operands = (y, weight, pos_weight)
+        ctx.grad_x = None
+        if ctx.needs_input_grad[0] and reduction != "none" and x.dtype in (torch.float32, torch.float64):
+            # mean/sum: the gradient comes out of the same pass; backward only scales it
+            ctx.grad_x = torch.empty(x.shape, dtype=x.dtype)
+            result = numpy_fast.loss_and_grad(
+                _numpy(x), *map(_numpy, operands), reduction, _numpy_dtype(out_dtype), ctx.grad_x.numpy()
+            )
+        else:
+            result = _cpu_forward(x, y, weight, pos_weight, reduction, out_dtype)
+        ctx.reduction, ctx.numbers = reduction, [a if isinstance(a, (int, float)) else None for a in operands]
+        ctx.save_for_backward(x, *(a if torch.is_tensor(a) else None for a in operands))
+        return result if torch.is_tensor(result) else torch.from_numpy(result)
+
+    @staticmethod
+    def backward(ctx, grad):
+        if not ctx.needs_input_grad[0]:
+            return (None,) * 6
+        x, *saved = ctx.saved_tensors
+        y, weight, pos_weight = (t if t is not None else n for t, n in zip(saved, ctx.numbers))
+        grad_x, ctx.grad_x = ctx.grad_x, None  # handed over once; a retain_graph rerun recomputes
+        if grad_x is not None and not torch.is_grad_enabled():
+            g = float(grad)
+            return (grad_x if g == 1.0 else grad_x.mul_(g)), None, None, None, None, None
+        if torch.is_grad_enabled():  # create_graph=True: a differentiable formula for double backward
+            grad_x = grad_reference(x, y, weight, pos_weight, grad, ctx.reduction)
+        else:
+            from bce_compat.backends import numpy_fast
+
+            g = _numpy(grad.contiguous()) if ctx.reduction == "none" else _scalar_grad(grad, ctx.reduction, x.numel())
+            grad_x = torch.from_numpy(
+                numpy_fast.grad_logits(_numpy(x), _numpy(y), _numpy(weight), _numpy(pos_weight), g, _numpy_dtype(x.dtype))
+            )
+        return grad_x, None, None, None, None, None
+
+
+def _scalar_grad(grad, reduction, size):
+    g = float(grad)
+    return g / size if reduction == "mean" else g
+
+
+def grad_reference(x, y, weight, pos_weight, grad, reduction):
+    """d loss / d x times ``grad`` with differentiable torch ops (float32 for half inputs).
+
+    w * [(1-y)*sigmoid(x) - p*y*sigmoid(-x)], each term exactly 0 where its coefficient is 0.
+    """
+    compute = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+    xc = x.to(compute)
+    y = y.to(compute)
+    positive = y if pos_weight is None else y * (pos_weight.to(compute) if torch.is_tensor(pos_weight) else pos_weight)
+    negative = 1 - y
+    zero = torch.zeros((), dtype=compute, device=x.device)
+    d = torch.where(negative == 0, zero, negative * torch.sigmoid(xc)) - torch.where(
+        positive == 0, zero, positive * torch.sigmoid(-xc)
+    )
+    if weight is not None:
+        d = d * (weight.to(compute) if torch.is_tensor(weight) else weight)
+    g = grad.to(compute)
+    if reduction == "mean":
+        g = g / x.numel()
+    return (d * g).to(x.dtype)

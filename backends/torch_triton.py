@@ -1,0 +1,270 @@
+"""Triton kernels for BCE-with-logits on CUDA tensors: one fused forward, one fused backward.
+
+The forward reads x and y once, gathers ``weight``/``pos_weight`` in-kernel through their
+broadcast strides (no expanded copies), computes in float32 and either stores the loss in the
+output dtype or writes one float32 partial sum per block (mean/sum fused; the partials, 1/BLOCK
+of the input, are summed in float64). For mean/sum of float32 with x requiring grad it also
+writes dL/dx in the same pass, and the backward kernel only scales it in place by the upstream
+gradient, returning at once when that is 1 (``loss.backward()``): forward + backward then moves
+12 bytes per element, the memory floor. Otherwise the backward kernel reads x, y (and the
+upstream gradient for reduction="none") and writes dL/dx. Peak memory is inputs + output + gradient.
+``exp``/``log1p`` come from libdevice (accurate, not the ``.approx`` instructions). Tested on CPU
+with ``TRITON_INTERPRET=1``, which runs the kernels on CPU tensors; the interpreter has no
+libdevice, so there (only) exp is ``tl.exp`` and log1p is Goldberg's identity on ``tl.log``.
+
+>>> x = torch.randn(1024, 64, device="cuda", requires_grad=True)  # doctest: +SKIP
+>>> loss = bce_with_logits(x, torch.rand_like(x), None, torch.ones(64, device="cuda"), "mean", torch.float32)  # doctest: +SKIP
+>>> loss.backward()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+from triton.language.extra import libdevice
+
+BLOCK = 1024
+NUM_WARPS = 4
+MAX_TERMS = 2  # broadcast patterns with more (rare) index terms are materialised once
+
+ABSENT, NUMBER, TENSOR = 0, 1, 2
+
+if os.environ.get("TRITON_INTERPRET") == "1":  # libdevice has no interpreter implementation
+
+    @triton.jit
+    def _exp(x):
+        return tl.exp(x)
+
+    @triton.jit
+    def _log1p(e):
+        u = 1.0 + e  # log1p(e) = log(u) * e / (u - 1), exact where 1 + e rounds to 1 (Goldberg)
+        return tl.where(u == 1.0, e, tl.log(u) * (e / (u - 1.0)))
+
+else:
+    _exp, _log1p = libdevice.exp, libdevice.log1p
+
+
+@triton.jit
+def _gather(ptr, offs, mask, number, d0, n0, s0, d1, n1, s1, KIND: tl.constexpr, TERMS: tl.constexpr):
+    """The broadcast operand at flat output index ``offs`` as float32 (KIND ABSENT gives 1)."""
+    if KIND == 2:
+        index = offs * 0
+        if TERMS >= 1:
+            index += ((offs // d0) % n0) * s0
+        if TERMS >= 2:
+            index += ((offs // d1) % n1) * s1
+        return tl.load(ptr + index, mask=mask, other=1.0).to(tl.float32)
+    elif KIND == 1:
+        return tl.zeros_like(offs).to(tl.float32) + number
+    else:
+        return tl.zeros_like(offs).to(tl.float32) + 1.0
+
+
+@triton.jit
+def _offsets(n, BLOCK: tl.constexpr, INT64: tl.constexpr):
+    pid = tl.program_id(0)
+    if INT64:
+        start = pid.to(tl.int64) * BLOCK
+    else:
+        start = pid * BLOCK
+    offs = start + tl.arange(0, BLOCK)
+    return offs, offs < n
+
+
+@triton.jit
+def _forward_kernel(
+    x_ptr, y_ptr, w_ptr, p_ptr, out_ptr, gx_ptr, n, w_number, p_number, g_scale,
+    wd0, wn0, ws0, wd1, wn1, ws1, pd0, pn0, ps0, pd1, pn1, ps1,
+    W_KIND: tl.constexpr, W_TERMS: tl.constexpr, P_KIND: tl.constexpr, P_TERMS: tl.constexpr,
+    REDUCE: tl.constexpr, SAVE_GRAD: tl.constexpr, INT64: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    offs, mask = _offsets(n, BLOCK, INT64)
+    x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    y = tl.load(y_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    w = _gather(w_ptr, offs, mask, w_number, wd0, wn0, ws0, wd1, wn1, ws1, W_KIND, W_TERMS)
+    p = _gather(p_ptr, offs, mask, p_number, pd0, pn0, ps0, pd1, pn1, ps1, P_KIND, P_TERMS)
+    e = _exp(-tl.abs(x))  # exp(-|x|) <= 1: never overflows
+    t = _log1p(e)
+    sp_pos = tl.where(x > 0, x, 0.0) + t  # softplus(x); where (not maximum) keeps NaN in t
+    sp_neg = t - tl.where(x > 0, 0.0, x)  # softplus(-x), not softplus(x) - x (cancellation)
+    c_pos = p * y
+    c_neg = 1.0 - y
+    loss = tl.where(c_pos == 0, 0.0, c_pos * sp_neg) + tl.where(c_neg == 0, 0.0, c_neg * sp_pos)
+    if W_KIND != 0:
+        loss = loss * w
+    if SAVE_GRAD:  # mean/sum with x requiring grad: dL/dx for an upstream gradient of 1, same pass
+        r = 1.0 / (1.0 + e)
+        d = tl.where(c_neg == 0, 0.0, c_neg * tl.where(x > 0, r, e * r))
+        d -= tl.where(c_pos == 0, 0.0, c_pos * tl.where(x > 0, e * r, r))
+        if W_KIND != 0:
+            d = d * w
+        tl.store(gx_ptr + offs, (d * g_scale).to(gx_ptr.dtype.element_ty), mask=mask)
+    if REDUCE:
+        tl.store(out_ptr + tl.program_id(0), tl.sum(tl.where(mask, loss, 0.0), axis=0))
+    else:
+        tl.store(out_ptr + offs, loss.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _backward_kernel(
+    x_ptr, y_ptr, w_ptr, p_ptr, g_ptr, gx_ptr, n, w_number, p_number, g_scale,
+    wd0, wn0, ws0, wd1, wn1, ws1, pd0, pn0, ps0, pd1, pn1, ps1,
+    W_KIND: tl.constexpr, W_TERMS: tl.constexpr, P_KIND: tl.constexpr, P_TERMS: tl.constexpr,
+    G_FULL: tl.constexpr, INT64: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    offs, mask = _offsets(n, BLOCK, INT64)
+    x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    y = tl.load(y_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    w = _gather(w_ptr, offs, mask, w_number, wd0, wn0, ws0, wd1, wn1, ws1, W_KIND, W_TERMS)
+    p = _gather(p_ptr, offs, mask, p_number, pd0, pn0, ps0, pd1, pn1, ps1, P_KIND, P_TERMS)
+    if G_FULL:
+        g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    else:
+        g = tl.load(g_ptr).to(tl.float32) * g_scale
+    e = _exp(-tl.abs(x))
+    r = 1.0 / (1.0 + e)
+    s_pos = tl.where(x > 0, r, e * r)  # sigmoid(x); 0.5 at x = 0
+    s_neg = tl.where(x > 0, e * r, r)  # sigmoid(-x)
+    c_pos = p * y
+    c_neg = 1.0 - y
+    d = tl.where(c_neg == 0, 0.0, c_neg * s_pos) - tl.where(c_pos == 0, 0.0, c_pos * s_neg)
+    if W_KIND != 0:
+        d = d * w
+    tl.store(gx_ptr + offs, (d * g).to(gx_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _scale_kernel(gx_ptr, g_ptr, n, INT64: tl.constexpr, BLOCK: tl.constexpr):
+    """gx *= g in place; with g == 1 (loss.backward()) every block returns after one load."""
+    g = tl.load(g_ptr).to(tl.float32)
+    if g != 1.0:
+        offs, mask = _offsets(n, BLOCK, INT64)
+        v = tl.load(gx_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        tl.store(gx_ptr + offs, (v * g).to(gx_ptr.dtype.element_ty), mask=mask)
+
+
+def broadcast_terms(shape, strides) -> list[tuple[int, int, int]]:
+    """(divisor, size, stride) terms so that offset = sum(((i // d) % n) * s) for flat index i.
+
+    >>> broadcast_terms((8, 4, 64), (0, 0, 1))  # pos_weight [64]
+    [(1, 64, 1)]
+    >>> broadcast_terms((2, 3, 5, 5), (0, 1, 0, 0))  # pos_weight [3, 1, 1]
+    [(25, 3, 1)]
+    """
+    terms, div = [], 1
+    for size, stride in zip(reversed(shape), reversed(strides)):
+        if size != 1 and stride != 0:
+            if terms and terms[-1][0] * terms[-1][1] == div and terms[-1][2] * terms[-1][1] == stride:
+                d, n, s = terms[-1]
+                terms[-1] = (d, n * size, s)
+            else:
+                terms.append((div, size, stride))
+        div *= size
+    return terms
+
+
+def _operand(value, x):
+    """(tensor-or-x, number, kind, terms, index arguments) for a weight argument."""
+    if value is None:
+        return x, 1.0, ABSENT, 0, (1, 1, 0, 1, 1, 0)
+    if isinstance(value, (int, float)):
+        return x, float(value), NUMBER, 0, (1, 1, 0, 1, 1, 0)
+    view = value.expand(x.shape)
+    terms = broadcast_terms(view.shape, view.stride())
+    if len(terms) > MAX_TERMS:
+        view = view.contiguous()
+        terms = [(1, view.numel(), 1)]
+    flat = [v for term in terms for v in term] + [1, 1, 0] * (MAX_TERMS - len(terms))
+    return view, 1.0, TENSOR, len(terms), tuple(flat)
+
+
+def _grid(n):
+    return (triton.cdiv(n, BLOCK),)
+
+
+def forward(x, y, weight, pos_weight, reduction, out_dtype, save_grad=False):
+    """(loss, dL/dx or None), no autograd: "none" in ``out_dtype``, "mean"/"sum" 0-d in ``out_dtype``.
+
+    ``save_grad`` (mean/sum only) also writes dL/dx for an upstream gradient of 1, in x's dtype.
+    """
+    n = x.numel()
+    w, w_number, w_kind, w_terms, w_index = _operand(weight, x)
+    p, p_number, p_kind, p_terms, p_index = _operand(pos_weight, x)
+    reduce = reduction != "none"
+    save_grad = save_grad and reduce
+    out = torch.empty(_grid(n)[0] if reduce else x.shape, dtype=torch.float32 if reduce else out_dtype, device=x.device)
+    grad_x = torch.empty(x.shape, dtype=x.dtype, device=x.device) if save_grad else out
+    _forward_kernel[_grid(n)](
+        x, y, w, p, out, grad_x, n, w_number, p_number, 1.0 / n if reduction == "mean" else 1.0,
+        *w_index, *p_index,
+        W_KIND=w_kind, W_TERMS=w_terms, P_KIND=p_kind, P_TERMS=p_terms,
+        REDUCE=reduce, SAVE_GRAD=save_grad, INT64=n + BLOCK >= 2**31, BLOCK=BLOCK, num_warps=NUM_WARPS,
+    )  # fmt: skip
+    if not reduce:
+        return out, None
+    total = out.sum(dtype=torch.float64)
+    return (total / n if reduction == "mean" else total).to(out_dtype), grad_x if save_grad else None
+
+
+def scale_(grad_x, grad):
+    """grad_x *= grad (a one-element tensor), in place, without a host sync."""
+    n = grad_x.numel()
+    _scale_kernel[_grid(n)](grad_x, grad.reshape(1), n, INT64=n + BLOCK >= 2**31, BLOCK=BLOCK, num_warps=NUM_WARPS)
+    return grad_x
+
+
+def backward(x, y, weight, pos_weight, grad, reduction):
+    """dL/dx times the upstream ``grad`` (full for "none", 0-d for mean/sum), in x's dtype."""
+    n = x.numel()
+    w, w_number, w_kind, w_terms, w_index = _operand(weight, x)
+    p, p_number, p_kind, p_terms, p_index = _operand(pos_weight, x)
+    full = reduction == "none"
+    grad = grad.contiguous() if full else grad.reshape(1)
+    grad_x = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    _backward_kernel[_grid(n)](
+        x, y, w, p, grad, grad_x, n, w_number, p_number, 1.0 / n if reduction == "mean" else 1.0,
+        *w_index, *p_index,
+        W_KIND=w_kind, W_TERMS=w_terms, P_KIND=p_kind, P_TERMS=p_terms,
+        G_FULL=full, INT64=n + BLOCK >= 2**31, BLOCK=BLOCK, num_warps=NUM_WARPS,
+    )  # fmt: skip
+    return grad_x
+
+
+class _TritonLoss(torch.autograd.Function):
+    """One forward kernel, one backward kernel; double backward through differentiable torch ops."""
+
+    @staticmethod
+    def forward(ctx, x, y, weight, pos_weight, reduction, out_dtype):
+        ctx.reduction = reduction
+        ctx.numbers = [a if isinstance(a, (int, float)) else None for a in (weight, pos_weight)]
+        ctx.save_for_backward(x, y, *(a if torch.is_tensor(a) else None for a in (weight, pos_weight)))
+        # Reductions in float32: the gradient is written in the forward pass (x and y are read once
+        # for both), and backward only scales it by the upstream gradient (nothing when that is 1).
+        save_grad = ctx.needs_input_grad[0] and x.dtype == torch.float32
+        loss, ctx.grad_x = forward(x.contiguous(), y.contiguous(), weight, pos_weight, reduction, out_dtype, save_grad)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):
+        if not ctx.needs_input_grad[0]:
+            return (None,) * 6
+        x, y, *saved = ctx.saved_tensors
+        weight, pos_weight = (t if t is not None else n for t, n in zip(saved, ctx.numbers))
+        grad_x, ctx.grad_x = ctx.grad_x, None  # hand it over once; a retain_graph rerun recomputes
+        if grad_x is not None and not torch.is_grad_enabled():
+            return scale_(grad_x, grad), None, None, None, None, None
+        if torch.is_grad_enabled():  # create_graph=True
+            from bce_compat.backends.torch_fast import grad_reference
+
+            grad_x = grad_reference(x, y, weight, pos_weight, grad, ctx.reduction)
+        else:
+            grad_x = backward(x.contiguous(), y.contiguous(), weight, pos_weight, grad, ctx.reduction)
+        return grad_x, None, None, None, None, None
+
+
+def bce_with_logits(x, y, weight, pos_weight, reduction, out_dtype):
+    """Triton: one fused forward kernel (reduction fused), one backward kernel, as an autograd.Function."""
+    return _TritonLoss.apply(x, y, weight, pos_weight, reduction, out_dtype)

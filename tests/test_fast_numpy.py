@@ -1,0 +1,167 @@
+"""The NumPy fast path (backends/numpy_fast.py) against the exact loss and the portable path (SPEC §3-4)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import bce_compat
+from _reference import assert_close, exact_logits_grad, exact_logits_loss, reduce_exact
+from bce_compat import _math
+from bce_compat._registry import load_backend
+from bce_compat.backends import numpy_fast
+
+import array_api_compat.numpy as xp
+
+# SPEC edge values; columns are (y, pos_weight, weight) = (0, 2, 0.5), (0.3, 0.5, 1), (1, 0, 2):
+# the last column has both coefficients 0, so even x = -inf gives exactly 0.
+X = [-math.inf, -1e30, -100.0, -20.0, -3.46522, -1e-4, 0.0, 1e-4, 1.5, 20.0, 100.0, 1e30, math.inf]
+Y, P, W = [0.0, 0.3, 1.0], [2.0, 0.5, 0.0], [0.5, 1.0, 2.0]
+
+
+def edge_grid(dtype):
+    with np.errstate(over="ignore"):  # 1e30 is inf in float16
+        x = np.repeat(np.asarray(X, dtype)[:, None], 3, axis=1)
+    y = np.broadcast_to(np.asarray(Y, dtype), x.shape).copy()
+    return x, y, np.asarray(W, dtype), np.asarray(P, dtype)
+
+
+def portable(x, y, w, p, reduction="none"):
+    """The portable array-API path in float64 (the semantics the fast path must reproduce)."""
+    as64 = [None if a is None or isinstance(a, float) else np.asarray(a, np.float64) for a in (x, y, w, p)]
+    as64 = [a if a is not None else v for a, v in zip(as64, (x, y, w, p))]
+    return _math.reduce(xp, _math.bce_with_logits(xp, *as64), reduction)
+
+
+def test_registered_for_numpy():
+    assert load_backend("numpy").fast_paths["logits"] is numpy_fast.bce_with_logits
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_edge_values_match_exact(dtype, reduction):
+    x, y, w, p = edge_grid(dtype)
+    got = numpy_fast.bce_with_logits(x, y, w, p, reduction, np.dtype(dtype))
+    exact = reduce_exact(exact_logits_loss(x, y, w, p), reduction)
+    assert isinstance(got, np.ndarray) and got.dtype == np.dtype(dtype)
+    assert got.shape == (x.shape if reduction == "none" else ())
+    assert_close(got, exact, dtype, ulps=1 if dtype == "float16" else 4, size=1 if reduction == "none" else x.size)
+
+
+def test_zero_coefficient_and_nan():
+    x = np.array([math.inf, math.inf, -math.inf, -math.inf, math.nan, math.nan, 0.0], np.float32)
+    y = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 1.0, math.nan], np.float32)
+    got = numpy_fast.bce_with_logits(x, y, None, None, "none", np.dtype(np.float32))
+    np.testing.assert_array_equal(got, [0.0, math.inf, 0.0, math.inf, math.nan, math.nan, math.nan])
+    assert math.isnan(numpy_fast.bce_with_logits(x, y, None, None, "mean", np.dtype(np.float32)))
+
+
+def test_no_cancellation_at_minus_20():
+    got = bce_compat.binary_cross_entropy_with_logits(np.float32([-20.0]), np.float32([0.0]), reduction="none")
+    assert got[0] == np.float32(2.0611537e-09)
+
+
+def test_empty_mean_is_nan_and_sum_is_zero():
+    x = np.zeros((0, 3), np.float32)
+    mean = numpy_fast.bce_with_logits(x, x, None, None, "mean", np.dtype(np.float32))
+    total = numpy_fast.bce_with_logits(x, x, None, None, "sum", np.dtype(np.float32))
+    assert mean.shape == () and mean.dtype == np.float32 and math.isnan(mean)
+    assert total.shape == () and total == 0
+    assert numpy_fast.bce_with_logits(x, x, None, None, "none", np.dtype(np.float32)).shape == (0, 3)
+
+
+@pytest.mark.parametrize(
+    "shape, w_shape, p_shape",
+    [
+        ((5000, 37), (37,), (5000, 1)),  # rows per chunk, pos_weight along the last axis
+        ((3, 70001), (3, 1), (70001,)),  # one long axis: chunks cut inside a row
+        (((1 << 17) + 3,), None, None),  # over PARALLEL_MIN: the thread pool
+        ((4, 3, 50, 50), (3, 1, 1), (3, 1, 1)),  # images, [C, 1, 1]
+    ],
+)
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_chunked_and_threaded_match_portable(shape, w_shape, p_shape, reduction):
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(shape) * 8).astype(np.float32)
+    y = rng.random(shape).astype(np.float32)
+    y[..., ::3] = 0.0
+    y[..., 1::3] = 1.0
+    w = None if w_shape is None else rng.random(w_shape).astype(np.float32)
+    p = 3.0 if p_shape is None else (rng.random(p_shape) * 2).astype(np.float32)
+    before = [a.copy() for a in (x, y, w, p) if isinstance(a, np.ndarray)]
+    got = numpy_fast.bce_with_logits(x, y, w, p, reduction, np.dtype(np.float32))
+    expected = portable(x, y, w, p, reduction)
+    assert_close(got, expected, "float32", ulps=2, size=1 if reduction == "none" else x.size)
+    for old, new in zip(before, (a for a in (x, y, w, p) if isinstance(a, np.ndarray))):
+        np.testing.assert_array_equal(old, new)  # inputs never modified
+
+
+def test_non_contiguous_and_mixed_dtypes():
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((64, 300)) * 5).astype(np.float32).T  # transposed view
+    y = rng.random((64, 300)).astype(np.float64).T
+    got = bce_compat.binary_cross_entropy_with_logits(x, y, pos_weight=np.float16(2.0), reduction="none")
+    assert got.dtype == np.float64 and got.shape == x.shape
+    assert_close(got, portable(x, y, None, 2.0), "float64", ulps=4)
+
+
+def test_public_call_uses_fast_path(monkeypatch):
+    calls = []
+    original = numpy_fast.evaluate
+
+    def spy(*args, **kwargs):
+        calls.append(args[0].__name__)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(numpy_fast, "evaluate", spy)
+    x = np.float32([0.0, 1.0])
+    assert float(bce_compat.binary_cross_entropy_with_logits(x, x)) == pytest.approx(0.5032, abs=1e-4)
+    assert calls == ["_loss_chunk"]
+
+
+def test_grad_kernel_matches_exact():
+    x, y, w, p = edge_grid("float64")
+    got = numpy_fast.grad_logits(x, y, w, p, 1.0, np.float64)
+    expected, bound = exact_logits_grad(x, y, w, p)
+    assert_close(got, expected, "float64", ulps=4, bound=bound)
+
+
+_floats = st.floats(min_value=-1.0000000150474662e30, max_value=1.0000000150474662e30, width=32)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    xs=st.lists(_floats, min_size=1, max_size=20),
+    y=st.sampled_from([0.0, 1.0, 0.5, 0.1]),
+    p=st.floats(min_value=0.0, max_value=10.0, width=32),
+)
+def test_property_matches_exact(xs, y, p):
+    x = np.asarray(xs, np.float32)
+    yy = np.full_like(x, y)
+    got = numpy_fast.bce_with_logits(x, yy, None, np.float32(p), "none", np.dtype(np.float32))
+    assert_close(got, exact_logits_loss(x, yy, None, p), "float32", ulps=4)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_chunk_kernel_and_small_kernel_agree_on_edge_values(dtype):
+    """Small inputs take ``_loss_small``; the same values tiled past CHUNK take ``_loss_chunk``."""
+    x, y, w, p = edge_grid(dtype)
+    x = np.concatenate([x, np.full((1, 3), np.nan, dtype)])
+    y = np.concatenate([y, y[:1]])
+    small = numpy_fast.bce_with_logits(x, y, w, p, "none", np.dtype(dtype))
+    reps = numpy_fast.CHUNK // x.size + 2
+    big = numpy_fast.bce_with_logits(np.tile(x, (reps, 1)), np.tile(y, (reps, 1)), w, p, "none", np.dtype(dtype))
+    assert x.size <= numpy_fast.SMALL < big.size and big.size > numpy_fast.CHUNK
+    np.testing.assert_array_max_ulp(big, np.tile(small, (reps, 1)), maxulp=1)
+    np.testing.assert_array_equal(np.isnan(big), np.tile(np.isnan(small), (reps, 1)))
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    failures, tried = doctest.testmod(numpy_fast, optionflags=doctest.ELLIPSIS)
+    assert tried > 0 and failures == 0

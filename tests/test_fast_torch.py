@@ -1,0 +1,177 @@
+"""The torch CPU fast path (backends/torch_fast.py): values and gradients against the exact loss.
+
+Each test checks that the fast path ran (the result's grad_fn is its autograd.Function) or, for
+the cases it declines, that the portable path ran and is still right.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from _reference import assert_close, exact_logits_grad, exact_logits_loss, reduce_exact
+
+torch = pytest.importorskip("torch")
+
+import bce_compat  # noqa: E402
+from bce_compat._registry import load_backend  # noqa: E402
+from bce_compat.backends import torch_fast  # noqa: E402
+
+X = [-math.inf, -1e30, -100.0, -20.0, -3.46522, -1e-4, 0.0, 1e-4, 1.5, 20.0, 100.0, 1e30, math.inf]
+Y, P, W = [0.0, 0.3, 1.0], [2.0, 0.5, 0.0], [0.5, 1.0, 2.0]
+DTYPES = {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64}
+
+
+def edge_grid(dtype):
+    x = np.repeat(np.asarray(X, np.float64)[:, None], 3, axis=1)
+    y = np.broadcast_to(np.asarray(Y), x.shape)
+    arrays = [torch.tensor(a, dtype=DTYPES[dtype]) for a in (x, y, W, P)]
+    return arrays, [a.double().numpy() for a in arrays]
+
+
+def loss(x, y, w=None, p=None, reduction="none"):
+    return bce_compat.binary_cross_entropy_with_logits(x, y, weight=w, pos_weight=p, reduction=reduction)
+
+
+def used_fast_path(result) -> bool:
+    return type(result.grad_fn).__name__ == "_CPULossBackward"
+
+
+def test_registered_for_torch():
+    assert load_backend("torch").fast_paths["logits"] is torch_fast.bce_with_logits
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_values_and_gradients_match_exact(dtype, reduction):
+    (x, y, w, p), (xn, yn, wn, pn) = edge_grid(dtype)
+    x.requires_grad_(True)
+    before = [t.detach().clone() for t in (x, y, w, p)]
+    result = loss(x, y, w, p, reduction)
+    assert used_fast_path(result)
+    assert result.dtype == x.dtype and result.device == x.device
+    assert tuple(result.shape) == (tuple(x.shape) if reduction == "none" else ())
+    exact = reduce_exact(exact_logits_loss(xn, yn, wn, pn), reduction)
+    tight = 1 if dtype == "float16" else 4
+    assert_close(result.detach().double().numpy(), exact, dtype, ulps=tight, size=1 if reduction == "none" else x.numel())
+
+    (result.sum() if reduction == "none" else result).backward()
+    grad, bound = exact_logits_grad(xn, yn, wn, pn)
+    if reduction == "mean":
+        grad, bound = grad / x.numel(), bound / x.numel()
+    assert x.grad.dtype == x.dtype
+    assert_close(x.grad.double().numpy(), grad, dtype, ulps=tight, bound=bound)
+    for old, new in zip(before, (x, y, w, p)):
+        assert torch.equal(old, new.detach())
+
+
+def test_upstream_gradient_none_reduction_and_numbers():
+    x = torch.tensor([-20.0, 0.0, 3.0], requires_grad=True)
+    y = torch.tensor([0.0, 1.0, 0.5])
+    result = loss(x, y, 2.0, 3.0)
+    assert used_fast_path(result)
+    upstream = torch.tensor([1.0, -2.0, 0.5])
+    result.backward(upstream)
+    grad, _ = exact_logits_grad(x.detach().numpy(), y.numpy(), 2.0, 3.0)
+    np.testing.assert_allclose(x.grad.numpy(), grad * upstream.numpy(), rtol=1e-6)
+
+
+def test_nan_in_nan_out_and_empty():
+    x = torch.tensor([math.nan, 0.0], requires_grad=True)
+    y = torch.tensor([1.0, math.nan])
+    result = loss(x, y)
+    assert used_fast_path(result) and torch.isnan(result).all()
+    result.sum().backward()
+    assert torch.isnan(x.grad).all()
+    empty = torch.zeros(0, 4)
+    assert torch.isnan(loss(empty, empty, reduction="mean")) and loss(empty, empty, reduction="sum") == 0
+
+
+def test_double_backward_matches_second_derivative():
+    x = torch.tensor([-3.0, 0.0, 2.0], dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([0.0, 0.3, 1.0], dtype=torch.float64)
+    p = torch.tensor([2.0, 0.5, 1.5], dtype=torch.float64)
+    result = loss(x, y, p=p, reduction="sum")
+    assert used_fast_path(result)
+    (g,) = torch.autograd.grad(result, x, create_graph=True)
+    (h,) = torch.autograd.grad(g.sum(), x)
+    s = torch.sigmoid(x.detach())
+    torch.testing.assert_close(h, s * (1 - s) * (1 + (p - 1) * y), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("wanted", ["target", "weight", "pos_weight"])
+def test_declines_when_other_arguments_need_gradients(wanted):
+    x = torch.tensor([0.5, -1.0], requires_grad=True)
+    args = {"target": torch.tensor([1.0, 0.0]), "weight": torch.tensor([2.0, 1.0]), "pos_weight": torch.tensor([3.0])}
+    args[wanted].requires_grad_(True)
+    result = loss(x, args["target"], args["weight"], args["pos_weight"], "sum")
+    assert not used_fast_path(result)
+    result.backward()
+    assert args[wanted].grad is not None and x.grad is not None
+
+
+def test_declines_bfloat16_on_cpu_and_portable_path_is_right():
+    x = torch.tensor([-20.0, 0.0, 5.0], dtype=torch.bfloat16)
+    y = torch.tensor([0.0, 1.0, 1.0], dtype=torch.bfloat16)
+    assert torch_fast.bce_with_logits(x, y, None, None, "none", torch.bfloat16) is NotImplemented
+    result = loss(x, y)
+    assert result.dtype == torch.bfloat16
+    assert_close(result.double().numpy(), exact_logits_loss(x.double().numpy(), y.double().numpy()), "bfloat16", ulps=1)
+
+
+def test_declines_under_vmap_and_on_meta():
+    y = torch.zeros(3)
+    assert torch_fast.bce_with_logits(torch.zeros(3, device="meta"), y.to("meta"), None, None, "none", torch.float32) is NotImplemented
+    batched = torch.func.vmap(lambda row: loss(row, torch.zeros(3), reduction="sum"))(torch.zeros(2, 3))
+    torch.testing.assert_close(batched, torch.full((2,), 3 * math.log(2.0)))
+
+
+def test_large_broadcast_matches_float64_portable():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2000, 3, 40, generator=gen) * 6
+    y = torch.rand(2000, 3, 40, generator=gen)
+    p = torch.rand(3, 1, generator=gen) * 3
+    w = torch.rand(40, generator=gen)
+    x.requires_grad_(True)
+    result = loss(x, y, w, p, "mean")
+    assert used_fast_path(result)
+    result.backward()
+    xd = x.detach().double().requires_grad_(True)
+    from bce_compat import _math
+
+    import array_api_compat.torch as xp
+
+    reference = _math.bce_with_logits(xp, xd, y.double(), w.double(), p.double()).mean()
+    reference.backward()
+    assert abs(result.item() - reference.item()) <= 1e-6 * reference.item()
+    torch.testing.assert_close(x.grad.double(), xd.grad, rtol=5e-7, atol=1e-15)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("upstream", [1.0, -2.5])
+def test_gradient_from_the_forward_pass_is_scaled_once(reduction, upstream):
+    """mean/sum: the forward pass writes dL/dx; backward scales it (not at all for 1), once."""
+    gen = torch.Generator().manual_seed(2)
+    x = (torch.randn(700, 64, generator=gen) * 5).requires_grad_(True)  # several chunks
+    y = torch.rand(700, 64, generator=gen)
+    p = torch.rand(64, generator=gen) + 0.5
+    result = loss(x, y, p=p, reduction=reduction)
+    assert used_fast_path(result) and result.grad_fn.grad_x is not None
+    (result * upstream).backward(retain_graph=True)
+    first = x.grad.clone()
+    (result * upstream).backward()  # the saved gradient was handed over: this pass recomputes
+    xd = x.detach().double()
+    s = torch.sigmoid(xd)
+    expected = (s * (1 + (p.double() - 1) * y.double()) - p.double() * y.double()) * upstream
+    expected = expected / x.numel() if reduction == "mean" else expected
+    torch.testing.assert_close(first.double(), expected, rtol=1e-6, atol=1e-6 * expected.abs().max().item())
+    torch.testing.assert_close(x.grad.double(), 2 * expected, rtol=1e-6, atol=2e-6 * expected.abs().max().item())
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    failures, tried = doctest.testmod(torch_fast, optionflags=doctest.ELLIPSIS)
+    assert tried > 0 and failures == 0
