@@ -146,17 +146,7 @@ def _loss_chunk(x, y, w, p, bufs):
     # With finite x both softplus terms are finite and >= 0, so coefficient * term is already 0
     # where the coefficient is; only inf/NaN logits need the explicit zero-coefficient rule.
     mask = None if zero.all() else zero
-    if p is None:
-        np.copyto(coef, y)
-    else:
-        np.multiply(y, p, out=coef, dtype=np.float64)
-    _times_in_place(sp_neg, coef, mask)
-    np.subtract(1.0, y, out=coef, dtype=np.float64)
-    _times_in_place(sp_pos, coef, mask)
-    np.add(sp_pos, sp_neg, out=sp_pos)
-    if w is not None:
-        np.multiply(sp_pos, w, out=sp_pos, dtype=np.float64)
-    return sp_pos
+    return _weigh_terms(sp_neg, sp_pos, y, p, w, coef, mask, np.add)
 
 
 def _loss_grad_chunk(x, y, w, p, bufs, grad_out, grad_scale):
@@ -215,18 +205,28 @@ def _grad_chunk(x, y, w, p, g, bufs):
     np.copyto(s_pos, r, where=positive)  # sigmoid(x); at x = 0 both are 0.5
     np.copyto(s_neg, r)
     np.copyto(s_neg, e, where=positive)  # sigmoid(-x)
-    if p is None:
-        np.copyto(r, y)
-    else:
-        np.multiply(y, p, out=r, dtype=np.float64)
-    _times_in_place(s_neg, r, zero)
-    np.subtract(1.0, y, out=r, dtype=np.float64)
-    _times_in_place(s_pos, r, zero)
-    np.subtract(s_pos, s_neg, out=s_pos)
-    if w is not None:
-        np.multiply(s_pos, w, out=s_pos, dtype=np.float64)
+    _weigh_terms(s_neg, s_pos, y, p, w, r, zero, np.subtract)
     np.multiply(s_pos, g, out=s_pos, dtype=np.float64)
     return s_pos
+
+
+def _weigh_terms(positive_term, negative_term, y, p, w, scratch, zero_mask, combine):
+    """negative_term = w * combine((1-y) * negative_term, p*y * positive_term), in place; returns it.
+
+    The loss combines softplus(x) and softplus(-x) with np.add, the gradient sigmoid(x) and
+    sigmoid(-x) with np.subtract; ``scratch`` holds each coefficient in turn.
+    """
+    if p is None:
+        np.copyto(scratch, y)
+    else:
+        np.multiply(y, p, out=scratch, dtype=np.float64)
+    _times_in_place(positive_term, scratch, zero_mask)
+    np.subtract(1.0, y, out=scratch, dtype=np.float64)
+    _times_in_place(negative_term, scratch, zero_mask)
+    combine(negative_term, positive_term, out=negative_term)
+    if w is not None:
+        np.multiply(negative_term, w, out=negative_term, dtype=np.float64)
+    return negative_term
 
 
 def _times_in_place(term, coefficient, zero_mask):
