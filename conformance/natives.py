@@ -26,45 +26,34 @@ def native_op(framework: str, modules: dict, case):
 
 def _torch(modules, case):
     torch = modules["torch"]
-    F = torch.nn.functional
-    kwargs = dict(case.kwargs)
-    if case.function in ("BCEWithLogitsLoss", "BCELoss"):
-        cls = getattr(torch.nn, case.function)
-
-        def call(input, target, weight=None, pos_weight=None):
-            extra = {"pos_weight": pos_weight} if case.logits else {}
-            return cls(weight=weight, **extra, **kwargs)(input, target)
-
-        return f"torch.nn.{case.function}", call
-    fn = getattr(F, case.function)
-
-    def call(input, target, weight=None, pos_weight=None):
-        extra = {"pos_weight": pos_weight} if case.logits else {}
-        return fn(input, target, weight=weight, **extra, **kwargs)
-
-    return f"torch.nn.functional.{case.function}", call
+    return _torch_style_op("torch", torch.nn, torch.nn.functional, case)
 
 
 def _paddle(modules, case):
     paddle = modules["paddle"]
-    kwargs = dict(case.kwargs)
-    if any(k in kwargs for k in _LEGACY):
+    if any(k in case.kwargs for k in _LEGACY):
         raise Unsupported("paddle has no size_average/reduce arguments")
+    return _torch_style_op("paddle", paddle.nn, paddle.nn.functional, case)
+
+
+def _torch_style_op(prefix, nn, functional, case):
+    """torch and Paddle share the shape of the API: ``nn.BCE*Loss(...)(x, y)`` or ``nn.functional.bce*(x, y, ...)``."""
+    kwargs = dict(case.kwargs)
     if case.function in ("BCEWithLogitsLoss", "BCELoss"):
-        cls = getattr(paddle.nn, case.function)
+        cls = getattr(nn, case.function)
 
         def call(input, target, weight=None, pos_weight=None):
             extra = {"pos_weight": pos_weight} if case.logits else {}
             return cls(weight=weight, **extra, **kwargs)(input, target)
 
-        return f"paddle.nn.{case.function}", call
-    fn = getattr(paddle.nn.functional, case.function)
+        return f"{prefix}.nn.{case.function}", call
+    fn = getattr(functional, case.function)
 
     def call(input, target, weight=None, pos_weight=None):
         extra = {"pos_weight": pos_weight} if case.logits else {}
         return fn(input, target, weight=weight, **extra, **kwargs)
 
-    return f"paddle.nn.functional.{case.function}", call
+    return f"{prefix}.nn.functional.{case.function}", call
 
 
 def _runner_reduction(case) -> str:
