@@ -75,6 +75,15 @@ def _offsets(n, BLOCK: tl.constexpr, INT64: tl.constexpr):
 
 
 @triton.jit
+def _grad_unweighted(x, e, c_pos, c_neg):
+    """(1-y)*sigmoid(x) - p*y*sigmoid(-x), from e = exp(-|x|); a zero coefficient gives 0."""
+    r = 1.0 / (1.0 + e)
+    s_pos = tl.where(x > 0, r, e * r)  # sigmoid(x); 0.5 at x = 0
+    s_neg = tl.where(x > 0, e * r, r)  # sigmoid(-x)
+    return tl.where(c_neg == 0, 0.0, c_neg * s_pos) - tl.where(c_pos == 0, 0.0, c_pos * s_neg)
+
+
+@triton.jit
 def _forward_kernel(
     x_ptr, y_ptr, w_ptr, p_ptr, out_ptr, gx_ptr, n, w_number, p_number, g_scale,
     wd0, wn0, ws0, wd1, wn1, ws1, pd0, pn0, ps0, pd1, pn1, ps1,
@@ -96,9 +105,7 @@ def _forward_kernel(
     if W_KIND != 0:
         loss = loss * w
     if SAVE_GRAD:  # mean/sum with x requiring grad: dL/dx for an upstream gradient of 1, same pass
-        r = 1.0 / (1.0 + e)
-        d = tl.where(c_neg == 0, 0.0, c_neg * tl.where(x > 0, r, e * r))
-        d -= tl.where(c_pos == 0, 0.0, c_pos * tl.where(x > 0, e * r, r))
+        d = _grad_unweighted(x, e, c_pos, c_neg)
         if W_KIND != 0:
             d = d * w
         tl.store(gx_ptr + offs, (d * g_scale).to(gx_ptr.dtype.element_ty), mask=mask)
@@ -124,13 +131,7 @@ def _backward_kernel(
         g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     else:
         g = tl.load(g_ptr).to(tl.float32) * g_scale
-    e = _exp(-tl.abs(x))
-    r = 1.0 / (1.0 + e)
-    s_pos = tl.where(x > 0, r, e * r)  # sigmoid(x); 0.5 at x = 0
-    s_neg = tl.where(x > 0, e * r, r)  # sigmoid(-x)
-    c_pos = p * y
-    c_neg = 1.0 - y
-    d = tl.where(c_neg == 0, 0.0, c_neg * s_pos) - tl.where(c_pos == 0, 0.0, c_pos * s_neg)
+    d = _grad_unweighted(x, _exp(-tl.abs(x)), p * y, 1.0 - y)
     if W_KIND != 0:
         d = d * w
     tl.store(gx_ptr + offs, (d * g).to(gx_ptr.dtype.element_ty), mask=mask)
