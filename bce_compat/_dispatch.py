@@ -11,6 +11,11 @@ def is_python_number(value) -> bool:
     return isinstance(value, numbers.Real) and not hasattr(value, "__array_namespace__") and type(value).__module__ == "builtins"
 
 
+def is_array(value) -> bool:
+    """An argument that is an array: neither None (not given) nor a Python number (weights may be)."""
+    return value is not None and not is_python_number(value)
+
+
 def backend_of(fn_name: str, arrays: dict) -> Backend:
     """The backend of every array in ``arrays`` (argument name -> value; None and numbers skipped).
 
@@ -20,7 +25,7 @@ def backend_of(fn_name: str, arrays: dict) -> Backend:
     """
     owner = None  # (argument name, value, backend)
     for arg, value in arrays.items():
-        if value is None or is_python_number(value):
+        if not is_array(value):
             continue
         backend = backend_for_type(type(value))
         if backend is None:

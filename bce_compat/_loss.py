@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bce_compat import _math
-from bce_compat._dispatch import backend_of, is_python_number
+from bce_compat._dispatch import backend_of, is_array
 from bce_compat._validate import (
     ArgNames,
     as_floating,
@@ -38,7 +38,7 @@ def compute(kind: str, fn: str, names: ArgNames, x, y, weight, pos_weight, reduc
         check_unit_interval(fn, names.input, xp, x, backend)
         check_unit_interval(fn, names.target, xp, y, backend)
 
-    array_args = [a for a in (x, y, weight, pos_weight) if a is not None and not is_python_number(a)]
+    array_args = [a for a in (x, y, weight, pos_weight) if is_array(a)]
     out_dtype = xp.result_type(*(a.dtype for a in array_args))
     fast_path = backend.fast_paths.get(kind)
     if fast_path is not None:
@@ -48,7 +48,7 @@ def compute(kind: str, fn: str, names: ArgNames, x, y, weight, pos_weight, reduc
 
     compute_dtype = xp.float32 if dtype_name(out_dtype) in _HALF_PRECISION else out_dtype
     x, y, weight, pos_weight = (
-        xp.astype(a, compute_dtype) if a is not None and not is_python_number(a) else a
+        xp.astype(a, compute_dtype) if is_array(a) else a
         for a in (x, y, weight, pos_weight)
     )
     if kind == "logits":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bce_compat._dispatch import is_python_number
+from bce_compat._dispatch import is_array
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def check_same_shape(fn: str, names: ArgNames, x, y) -> None:
 
 def check_weight_shape(fn: str, arg: str, names: ArgNames, w, x) -> None:
     """``w`` must broadcast to ``x``'s shape without enlarging it."""
-    if w is None or is_python_number(w):
+    if not is_array(w):
         return
     check_known_shape(fn, arg, w)
     if broadcast_shape(shape_of(w), shape_of(x)) != shape_of(x):
@@ -71,7 +71,7 @@ def check_floating_input(fn: str, arg: str, xp, x) -> None:
 
 def as_floating(fn: str, arg: str, xp, value, float_dtype):
     """Arrays that are real floating pass; bool and integer ones become ``float_dtype``; complex is refused."""
-    if value is None or is_python_number(value):
+    if not is_array(value):
         return value
     if xp.isdtype(value.dtype, "real floating"):
         return value
