@@ -23,7 +23,9 @@ import functools
 import math
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,12 +34,27 @@ SMALL = 1 << 11  # up to this, fewer NumPy calls beat scratch-buffer reuse
 PARALLEL_MIN = 1 << 17  # below this, one thread (pool hand-off costs more than it saves)
 _SUPPORTED = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
+
+
+@dataclass(frozen=True)
+class Elementary:
+    """The kernels' exp and log1p on float64 arrays, written into ``out=``: NumPy's (libm) by default.
+
+    A backend may lend faster ones (torch's vectorised float64 exp/log1p) where its accuracy
+    argument holds; see ``torch_fast``.
+    """
+
+    exp: Callable = np.exp
+    log1p: Callable = np.log1p
+
+
+LIBM = Elementary()
 _local = threading.local()
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
-def bce_with_logits(x, y, weight, pos_weight, reduction, out_dtype):
+def bce_with_logits(x, y, weight, pos_weight, reduction, out_dtype, fns=None):
     """Chunked in-place NumPy (float64 per cache-sized chunk, threaded); NotImplemented for other dtypes."""
     out_dtype = np.dtype(out_dtype)
     if out_dtype not in _SUPPORTED or not isinstance(x, np.ndarray):
@@ -45,29 +62,31 @@ def bce_with_logits(x, y, weight, pos_weight, reduction, out_dtype):
     y = np.asarray(y)
     weight = weight if weight is None or isinstance(weight, (int, float)) else np.asarray(weight)
     pos_weight = pos_weight if pos_weight is None or isinstance(pos_weight, (int, float)) else np.asarray(pos_weight)
-    return evaluate(_loss_chunk, x, (y, weight, pos_weight), reduction, out_dtype)
+    return evaluate(_loss_chunk, x, (y, weight, pos_weight), reduction, out_dtype, fns=fns)
 
 
-def grad_logits(x, y, weight, pos_weight, grad, out_dtype):
+def grad_logits(x, y, weight, pos_weight, grad, out_dtype, fns=None):
     """d loss / d x times ``grad`` (an array of x's shape, or a number for mean/sum), in ``out_dtype``."""
-    return evaluate(_grad_chunk, x, (y, weight, pos_weight, grad), "none", np.dtype(out_dtype))
+    return evaluate(_grad_chunk, x, (y, weight, pos_weight, grad), "none", np.dtype(out_dtype), fns=fns)
 
 
-def loss_and_grad(x, y, weight, pos_weight, reduction, out_dtype, grad_out):
+def loss_and_grad(x, y, weight, pos_weight, reduction, out_dtype, grad_out, fns=None):
     """The loss (mean or sum), writing d loss / d x (for an upstream gradient of 1) into ``grad_out``.
 
     One pass: the gradient reuses exp(-|x|) from the loss, so x and y are read once for both.
     """
     scale = 1.0 / x.size if reduction == "mean" else 1.0
     kernel = functools.partial(_loss_grad_chunk, grad_scale=scale)
-    return evaluate(kernel, x, (y, weight, pos_weight), reduction, np.dtype(out_dtype), grad_out)
+    return evaluate(kernel, x, (y, weight, pos_weight), reduction, np.dtype(out_dtype), grad_out, fns)
 
 
-def evaluate(kernel, x, operands, reduction, out_dtype, grad_out=None):
+def evaluate(kernel, x, operands, reduction, out_dtype, grad_out=None, fns=None):
     """Run ``kernel`` over chunks of ``x`` (operands broadcast to it); "none" fills a new array, else reduce.
 
-    ``grad_out`` (an array of x's shape) is handed to the kernel, chunk by chunk, as ``grad_out=``.
+    ``grad_out`` (an array of x's shape) is handed to the kernel, chunk by chunk, as ``grad_out=``;
+    ``fns`` (default ``LIBM``) gives the kernel its exp and log1p.
     """
+    fns = fns or LIBM
     size = x.size
     if reduction != "none" and size == 0:
         return np.asarray(math.nan if reduction == "mean" else 0.0, out_dtype)
@@ -76,7 +95,7 @@ def evaluate(kernel, x, operands, reduction, out_dtype, grad_out=None):
             if kernel is _loss_chunk and size <= SMALL:
                 result = _loss_small(x, *operands)
             else:
-                extra = {} if grad_out is None else {"grad_out": grad_out}
+                extra = {"fns": fns} if grad_out is None else {"fns": fns, "grad_out": grad_out}
                 result = kernel(x, *operands, _scratch(x.shape), **extra)
             if reduction == "none":
                 return result.astype(out_dtype)
@@ -85,30 +104,43 @@ def evaluate(kernel, x, operands, reduction, out_dtype, grad_out=None):
     views = [o if o is None or isinstance(o, (int, float)) else np.broadcast_to(o, x.shape) for o in operands]
     out = np.empty(x.shape, out_dtype) if reduction == "none" else None
     slices = list(_chunk_slices(x.shape))
+    workers = _threads() if size >= PARALLEL_MIN else 1
+    runs = _split(slices, workers)
 
-    def run(index):
-        return _run_chunk(kernel, x, views, out, grad_out, index)
+    def run(chunk_indices):
+        return _run_chunks(kernel, x, views, out, grad_out, fns, chunk_indices)
 
-    if size >= PARALLEL_MIN and len(slices) > 1 and _threads() > 1:
-        partials = list(_get_pool().map(run, slices))
+    if len(runs) > 1:
+        partials = [s for part in _get_pool().map(run, runs) for s in part]
     else:
-        partials = [run(index) for index in slices]
+        partials = run(slices)
     if out is not None:
         return out
     total = np.sum(np.asarray(partials, np.float64))
     return np.asarray(total / size if reduction == "mean" else total, out_dtype)
 
 
-def _run_chunk(kernel, x, views, out, grad_out, index):
-    xc = x[index]
-    args = [v if v is None or isinstance(v, (int, float)) else v[index] for v in views]
-    extra = {} if grad_out is None else {"grad_out": grad_out[index]}
+def _split(items: list, parts: int) -> list[list]:
+    """``items`` cut into at most ``parts`` contiguous runs of nearly equal length."""
+    parts = max(1, min(parts, len(items)))
+    bounds = [len(items) * i // parts for i in range(parts + 1)]
+    return [items[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+def _run_chunks(kernel, x, views, out, grad_out, fns, chunk_indices) -> list[float]:
+    """One thread's run of chunks: each chunk's sum (reductions) or its slice of ``out`` filled."""
+    sums = []
     with np.errstate(all="ignore"):  # 0 * inf is masked afterwards; NaN in gives NaN out, quietly
-        result = kernel(xc, *args, _scratch(xc.shape), **extra)
-        if out is None:
-            return float(np.sum(result.reshape(-1)))
-        out[index] = result
-    return None
+        for index in chunk_indices:
+            xc = x[index]
+            args = [v if v is None or isinstance(v, (int, float)) else v[index] for v in views]
+            extra = {"fns": fns} if grad_out is None else {"fns": fns, "grad_out": grad_out[index]}
+            result = kernel(xc, *args, _scratch(xc.shape), **extra)
+            if out is None:
+                sums.append(float(np.add.reduce(result, axis=None)))
+            else:
+                out[index] = result
+    return sums
 
 
 def _loss_small(x, y, w, p):
@@ -130,14 +162,13 @@ def _loss_small(x, y, w, p):
     return sp_pos
 
 
-def _loss_chunk(x, y, w, p, bufs):
+def _loss_chunk(x, y, w, p, bufs, fns):
     """w * [p*y*softplus(-x) + (1-y)*softplus(x)] in float64; a zero coefficient gives exactly 0."""
     x64, t, sp_pos, sp_neg, coef, _, _, zero, _ = bufs
     np.copyto(x64, x)
-    np.abs(x64, out=t)
-    np.negative(t, out=t)
-    np.exp(t, out=t)  # exp(-|x|) is in [0, 1]: never overflows
-    np.log1p(t, out=t)
+    np.copysign(x64, -1.0, out=t)  # -|x| in one pass
+    fns.exp(t, out=t)  # exp(-|x|) is in [0, 1]: never overflows
+    fns.log1p(t, out=t)
     np.maximum(x64, 0.0, out=sp_pos)
     np.add(sp_pos, t, out=sp_pos)  # softplus(x) = max(x, 0) + log1p(exp(-|x|))
     np.minimum(x64, 0.0, out=sp_neg)
@@ -149,14 +180,13 @@ def _loss_chunk(x, y, w, p, bufs):
     return _weigh_terms(sp_neg, sp_pos, y, p, w, coef, mask, np.add)
 
 
-def _loss_grad_chunk(x, y, w, p, bufs, grad_out, grad_scale):
+def _loss_grad_chunk(x, y, w, p, bufs, fns, grad_out, grad_scale):
     """The loss as ``_loss_chunk``, and grad_scale * w * [(1-y)*sigmoid(x) - p*y*sigmoid(-x)] into ``grad_out``."""
     x64, t, sp_pos, sp_neg, coef, e, r, zero, positive = bufs
     np.copyto(x64, x)
-    np.abs(x64, out=e)
-    np.negative(e, out=e)
-    np.exp(e, out=e)  # exp(-|x|), shared by the loss and the gradient
-    np.log1p(e, out=t)
+    np.copysign(x64, -1.0, out=e)
+    fns.exp(e, out=e)  # exp(-|x|), shared by the loss and the gradient
+    fns.log1p(e, out=t)
     np.maximum(x64, 0.0, out=sp_pos)
     np.add(sp_pos, t, out=sp_pos)
     np.minimum(x64, 0.0, out=sp_neg)
@@ -190,13 +220,12 @@ def _loss_grad_chunk(x, y, w, p, bufs, grad_out, grad_scale):
     return sp_pos
 
 
-def _grad_chunk(x, y, w, p, g, bufs):
+def _grad_chunk(x, y, w, p, g, bufs, fns):
     """g * w * [(1-y)*sigmoid(x) - p*y*sigmoid(-x)], each sigmoid from exp(-|x|) (no overflow)."""
     e, r, s_pos, s_neg, _, _, _, positive, zero = bufs
     np.copyto(s_pos, x)
-    np.abs(s_pos, out=e)
-    np.negative(e, out=e)
-    np.exp(e, out=e)
+    np.copysign(s_pos, -1.0, out=e)
+    fns.exp(e, out=e)
     np.add(e, 1.0, out=r)
     np.divide(1.0, r, out=r)  # 1 / (1 + e)
     np.multiply(e, r, out=e)  # e / (1 + e)
