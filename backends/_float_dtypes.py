@@ -4,9 +4,18 @@ _FLOAT_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
 _INTEGRAL = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 
 
+_NAMES: dict = {}
+
+
 def dtype_name(dtype):
     """``paddle.float32`` -> ``"float32"``; ``tf.float32`` -> ``"float32"``."""
-    return str(getattr(dtype, "name", dtype)).rsplit(".", 1)[-1].lower()
+    try:
+        return _NAMES[dtype]
+    except KeyError:
+        name = _NAMES[dtype] = str(getattr(dtype, "name", dtype)).rsplit(".", 1)[-1].lower()
+        return name
+    except TypeError:  # an unhashable dtype object
+        return str(getattr(dtype, "name", dtype)).rsplit(".", 1)[-1].lower()
 
 
 def isdtype(dtype, kind):

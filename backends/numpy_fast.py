@@ -144,22 +144,18 @@ def _run_chunks(kernel, x, views, out, grad_out, fns, chunk_indices) -> list[flo
 
 
 def _loss_small(x, y, w, p):
-    """``_loss_chunk`` for small arrays in fewer NumPy calls: logaddexp(0, v) is the stable softplus."""
+    """``_loss_chunk`` for small arrays in fewer NumPy calls (no scratch buffers), float64."""
     x64 = x.astype(np.float64)
-    sp_pos = np.logaddexp(0.0, x64)  # max(v, 0) + log1p(exp(-|v|)) inside NumPy, in float64
-    sp_neg = np.logaddexp(0.0, -x64)
-    c_pos = y.astype(np.float64) if p is None else np.multiply(y, p, dtype=np.float64)
-    c_neg = np.subtract(1.0, y, dtype=np.float64)
-    finite = np.isfinite(x64).all()
-    np.multiply(sp_neg, c_pos, out=sp_neg)
-    np.multiply(sp_pos, c_neg, out=sp_pos)
-    if not finite:  # the zero-coefficient rule matters only where a softplus is inf or NaN
-        np.copyto(sp_neg, 0.0, where=c_pos == 0)
-        np.copyto(sp_pos, 0.0, where=c_neg == 0)
-    np.add(sp_pos, sp_neg, out=sp_pos)
-    if w is not None:
-        np.multiply(sp_pos, w, out=sp_pos, dtype=np.float64)
-    return sp_pos
+    log_term = np.copysign(x64, -1.0)
+    np.exp(log_term, out=log_term)
+    np.log1p(log_term, out=log_term)  # log1p(exp(-|x|))
+    sp_pos = np.maximum(x64, 0.0)
+    sp_pos += log_term  # softplus(x)
+    sp_neg = np.minimum(x64, 0.0)
+    np.subtract(log_term, sp_neg, out=sp_neg)  # softplus(-x)
+    # A non-finite sum means an inf or NaN logit: only then can a softplus be inf or NaN
+    finite = math.isfinite(np.add.reduce(x64, axis=None))
+    return _weigh_terms(sp_neg, sp_pos, y, p, w, log_term, None if finite else np.empty(x64.shape, np.bool_), np.add)
 
 
 def _loss_chunk(x, y, w, p, bufs, fns):

@@ -11,6 +11,8 @@ bfloat16, static graph mode, empty input) returns NotImplemented and takes the p
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import paddle
 
@@ -22,35 +24,50 @@ _DTYPES = ("float16", "float32", "float64")
 
 def bce_with_logits(x, y, weight, pos_weight, reduction, out_dtype):
     """Chunked float64 NumPy kernels on zero-copy DLPack views (CPU, float16/32/64, no gradient)."""
-    if dtype_name(out_dtype) not in _DTYPES or not _eligible(x, (y, weight, pos_weight)):
+    out_name = dtype_name(out_dtype)
+    if out_name not in _DTYPES or not _eligible(x, (y, weight, pos_weight)):
         return NotImplemented
     if not x.stop_gradient and paddle.is_grad_enabled():
         # A PyLayer over NumPy kernels would have a backward Paddle cannot differentiate again
         # (double backward would silently lose x.grad); the portable path records a real graph.
         return NotImplemented
-    return _to_paddle(_forward(x, y, weight, pos_weight, reduction, out_dtype))
-
-
-def _eligible(x, others) -> bool:
-    if not paddle.in_dynamic_mode() or x.size == 0 or not x.place.is_cpu_place():
-        return False
-    grad_on = paddle.is_grad_enabled()
-    for t in others:
-        if t is None or isinstance(t, (int, float)):
-            continue
-        if dtype_name(t.dtype) not in _DTYPES or not t.place.is_cpu_place() or (grad_on and not t.stop_gradient):
-            return False
-    return dtype_name(x.dtype) in _DTYPES
-
-
-def _numpy(t):
-    return t if t is None or isinstance(t, (int, float)) else np.from_dlpack(t.detach())
-
-
-def _to_paddle(array):
-    return paddle.utils.dlpack.from_dlpack(array)  # our results are fresh C-contiguous arrays (0-d kept)
+    return _to_paddle(_forward(x, y, weight, pos_weight, reduction, np.dtype(out_name)), out_dtype)
 
 
 def _forward(x, y, weight, pos_weight, reduction, out_dtype):
-    operands = tuple(map(_numpy, (y, weight, pos_weight)))
-    return numpy_fast.evaluate(numpy_fast._loss_chunk, _numpy(x), operands, reduction, np.dtype(dtype_name(out_dtype)))
+    small = math.prod(x.shape) <= numpy_fast.SMALL
+    operands = tuple(_numpy(a, small) for a in (y, weight, pos_weight))
+    return numpy_fast.evaluate(numpy_fast._loss_chunk, _numpy(x, small), operands, reduction, out_dtype)
+
+
+def _eligible(x, others) -> bool:
+    if not paddle.in_dynamic_mode() or not x.place.is_cpu_place() or dtype_name(x.dtype) not in _DTYPES:
+        return False
+    if math.prod(x.shape) == 0:
+        return False
+    grad_on = paddle.is_grad_enabled()
+    for t in others:
+        if t is None or type(t) is float or type(t) is int:
+            continue
+        if dtype_name(t.dtype) not in _DTYPES or not t.place.is_cpu_place() or (grad_on and not t.stop_gradient):
+            return False
+    return True
+
+
+def _numpy(t, small: bool):
+    """NumPy data of a CPU tensor: a zero-copy DLPack view, or for small ones a copy (cheaper)."""
+    if t is None or type(t) is float or type(t) is int:
+        return t
+    return t.numpy() if small else np.from_dlpack(t.detach())
+
+
+def _to_paddle(array, dtype):
+    """Our results are fresh C-contiguous arrays: DLPack hands them over without a copy.
+
+    A 0-d result (mean, sum) is made with ``paddle.full`` instead, which costs half as much; the
+    value is already rounded to ``dtype``, so it is exact. ``paddle.full`` puts it on Paddle's
+    current device, so only when that is the CPU (like the inputs).
+    """
+    if array.ndim == 0 and paddle.get_device() == "cpu":
+        return paddle.full([], float(array), dtype)
+    return paddle.utils.dlpack.from_dlpack(array)

@@ -29,19 +29,19 @@ _CUDA_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 def bce_with_logits(x, y, weight, pos_weight, reduction, out_dtype):
     """autograd.Function: Triton kernels on CUDA (fp32/fp16/bf16), chunked float64 kernels on CPU."""
-    device = x.device.type
-    dtypes = _CPU_DTYPES if device == "cpu" else _CUDA_DTYPES if device == "cuda" else ()
-    if out_dtype not in dtypes or not eligible(x, (y, weight, pos_weight), dtypes):
-        return NotImplemented
-    if device == "cuda":
-        if not triton_importable():
+    if x.is_cpu:
+        if out_dtype not in _CPU_DTYPES or not eligible(x, (y, weight, pos_weight), _CPU_DTYPES):
             return NotImplemented
-        from bce_compat.backends import torch_triton
+        if x.requires_grad and torch.is_grad_enabled():
+            return _CPULoss.apply(x, y, weight, pos_weight, reduction, out_dtype)
+        return _cpu_forward(x, y, weight, pos_weight, reduction, out_dtype)  # no graph to record
+    if not x.is_cuda or out_dtype not in _CUDA_DTYPES or not eligible(x, (y, weight, pos_weight), _CUDA_DTYPES):
+        return NotImplemented
+    if not triton_importable():
+        return NotImplemented
+    from bce_compat.backends import torch_triton
 
-        return torch_triton.bce_with_logits(x, y, weight, pos_weight, reduction, out_dtype)
-    if not (x.requires_grad and torch.is_grad_enabled()):  # no graph to record: skip autograd.Function
-        return _cpu_forward(x, y, weight, pos_weight, reduction, out_dtype)
-    return _CPULoss.apply(x, y, weight, pos_weight, reduction, out_dtype)
+    return torch_triton.bce_with_logits(x, y, weight, pos_weight, reduction, out_dtype)
 
 
 def _cpu_forward(x, y, weight, pos_weight, reduction, out_dtype):
@@ -82,28 +82,23 @@ def eligible(x, others, dtypes) -> bool:
     """Plain strided tensors on x's device, dtypes in ``dtypes``, only ``x`` wanting a gradient."""
     if x.numel() == 0 or torch.compiler.is_compiling() or _forward_ad_active():
         return False
-    grad_on = torch.is_grad_enabled()
-    for i, t in enumerate((x, *others)):
-        if t is None or isinstance(t, (int, float)):
+    grad_on, device = torch.is_grad_enabled(), x.device
+    if not _plain(x) or x.dtype not in dtypes:
+        return False
+    for t in others:
+        if t is None or type(t) is float or type(t) is int:
             continue
-        if not _plain(t) or t.dtype not in dtypes or t.device != x.device:
-            return False
-        if i and grad_on and t.requires_grad:
+        if not _plain(t) or t.dtype not in dtypes or t.device != device or (grad_on and t.requires_grad):
             return False
     return True
 
 
+_PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
+_functorch_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", lambda t: False)
+
+
 def _plain(t) -> bool:
-    return (
-        (type(t) is torch.Tensor or type(t) is torch.nn.Parameter)
-        and t.layout == torch.strided
-        and not _functorch_wrapped(t)
-    )
-
-
-def _functorch_wrapped(t) -> bool:
-    check = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
-    return bool(check and check(t))
+    return type(t) in _PLAIN_TYPES and t.layout == torch.strided and not _functorch_wrapped(t)
 
 
 def _forward_ad_active() -> bool:
@@ -111,7 +106,10 @@ def _forward_ad_active() -> bool:
 
 
 def _numpy(t):
-    return t if t is None or isinstance(t, (int, float)) else t.detach().numpy()
+    """A zero-copy NumPy view of a CPU tensor (numbers and None pass through)."""
+    if t is None or type(t) is float or type(t) is int:
+        return t
+    return t.detach().numpy() if t.requires_grad else t.numpy()
 
 
 _NUMPY_DTYPES: dict = {}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import numbers
-
 from bce_compat._registry import Backend, backend_for_type, describe_backends
+
+_PYTHON_NUMBER_TYPES = (bool, int, float)  # exactly: subclasses (IntEnum, ...) are not plain numbers
 
 
 def is_python_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not hasattr(value, "__array_namespace__") and type(value).__module__ == "builtins"
+    return type(value) in _PYTHON_NUMBER_TYPES
 
 
 def is_array(value) -> bool:

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 from bce_compat import _math
-from bce_compat._dispatch import backend_of, is_array
-from bce_compat._validate import (
-    ArgNames,
-    as_floating,
-    check_floating_input,
-    check_same_shape,
-    check_unit_interval,
-    check_weight_shape,
-)
+from bce_compat._dispatch import is_array
+from bce_compat._plan import plan_for
+from bce_compat._validate import ArgNames, check_unit_interval
 from bce_compat.backends._float_dtypes import dtype_name
 
 _HALF_PRECISION = ("float16", "bfloat16")  # computed in float32, rounded once at the end
@@ -24,22 +18,13 @@ def compute(kind: str, fn: str, names: ArgNames, x, y, weight, pos_weight, reduc
     >>> float(compute("logits", "f", ArgNames(), np.array([0.0]), np.array([1.0]), None, None, "mean"))
     0.6931471805599453
     """
-    arrays = {names.input: x, names.target: y, names.weight: weight, names.pos_weight: pos_weight}
-    backend = backend_of(fn, arrays)
-    xp = backend.namespace(x)
-    check_floating_input(fn, names.input, xp, x)
-    y = as_floating(fn, names.target, xp, y, x.dtype)
-    weight = as_floating(fn, names.weight, xp, weight, x.dtype)
-    pos_weight = as_floating(fn, names.pos_weight, xp, pos_weight, x.dtype)
-    check_same_shape(fn, names, x, y)
-    check_weight_shape(fn, names.weight, names, weight, x)
-    check_weight_shape(fn, names.pos_weight, names, pos_weight, x)
+    plan = plan_for(fn, names, x, y, weight, pos_weight)
+    backend, xp, out_dtype = plan.backend, plan.xp, plan.out_dtype
+    y, weight, pos_weight = plan.cast(x, y, weight, pos_weight)
     if kind == "probs":
         check_unit_interval(fn, names.input, xp, x, backend)
         check_unit_interval(fn, names.target, xp, y, backend)
 
-    array_args = [a for a in (x, y, weight, pos_weight) if is_array(a)]
-    out_dtype = xp.result_type(*(a.dtype for a in array_args))
     fast_path = backend.fast_paths.get(kind)
     if fast_path is not None:
         result = fast_path(x, y, weight, pos_weight, reduction, out_dtype)

@@ -69,14 +69,12 @@ def check_floating_input(fn: str, arg: str, xp, x) -> None:
         raise TypeError(f"{fn}: `{arg}` must be a real floating array (float16/32/64, bfloat16); got dtype {x.dtype}")
 
 
-def as_floating(fn: str, arg: str, xp, value, float_dtype):
-    """Arrays that are real floating pass; bool and integer ones become ``float_dtype``; complex is refused."""
-    if not is_array(value):
-        return value
-    if xp.isdtype(value.dtype, "real floating"):
-        return value
+def needs_float_cast(fn: str, arg: str, xp, value) -> bool:
+    """True for bool and integer arrays (they become the input's dtype); complex ones are refused."""
+    if not is_array(value) or xp.isdtype(value.dtype, "real floating"):
+        return False
     if xp.isdtype(value.dtype, ("bool", "integral")):
-        return xp.astype(value, float_dtype)
+        return True
     raise TypeError(f"{fn}: `{arg}` must be a real (floating, integer or bool) array; got dtype {value.dtype}")
 
 

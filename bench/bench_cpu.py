@@ -86,7 +86,7 @@ def numpy_rows(n: int, repeat: int) -> list[dict]:
     return rows
 
 
-def torch_rows(n: int, repeat: int) -> list[dict]:
+def torch_rows(n: int, repeat: int, number: int = 1) -> list[dict]:
     """The portable call on torch CPU tensors (its fast path) vs torch's own op."""
     try:
         import torch
@@ -112,6 +112,7 @@ def torch_rows(n: int, repeat: int) -> list[dict]:
             "native fb": native_fb,
         },
         repeat,
+        number=number,
     )
     size = f"2^{int(math.log2(n))}" if n & (n - 1) == 0 else str(n)
     return [
@@ -120,7 +121,7 @@ def torch_rows(n: int, repeat: int) -> list[dict]:
     ]
 
 
-def paddle_rows(n: int, repeat: int) -> list[dict]:
+def paddle_rows(n: int, repeat: int, number: int = 1) -> list[dict]:
     """The portable call on Paddle CPU tensors vs Paddle's own op."""
     try:
         import paddle
@@ -136,6 +137,7 @@ def paddle_rows(n: int, repeat: int) -> list[dict]:
             "native": lambda: f(x, y, pos_weight=p),
         },
         repeat,
+        number=number,
     )
     size = f"2^{int(math.log2(n))}" if n & (n - 1) == 0 else str(n)
     return [_overhead_row(f"paddle CPU via shim, mean fwd, {size}", t["ours"], t["native"], "paddle op", n)]
@@ -156,11 +158,12 @@ def import_row(runs: int = 7) -> dict:
 def all_rows(sizes=(2**24, 128), repeat: int = 5) -> list[dict]:
     rows = []
     for n in sizes:
-        reps = repeat if n > 4096 else max(repeat, 200)
+        # small inputs: each sample is 500 calls in a row (per-call overhead, not timer noise)
+        number = 1 if n > 4096 else 500
         if n > 4096:
             rows += numpy_rows(n, repeat)
-        rows += torch_rows(n, reps)
-        rows += paddle_rows(n, reps)
+        rows += torch_rows(n, repeat, number)
+        rows += paddle_rows(n, repeat, number)
     rows.append(import_row())
     return rows
 

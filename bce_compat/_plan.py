@@ -1,0 +1,80 @@
+"""What a call's argument types, dtypes and shapes decide, worked out once per such signature.
+
+Dispatch, the dtype and shape checks of SPEC §3 and §5 and the result dtype depend on nothing
+else, so a training loop that calls the loss with the same kinds of arrays pays for them once;
+only checks on values (BCE's [0, 1] range) run on every call. A bad call raises every time
+(it is never remembered).
+
+>>> import numpy as np
+>>> from bce_compat._validate import ArgNames
+>>> plan = plan_for("f", ArgNames(), np.zeros(3, np.float32), np.zeros(3, bool), None, 2.0)
+>>> plan.backend.name, plan.out_dtype, plan.cast_to_float
+('numpy', dtype('float32'), (True, False, False))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bce_compat._dispatch import backend_of, is_array, is_python_number
+from bce_compat._registry import Backend
+from bce_compat._validate import ArgNames, check_floating_input, check_same_shape, check_weight_shape, needs_float_cast
+
+_MAX_PLANS = 256  # distinct signatures kept; past that the memo starts afresh
+
+
+@dataclass(frozen=True)
+class Plan:
+    backend: Backend
+    xp: object  # the array-API namespace of the inputs
+    out_dtype: object  # the promoted dtype of every array argument (SPEC §3)
+    cast_to_float: tuple  # (target, weight, pos_weight): a bool/int array, cast to the input's dtype
+
+    def cast(self, x, y, weight, pos_weight) -> tuple:
+        """``y, weight, pos_weight`` with bool/int arrays cast to ``x``'s dtype."""
+        return tuple(
+            self.xp.astype(a, x.dtype) if cast else a for a, cast in zip((y, weight, pos_weight), self.cast_to_float)
+        )
+
+
+_plans: dict = {}
+
+
+def plan_for(fn: str, names: ArgNames, x, y, weight, pos_weight) -> Plan:
+    """The plan for these arguments, validated; raises the SPEC §5 errors for bad ones."""
+    key = _signature(x, y, weight, pos_weight)
+    plan = _plans.get(key) if key is not None else None
+    if plan is None:
+        plan = _make_plan(fn, names, x, y, weight, pos_weight)
+        if key is not None:
+            if len(_plans) >= _MAX_PLANS:
+                _plans.clear()
+            _plans[key] = plan
+    return plan
+
+
+def _signature(*args):
+    """Type, dtype and shape of each argument (type alone for numbers); None if one has no such key."""
+    try:
+        key = tuple(
+            a if a is None else type(a) if is_python_number(a) else (type(a), a.dtype, tuple(a.shape)) for a in args
+        )
+        hash(key)
+    except (AttributeError, TypeError):  # not an array (the full checks will say so) or unhashable dtype
+        return None
+    return key
+
+
+def _make_plan(fn: str, names: ArgNames, x, y, weight, pos_weight) -> Plan:
+    backend = backend_of(fn, {names.input: x, names.target: y, names.weight: weight, names.pos_weight: pos_weight})
+    xp = backend.namespace(x)
+    check_floating_input(fn, names.input, xp, x)
+    cast = tuple(
+        needs_float_cast(fn, arg, xp, value)
+        for arg, value in ((names.target, y), (names.weight, weight), (names.pos_weight, pos_weight))
+    )
+    check_same_shape(fn, names, x, y)
+    check_weight_shape(fn, names.weight, names, weight, x)
+    check_weight_shape(fn, names.pos_weight, names, pos_weight, x)
+    dtypes = [x.dtype] + [x.dtype if c else a.dtype for a, c in zip((y, weight, pos_weight), cast) if is_array(a)]
+    return Plan(backend, xp, xp.result_type(*dtypes), cast)
