@@ -47,7 +47,7 @@ def bce_with_logits(x, y, weight, pos_weight, reduction, out_dtype):
 def _cpu_forward(x, y, weight, pos_weight, reduction, out_dtype):
     operands = tuple(map(_numpy, (y, weight, pos_weight)))
     result = numpy_fast.evaluate(
-        numpy_fast._loss_chunk, _numpy(x), operands, reduction, _numpy_dtype(out_dtype), fns=_elementary(out_dtype)
+        numpy_fast._loss_chunk, _numpy(x), operands, reduction, _numpy_dtype(out_dtype), fns=_elementary(out_dtype, x.numel())
     )
     return torch.from_numpy(result)
 
@@ -62,12 +62,15 @@ def _vectorised(op):
 
 # torch's own float64 exp and log1p (SLEEF, vectorised, within 1 ulp) are 2-3x faster than
 # libm's. For float16/float32 results that extra float64 ulp is ~2**-29 of a result ulp, so the
-# loss still rounds within SPEC §4; float64 results keep libm's (an ulp there counts).
+# loss still rounds within SPEC §4; float64 results keep libm's (an ulp there counts). Up to one
+# chunk, wrapping the buffers for torch costs more than it saves.
 _TORCH_ELEMENTARY = numpy_fast.Elementary(exp=_vectorised(torch.exp), log1p=_vectorised(torch.log1p))
 
 
-def _elementary(out_dtype):
-    return numpy_fast.LIBM if out_dtype == torch.float64 else _TORCH_ELEMENTARY
+def _elementary(out_dtype, size):
+    if out_dtype == torch.float64 or size <= numpy_fast.CHUNK:
+        return numpy_fast.LIBM
+    return _TORCH_ELEMENTARY
 
 
 @functools.cache
@@ -132,7 +135,7 @@ class _CPULoss(torch.autograd.Function):
             # mean/sum: the gradient comes out of the same pass; backward only scales it
             ctx.grad_x = torch.empty(x.shape, dtype=x.dtype)
             result = numpy_fast.loss_and_grad(
-                _numpy(x), *map(_numpy, operands), reduction, _numpy_dtype(out_dtype), ctx.grad_x.numpy(), _elementary(x.dtype)
+                _numpy(x), *map(_numpy, operands), reduction, _numpy_dtype(out_dtype), ctx.grad_x.numpy(), _elementary(x.dtype, x.numel())
             )
         else:
             result = _cpu_forward(x, y, weight, pos_weight, reduction, out_dtype)
@@ -156,7 +159,7 @@ class _CPULoss(torch.autograd.Function):
             g = _numpy(grad.contiguous()) if ctx.reduction == "none" else _scalar_grad(grad, ctx.reduction, x.numel())
             grad_x = torch.from_numpy(
                 numpy_fast.grad_logits(
-                    _numpy(x), _numpy(y), _numpy(weight), _numpy(pos_weight), g, _numpy_dtype(x.dtype), _elementary(x.dtype)
+                    _numpy(x), _numpy(y), _numpy(weight), _numpy(pos_weight), g, _numpy_dtype(x.dtype), _elementary(x.dtype, x.numel())
                 )
             )
         return grad_x, None, None, None, None, None

@@ -77,7 +77,8 @@ def test_chunked_kernels_with_torch_exp_and_log1p_match_exact(dtype):
     x, y = x.repeat(reps, 1), y.repeat(reps, 1)
     xn, yn = np.tile(xn, (reps, 1)), np.tile(yn, (reps, 1))
     expected_fns = numpy_fast.LIBM if dtype == "float64" else torch_fast._TORCH_ELEMENTARY
-    assert torch_fast._elementary(DTYPES[dtype]) is expected_fns
+    assert torch_fast._elementary(DTYPES[dtype], x.numel()) is expected_fns
+    assert torch_fast._elementary(DTYPES[dtype], numpy_fast.CHUNK) is numpy_fast.LIBM
     tight = 1 if dtype == "float16" else 4
     with torch.no_grad():
         result = loss(x, y, w, p, "none")
