@@ -10,7 +10,8 @@ Each adapter module defines:
 - ``version()``: the library's version string;
 - ``values_are_concrete(x)``: whether ``x`` holds values a check may read now
   (False under tracing or for lazy arrays, where value checks are skipped);
-- ``fast_paths()``: ``{"logits": fn, "probs": fn}`` of fused kernels, possibly empty;
+- ``engines()``: the backend's fast paths, a tuple (possibly empty) of engines, each called
+  with a ``contract.Problem`` and returning the result or a ``contract.Declined``;
 - optionally ``as_result(value)``: a last conversion of the result (NumPy: scalar -> 0-d array).
 
 The registry that picks an adapter for an array is ``bce_compat._registry``.

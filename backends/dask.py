@@ -32,5 +32,5 @@ def values_are_concrete(x):
     return False  # reading values would compute the whole graph
 
 
-def fast_paths():
-    return {}
+def engines():
+    return ()

@@ -32,5 +32,5 @@ def values_are_concrete(x):
     return not isinstance(x, jax.core.Tracer)
 
 
-def fast_paths():
-    return {}
+def engines():
+    return ()

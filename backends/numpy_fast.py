@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bce_compat.backends.contract import Declined, NamedEngine, Problem, unsupported_options
+
 CHUNK = 1 << 15  # elements per chunk: big enough to amortise ufunc calls, small enough for L2/L3
 SMALL = 1 << 11  # up to this, fewer NumPy calls beat scratch-buffer reuse
 PARALLEL_MIN = 1 << 17  # below this, one thread (pool hand-off costs more than it saves)
@@ -305,3 +307,20 @@ def _get_pool() -> ThreadPoolExecutor:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="bce_compat")
         return _pool
+
+
+_OPTIONS: tuple = ()  # options beyond torch's signature that this engine implements
+
+
+def _solve(problem: Problem):
+    """The engine's entry: the logits loss without options, or Declined."""
+    if problem.kind != "logits":
+        return Declined(f"kind {problem.kind!r} is not implemented")
+    declined = unsupported_options(problem, _OPTIONS)
+    if declined is not None:
+        return declined
+    result = bce_with_logits(*problem.arrays(), problem.reduction, problem.out_dtype)
+    return Declined("inputs outside this engine's dtypes, devices or modes") if result is NotImplemented else result
+
+
+ENGINE = NamedEngine('numpy-cpu-chunked', _solve)

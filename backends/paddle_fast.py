@@ -17,6 +17,7 @@ import numpy as np
 import paddle
 
 from bce_compat.backends import numpy_fast
+from bce_compat.backends.contract import Declined, NamedEngine, Problem, unsupported_options
 from bce_compat.backends._float_dtypes import dtype_name
 
 _DTYPES = ("float16", "float32", "float64")
@@ -71,3 +72,20 @@ def _to_paddle(array, dtype):
     if array.ndim == 0 and paddle.get_device() == "cpu":
         return paddle.full([], float(array), dtype)
     return paddle.utils.dlpack.from_dlpack(array)
+
+
+_OPTIONS: tuple = ()  # options beyond torch's signature that this engine implements
+
+
+def _solve(problem: Problem):
+    """The engine's entry: the logits loss without options, or Declined."""
+    if problem.kind != "logits":
+        return Declined(f"kind {problem.kind!r} is not implemented")
+    declined = unsupported_options(problem, _OPTIONS)
+    if declined is not None:
+        return declined
+    result = bce_with_logits(*problem.arrays(), problem.reduction, problem.out_dtype)
+    return Declined("inputs outside this engine's dtypes, devices or modes") if result is NotImplemented else result
+
+
+ENGINE = NamedEngine('paddle-cpu-chunked', _solve)

@@ -28,7 +28,7 @@ def values_are_concrete(x):
     return not (torch.compiler.is_compiling() or x.device.type == "meta")
 
 
-def fast_paths():
+def engines():
     from bce_compat.backends import torch_fast
 
-    return {"logits": torch_fast.bce_with_logits}
+    return (torch_fast.ENGINE,)

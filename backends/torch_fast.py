@@ -22,6 +22,7 @@ import sys
 import torch
 
 from bce_compat.backends import numpy_fast
+from bce_compat.backends.contract import Declined, NamedEngine, Problem, unsupported_options
 
 _CPU_DTYPES = (torch.float16, torch.float32, torch.float64)
 _CUDA_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -190,3 +191,20 @@ def grad_reference(x, y, weight, pos_weight, grad, reduction):
     if reduction == "mean":
         g = g / x.numel()
     return (d * g).to(x.dtype)
+
+
+_OPTIONS: tuple = ()  # options beyond torch's signature that this engine implements
+
+
+def _solve(problem: Problem):
+    """The engine's entry: the logits loss without options, or Declined."""
+    if problem.kind != "logits":
+        return Declined(f"kind {problem.kind!r} is not implemented")
+    declined = unsupported_options(problem, _OPTIONS)
+    if declined is not None:
+        return declined
+    result = bce_with_logits(*problem.arrays(), problem.reduction, problem.out_dtype)
+    return Declined("inputs outside this engine's dtypes, devices or modes") if result is NotImplemented else result
+
+
+ENGINE = NamedEngine('torch-cpu-chunked+triton-cuda', _solve)

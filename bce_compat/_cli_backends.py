@@ -28,15 +28,11 @@ def installed_backends() -> list[dict]:
                 importlib.import_module(name)
                 backend = load_backend(name)
                 row["version"] = adapter.version()
-                row["fast_paths"] = sorted(_describe(backend.fast_paths))
+                row["fast_paths"] = [engine.name for engine in backend.engines]
             except Exception as exc:  # installed but broken: say so instead of failing the listing
                 row["installed"], row["version"] = False, f"import failed: {exc.__class__.__name__}: {exc}"
         rows.append(row)
     return rows
-
-
-def _describe(fast_paths: dict) -> list[str]:
-    return [f"{kind}: {getattr(fn, '__doc__', '') and fn.__doc__.splitlines()[0] or fn.__name__}" for kind, fn in fast_paths.items()]
 
 
 def run(args) -> int:

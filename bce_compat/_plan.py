@@ -29,6 +29,7 @@ class Plan:
     xp: object  # the array-API namespace of the inputs
     out_dtype: object  # the promoted dtype of every array argument (SPEC §3)
     cast_to_float: tuple  # (target, weight, pos_weight): a bool/int array, cast to the input's dtype
+    compute_dtype: object  # out_dtype, or float32 for half precision (computed in float32, rounded once)
 
     def cast(self, x, y, weight, pos_weight) -> tuple:
         """``y, weight, pos_weight`` with bool/int arrays cast to ``x``'s dtype."""
@@ -77,4 +78,7 @@ def _make_plan(fn: str, names: ArgNames, x, y, weight, pos_weight) -> Plan:
     check_weight_shape(fn, names.weight, names, weight, x)
     check_weight_shape(fn, names.pos_weight, names, pos_weight, x)
     dtypes = [x.dtype] + [x.dtype if c else a.dtype for a, c in zip((y, weight, pos_weight), cast) if is_array(a)]
-    return Plan(backend, xp, xp.result_type(*dtypes), cast)
+    out_dtype = xp.result_type(*dtypes)
+    # by name: a NumPy dtype compares equal to None (np.dtype(None) is float64)
+    half = any(hasattr(xp, n) and out_dtype == getattr(xp, n) for n in ("float16", "bfloat16"))
+    return Plan(backend, xp, out_dtype, cast, xp.float32 if half else out_dtype)

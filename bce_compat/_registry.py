@@ -10,7 +10,7 @@ import functools
 import importlib
 import sys
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
 
 # name (= the array library's module name) -> adapter module; the order is the listing order.
@@ -33,7 +33,7 @@ class Backend:
 
     name: str
     adapter: ModuleType
-    fast_paths: dict = field(default_factory=dict)
+    engines: tuple = ()  # fast paths, tried in order before the portable path
 
     def namespace(self, x):
         return self.adapter.namespace(x)
@@ -68,13 +68,13 @@ def load_backend(name: str) -> Backend | None:
         return None
     try:
         adapter = importlib.import_module(path)
-        fast_paths = dict(adapter.fast_paths())
+        engines = tuple(adapter.engines())
     except Exception as exc:  # a broken third-party plugin must not break the loss
         if name in BUILTIN_ADAPTERS:
             raise
         warnings.warn(f"bce_compat: backend plugin {name!r} ({path}) failed to load: {exc!r}", RuntimeWarning, stacklevel=2)
         return None
-    return Backend(name, adapter, fast_paths)
+    return Backend(name, adapter, engines)
 
 
 @functools.cache

@@ -28,7 +28,7 @@ def edge_grid(dtype):
 
 
 def test_registered_for_paddle():
-    assert load_backend("paddle").fast_paths["logits"] is paddle_fast.bce_with_logits
+    assert load_backend("paddle").engines == (paddle_fast.ENGINE,)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])

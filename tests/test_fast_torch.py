@@ -40,7 +40,7 @@ def used_fast_path(result) -> bool:
 
 
 def test_registered_for_torch():
-    assert load_backend("torch").fast_paths["logits"] is torch_fast.bce_with_logits
+    assert load_backend("torch").engines == (torch_fast.ENGINE,)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])

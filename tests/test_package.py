@@ -96,7 +96,7 @@ def _fake_plugin_module():
     module.namespace = lambda x: _FakeNamespace(xp)
     module.version = lambda: "1.0"
     module.values_are_concrete = lambda x: True
-    module.fast_paths = lambda: {}
+    module.engines = lambda: ()
     return module
 
 
