@@ -8,6 +8,7 @@ not ignored, they enter the formula like any other value.
 from __future__ import annotations
 
 from bce_compat import _loss, _reduction
+from bce_compat._types import Array, Reduction, Weight
 from bce_compat._validate import ArgNames
 
 __all__ = ["binary_cross_entropy_with_logits", "binary_cross_entropy", "BCEWithLogitsLoss", "BCELoss"]
@@ -16,7 +17,14 @@ _WITH_LOGITS_NAMES = ArgNames(input="logit", target="label")
 _PROBS_NAMES = ArgNames(input="input", target="label")
 
 
-def binary_cross_entropy_with_logits(logit, label, weight=None, reduction="mean", pos_weight=None, name=None):
+def binary_cross_entropy_with_logits(
+    logit: Array,
+    label: Array,
+    weight: Weight = None,
+    reduction: Reduction = "mean",
+    pos_weight: Weight = None,
+    name: str | None = None,
+) -> Array:
     r"""``paddle.nn.functional.binary_cross_entropy_with_logits`` on any backend.
 
     Out = max(logit, 0) - logit * label + log(1 + exp(-|logit|)), times ``weight``, with
@@ -37,7 +45,9 @@ def binary_cross_entropy_with_logits(logit, label, weight=None, reduction="mean"
     )
 
 
-def binary_cross_entropy(input, label, weight=None, reduction="mean", name=None):
+def binary_cross_entropy(
+    input: Array, label: Array, weight: Weight = None, reduction: Reduction = "mean", name: str | None = None
+) -> Array:
     """``paddle.nn.functional.binary_cross_entropy`` on any backend (probabilities in, log clamped at -100).
 
     >>> import numpy as np
@@ -58,12 +68,14 @@ class BCEWithLogitsLoss:
     1.3862943611198906
     """
 
-    def __init__(self, weight=None, reduction="mean", pos_weight=None, name=None):
+    def __init__(
+        self, weight: Weight = None, reduction: Reduction = "mean", pos_weight: Weight = None, name: str | None = None
+    ) -> None:
         self.weight = weight
         self.pos_weight = pos_weight
         self.reduction = _reduction.resolve("BCEWithLogitsLoss", reduction)
 
-    def forward(self, logit, label):
+    def forward(self, logit: Array, label: Array) -> Array:
         return binary_cross_entropy_with_logits(logit, label, self.weight, self.reduction, self.pos_weight)
 
     __call__ = forward
@@ -78,11 +90,11 @@ class BCELoss:
     0.6931
     """
 
-    def __init__(self, weight=None, reduction="mean", name=None):
+    def __init__(self, weight: Weight = None, reduction: Reduction = "mean", name: str | None = None) -> None:
         self.weight = weight
         self.reduction = _reduction.resolve("BCELoss", reduction)
 
-    def forward(self, input, label):
+    def forward(self, input: Array, label: Array) -> Array:
         return binary_cross_entropy(input, label, self.weight, self.reduction)
 
     __call__ = forward

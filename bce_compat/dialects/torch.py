@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bce_compat import _loss, _reduction
+from bce_compat._types import Array, Reduction, Weight
 from bce_compat._validate import ArgNames
 
 __all__ = ["binary_cross_entropy_with_logits", "binary_cross_entropy", "BCEWithLogitsLoss", "BCELoss"]
@@ -11,8 +12,14 @@ _NAMES = ArgNames()
 
 
 def binary_cross_entropy_with_logits(
-    input, target, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None
-):
+    input: Array,
+    target: Array,
+    weight: Weight = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: Reduction = "mean",
+    pos_weight: Weight = None,
+) -> Array:
     r"""Binary cross entropy between ``target`` and the logits ``input``, as torch computes it.
 
     Element-wise, with p = ``pos_weight`` and w = ``weight`` (both broadcast against ``input``;
@@ -46,7 +53,14 @@ def binary_cross_entropy_with_logits(
     return _loss.compute("logits", "binary_cross_entropy_with_logits", _NAMES, input, target, weight, pos_weight, reduction)
 
 
-def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+def binary_cross_entropy(
+    input: Array,
+    target: Array,
+    weight: Weight = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: Reduction = "mean",
+) -> Array:
     r"""Binary cross entropy between ``target`` and the probabilities ``input``, as torch computes it.
 
     Element-wise, with w = ``weight`` broadcast against ``input``::
@@ -82,19 +96,26 @@ class BCEWithLogitsLoss:
     1.3862943611198906
     """
 
-    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None):
+    def __init__(
+        self,
+        weight: Weight = None,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: Reduction = "mean",
+        pos_weight: Weight = None,
+    ) -> None:
         self.weight = weight
         self.pos_weight = pos_weight
         self.reduction = _reduction.resolve("BCEWithLogitsLoss", reduction, size_average, reduce)
 
-    def forward(self, input, target):
+    def forward(self, input: Array, target: Array) -> Array:
         return binary_cross_entropy_with_logits(
             input, target, self.weight, reduction=self.reduction, pos_weight=self.pos_weight
         )
 
     __call__ = forward
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"BCEWithLogitsLoss(reduction={self.reduction!r})"
 
 
@@ -106,14 +127,20 @@ class BCELoss:
     0.6931
     """
 
-    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean"):
+    def __init__(
+        self,
+        weight: Weight = None,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: Reduction = "mean",
+    ) -> None:
         self.weight = weight
         self.reduction = _reduction.resolve("BCELoss", reduction, size_average, reduce)
 
-    def forward(self, input, target):
+    def forward(self, input: Array, target: Array) -> Array:
         return binary_cross_entropy(input, target, self.weight, reduction=self.reduction)
 
     __call__ = forward
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"BCELoss(reduction={self.reduction!r})"
