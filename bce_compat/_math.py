@@ -34,14 +34,16 @@ def _times(xp, coefficient, term):
     return coefficient * xp.where(masked, xp.zeros_like(term), term)
 
 
-def bce_with_logits(xp, x, y, weight=None, pos_weight=None):
+def bce_with_logits(xp, x, y, weight=None, pos_weight=None, y_neg=None):
     """Unreduced  w * [p*y*softplus(-x) + (1-y)*softplus(x)]  (= -w*[p*y*log sig(x) + (1-y)*log(1-sig(x))]).
 
     Both terms are non-negative, so nothing cancels: x = -20, y = 0 gives 2.06e-9, not 0.
     log(1 - sigmoid(x)) is computed as -softplus(x), never as log of a rounded 1 - sigmoid.
+    ``y_neg`` is the coefficient 1 - y when the caller has it more accurately (label smoothing).
     """
+    y_neg = 1 - y if y_neg is None else y_neg
     positive_coefficient = y if pos_weight is None else pos_weight * y
-    loss = _times(xp, positive_coefficient, softplus(xp, -x)) + _times(xp, 1 - y, softplus(xp, x))
+    loss = _times(xp, positive_coefficient, softplus(xp, -x)) + _times(xp, y_neg, softplus(xp, x))
     return loss if weight is None else weight * loss
 
 
@@ -64,18 +66,92 @@ def _neg_log1m_clamped(xp, q):
     return xp.where(xp.logical_or(clamped, neg_log > LOG_CLAMP), xp.full_like(q, LOG_CLAMP), neg_log)
 
 
-def bce(xp, q, y, weight=None):
+def bce(xp, q, y, weight=None, y_neg=None):
     """Unreduced  -w * [y*max(log q, -100) + (1-y)*max(log(1-q), -100)]  on probabilities q."""
-    loss = y * _neg_log_clamped(xp, q) + (1 - y) * _neg_log1m_clamped(xp, q)
+    y_neg = 1 - y if y_neg is None else y_neg
+    loss = y * _neg_log_clamped(xp, q) + y_neg * _neg_log1m_clamped(xp, q)
     return loss if weight is None else weight * loss
 
 
-def reduce(xp, loss, reduction: str):
-    """"none" keeps the shape; "sum" and "mean" (= sum / size, NaN when empty) give 0-d arrays."""
+def sigmoids(xp, x):
+    """(sigmoid(x), sigmoid(-x)), each within a few ulp: both from exp(-|x|), which cannot overflow."""
+    positive = x > 0
+    t = xp.exp(xp.where(positive, -x, x))
+    large, small = 1 / (1 + t), t / (1 + t)
+    return xp.where(positive, large, small), xp.where(positive, small, large)
+
+
+def smoothed_targets(xp, y, eps: float):
+    """Keras' label smoothing: (y*(1-eps) + eps/2, (1-y)*(1-eps) + eps/2).
+
+    The complement is built the same way rather than as 1 - (smoothed y), which would cancel
+    for y near 1 (and its error is multiplied by |x| in the loss).
+    """
+    keep, shift = 1.0 - eps, eps / 2
+    return y * keep + shift, (1 - y) * keep + shift
+
+
+def _focal_modulator(xp, x, y, y_neg, gamma: float):
+    """(1 - p_t)**gamma with 1 - p_t = (1-y)*sigmoid(x) + y*sigmoid(-x), and a finite gradient everywhere.
+
+    The power is taken of the accurately computed 1 - p_t (exp(gamma*log m) would lose
+    |gamma*log m| ulps). Its derivative gamma*m**(gamma-1) overflows as m -> 0 (the NaN gradients
+    optax fixed in PR #1346), so where m is below the normal range the factor is computed in
+    log space instead: m is then the sigmoid of the better-predicted side, log m = -softplus(±x),
+    whose gradient is bounded; the loss there is below the smallest normal anyway.
+    """
+    s_pos, s_neg = sigmoids(xp, x)
+    m = _times(xp, y_neg, s_pos) + _times(xp, y, s_neg)
+    tiny = m < _smallest_normal(xp, m)
+    direct = xp.where(tiny, xp.ones_like(m), m) ** gamma
+    log_m = -softplus(xp, xp.where(y > 0.5, x, -x))
+    return xp.where(tiny, xp.exp(gamma * log_m), direct)
+
+
+def _smallest_normal(xp, a) -> float:
+    return 2.0**-1022 if a.dtype == xp.float64 else 2.0**-126
+
+
+def sigmoid_focal(xp, x, y, alpha: float, gamma: float, y_neg=None):
+    """torchvision's sigmoid focal loss, unreduced: alpha_t * bce_with_logits(x, y) * (1 - p_t)**gamma.
+
+    alpha_t = alpha*y + (1-alpha)*(1-y); a negative alpha means no weighting (torchvision).
+    """
+    y_neg = 1 - y if y_neg is None else y_neg
+    loss = bce_with_logits(xp, x, y, y_neg=y_neg)
+    if gamma != 0:
+        loss = loss * _focal_modulator(xp, x, y, y_neg, gamma)
+    if alpha >= 0:
+        loss = (alpha * y + (1 - alpha) * y_neg) * loss
+    return loss
+
+
+def drop_ignored(xp, ignored, a):
+    """``a`` with the ignored elements set to exactly 0 (their gradient is 0 too)."""
+    return xp.where(ignored, xp.zeros_like(a), a)
+
+
+def mean_over_axis(xp, loss, axis: int):
+    """Keras' mean over one axis (sum / length; NaN for a zero-length axis)."""
+    length = loss.shape[axis]
+    total = xp.sum(loss, axis=axis)
+    return total / length if length else total * math.nan
+
+
+def reduce(xp, loss, reduction: str, count=None):
+    """"none" keeps the shape; "sum" and "mean" (= sum / size, NaN when empty) give 0-d arrays.
+
+    ``count`` (an array), when given, replaces the size as the mean's denominator (ignore_index).
+    """
     if reduction == "none":
         return loss
     total = xp.sum(loss)
     if reduction == "sum":
         return total
+    if count is not None:
+        some = count > 0
+        return xp.where(some, total / xp.where(some, count, xp.ones_like(count)), xp.full_like(total, math.nan))
+    if not all(type(d) is int and d >= 0 for d in loss.shape):  # a graph's size unknown until run (Paddle: -1)
+        return reduce(xp, loss, reduction, xp.sum(xp.ones_like(loss)))
     size = math.prod(loss.shape)
     return total / size if size else total * math.nan

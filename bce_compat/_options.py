@@ -1,0 +1,73 @@
+"""The options beyond torch's signature: validated here, carried in ``Problem.options``.
+
+Only options set away from their defaults enter the mapping, so a plain call has none and
+every engine may take it; an engine that does not implement an option declines the call and
+the portable path (``_loss.portable``) computes it.
+
+>>> options("f", label_smoothing=0.1, ignore_index=None)
+{'label_smoothing': 0.1}
+>>> options("f", label_smoothing=1.5)
+Traceback (most recent call last):
+ValueError: f: `label_smoothing` must be a number in [0, 1]; got 1.5
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import Any
+
+FOCAL_ALPHA = 0.25  # torchvision's defaults
+FOCAL_GAMMA = 2.0
+
+
+def _real(fn: str, arg: str, value: Any, expected: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real) or math.isnan(float(value)):
+        raise TypeError(f"{fn}: `{arg}` must be {expected}; got {value!r}")
+    return float(value)
+
+
+def check_label_smoothing(fn: str, value: Any) -> float:
+    """ε as a float in [0, 1] (Keras: y -> y·(1 - ε) + ε/2)."""
+    eps = _real(fn, "label_smoothing", value, "a number in [0, 1]")
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"{fn}: `label_smoothing` must be a number in [0, 1]; got {value!r}")
+    return eps
+
+
+def check_ignore_index(fn: str, value: Any) -> float | None:
+    """The target value whose elements are left out, a finite number, or None."""
+    if value is None:
+        return None
+    index = _real(fn, "ignore_index", value, "a number or None")
+    if not math.isfinite(index):
+        raise ValueError(f"{fn}: `ignore_index` must be finite; got {value!r}")
+    return index
+
+
+def focal_options(fn: str, alpha: Any, gamma: Any) -> dict[str, float]:
+    """Non-default focal options. alpha in [0, 1], or negative for no weighting (torchvision); gamma >= 0."""
+    a = _real(fn, "alpha", alpha, "a number in [0, 1], or negative for no weighting")
+    if a > 1.0:
+        raise ValueError(f"{fn}: `alpha` must be in [0, 1], or negative for no weighting; got {alpha!r}")
+    g = _real(fn, "gamma", gamma, "a number >= 0")
+    if not 0.0 <= g < math.inf:
+        raise ValueError(f"{fn}: `gamma` must be a finite number >= 0; got {gamma!r}")
+    out = {}
+    if a != FOCAL_ALPHA:
+        out["alpha"] = a
+    if g != FOCAL_GAMMA:
+        out["gamma"] = g
+    return out
+
+
+def options(fn: str, *, label_smoothing: Any = 0.0, ignore_index: Any = None) -> dict[str, Any]:
+    """The non-default ones of ``label_smoothing`` and ``ignore_index``, validated."""
+    out: dict[str, Any] = {}
+    eps = check_label_smoothing(fn, label_smoothing)
+    if eps:
+        out["label_smoothing"] = eps
+    index = check_ignore_index(fn, ignore_index)
+    if index is not None:
+        out["ignore_index"] = index
+    return out
