@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+import _hypothesis_profiles  # noqa: F401  (deterministic Hypothesis: no example database, derandomized)
 import pytest
 
 from bce_compat.conformance import frameworks
