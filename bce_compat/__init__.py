@@ -4,7 +4,8 @@
 >>> float(bce_compat.binary_cross_entropy_with_logits(np.array([0.0]), np.array([1.0])))
 0.6931471805599453
 
-The top-level functions use torch's signatures; ``bce_compat.dialects.paddle`` has Paddle's.
+The top-level functions use torch's signatures (and torchvision's ``sigmoid_focal_loss``);
+``bce_compat.dialects`` has Paddle's, Keras', ``tf.nn``'s and optax's.
 Importing this package imports no array library.
 """
 
@@ -14,6 +15,7 @@ from bce_compat.dialects.torch import (
     BCEWithLogitsLoss,
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
+    sigmoid_focal_loss,
 )
 
 __all__ = [
@@ -22,4 +24,5 @@ __all__ = [
     "__version__",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
+    "sigmoid_focal_loss",
 ]

@@ -2,12 +2,15 @@
 
 Same numbers as the torch dialect (seed 004_4a43b4907e3ac4c7.txt's stable formula equals
 torch's), with one deliberate difference from Paddle's own op: labels equal to -100 are
-not ignored, they enter the formula like any other value.
+not ignored, they enter the formula like any other value, unless ``ignore_index=-100`` is
+given. Paddle's op gives 0 for those elements but still divides its mean by every element;
+``binary_cross_entropy_with_logits(logit, label, reduction="none", ignore_index=-100).mean()``
+reproduces that, while ``ignore_index`` with "mean" leaves them out of the denominator.
 """
 
 from __future__ import annotations
 
-from bce_compat import _loss, _reduction
+from bce_compat import _loss, _options, _reduction
 from bce_compat._types import Array, Reduction, Weight
 from bce_compat._validate import ArgNames
 
@@ -24,13 +27,17 @@ def binary_cross_entropy_with_logits(
     reduction: Reduction = "mean",
     pos_weight: Weight = None,
     name: str | None = None,
+    *,
+    label_smoothing: float = 0.0,
+    ignore_index: float | None = None,
 ) -> Array:
     r"""``paddle.nn.functional.binary_cross_entropy_with_logits`` on any backend.
 
     Out = max(logit, 0) - logit * label + log(1 + exp(-|logit|)), times ``weight``, with
     ``pos_weight`` weighting the positive term; computed exactly as the torch dialect does.
     ``name`` is accepted for signature compatibility and ignored. "mean"/"sum" give 0-d arrays,
-    as Paddle 3.x does (its documentation says shape [1]).
+    as Paddle 3.x does (its documentation says shape [1]). Keyword-only ``label_smoothing`` and
+    ``ignore_index`` as in the torch dialect (see the module docstring for Paddle's -100).
 
     Example (seed 004_4a43b4907e3ac4c7.txt):
         >>> import numpy as np
@@ -39,14 +46,21 @@ def binary_cross_entropy_with_logits(
         >>> round(float(P.binary_cross_entropy_with_logits(logit, label)), 6)
         0.456188
     """
-    reduction = _reduction.resolve("binary_cross_entropy_with_logits", reduction)
-    return _loss.compute(
-        "logits", "binary_cross_entropy_with_logits", _WITH_LOGITS_NAMES, logit, label, weight, pos_weight, reduction
-    )
+    fn = "binary_cross_entropy_with_logits"
+    reduction = _reduction.resolve(fn, reduction)
+    options = _options.options(fn, label_smoothing=label_smoothing, ignore_index=ignore_index)
+    return _loss.compute("logits", fn, _WITH_LOGITS_NAMES, logit, label, weight, pos_weight, reduction, options)
 
 
 def binary_cross_entropy(
-    input: Array, label: Array, weight: Weight = None, reduction: Reduction = "mean", name: str | None = None
+    input: Array,
+    label: Array,
+    weight: Weight = None,
+    reduction: Reduction = "mean",
+    name: str | None = None,
+    *,
+    label_smoothing: float = 0.0,
+    ignore_index: float | None = None,
 ) -> Array:
     """``paddle.nn.functional.binary_cross_entropy`` on any backend (probabilities in, log clamped at -100).
 
@@ -55,8 +69,10 @@ def binary_cross_entropy(
     >>> round(float(P.binary_cross_entropy(np.array([0.5, 0.6]), np.array([1.0, 0.0]))), 4)
     0.8047
     """
-    reduction = _reduction.resolve("binary_cross_entropy", reduction)
-    return _loss.compute("probs", "binary_cross_entropy", _PROBS_NAMES, input, label, weight, None, reduction)
+    fn = "binary_cross_entropy"
+    reduction = _reduction.resolve(fn, reduction)
+    options = _options.options(fn, label_smoothing=label_smoothing, ignore_index=ignore_index)
+    return _loss.compute("probs", fn, _PROBS_NAMES, input, label, weight, None, reduction, options)
 
 
 class BCEWithLogitsLoss:
@@ -69,14 +85,24 @@ class BCEWithLogitsLoss:
     """
 
     def __init__(
-        self, weight: Weight = None, reduction: Reduction = "mean", pos_weight: Weight = None, name: str | None = None
+        self,
+        weight: Weight = None,
+        reduction: Reduction = "mean",
+        pos_weight: Weight = None,
+        name: str | None = None,
+        *,
+        label_smoothing: float = 0.0,
+        ignore_index: float | None = None,
     ) -> None:
         self.weight = weight
         self.pos_weight = pos_weight
         self.reduction = _reduction.resolve("BCEWithLogitsLoss", reduction)
+        self.options = _options.options("BCEWithLogitsLoss", label_smoothing=label_smoothing, ignore_index=ignore_index)
 
     def forward(self, logit: Array, label: Array) -> Array:
-        return binary_cross_entropy_with_logits(logit, label, self.weight, self.reduction, self.pos_weight)
+        return binary_cross_entropy_with_logits(
+            logit, label, self.weight, self.reduction, self.pos_weight, **self.options
+        )
 
     __call__ = forward
 
@@ -90,11 +116,20 @@ class BCELoss:
     0.6931
     """
 
-    def __init__(self, weight: Weight = None, reduction: Reduction = "mean", name: str | None = None) -> None:
+    def __init__(
+        self,
+        weight: Weight = None,
+        reduction: Reduction = "mean",
+        name: str | None = None,
+        *,
+        label_smoothing: float = 0.0,
+        ignore_index: float | None = None,
+    ) -> None:
         self.weight = weight
         self.reduction = _reduction.resolve("BCELoss", reduction)
+        self.options = _options.options("BCELoss", label_smoothing=label_smoothing, ignore_index=ignore_index)
 
     def forward(self, input: Array, label: Array) -> Array:
-        return binary_cross_entropy(input, label, self.weight, self.reduction)
+        return binary_cross_entropy(input, label, self.weight, self.reduction, **self.options)
 
     __call__ = forward

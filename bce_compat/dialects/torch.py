@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from bce_compat import _loss, _reduction
+from bce_compat import _loss, _options, _reduction
 from bce_compat._types import Array, Reduction, Weight
 from bce_compat._validate import ArgNames
 
-__all__ = ["binary_cross_entropy_with_logits", "binary_cross_entropy", "BCEWithLogitsLoss", "BCELoss"]
+__all__ = [
+    "binary_cross_entropy_with_logits", "binary_cross_entropy", "BCEWithLogitsLoss", "BCELoss", "sigmoid_focal_loss",
+]
 
 _NAMES = ArgNames()
 
@@ -19,6 +21,9 @@ def binary_cross_entropy_with_logits(
     reduce: bool | None = None,
     reduction: Reduction = "mean",
     pos_weight: Weight = None,
+    *,
+    label_smoothing: float = 0.0,
+    ignore_index: float | None = None,
 ) -> Array:
     r"""Binary cross entropy between ``target`` and the logits ``input``, as torch computes it.
 
@@ -38,6 +43,9 @@ def binary_cross_entropy_with_logits(
         size_average, reduce: deprecated; when given they override ``reduction`` (with a warning).
         reduction: "none" (keep the shape), "mean" (sum / number of elements) or "sum".
         pos_weight: weight of positive examples, an array (broadcast to ``input``) or a number.
+        label_smoothing: keyword-only, ε in [0, 1]: targets become y*(1 - ε) + ε/2 (as Keras).
+        ignore_index: keyword-only; elements whose target equals it give exactly 0 (gradient
+            0) and are left out of the mean's denominator (all ignored: the mean is NaN).
 
     Returns:
         An array of the inputs' library, device and promoted dtype; 0-d for "mean" and "sum".
@@ -49,8 +57,10 @@ def binary_cross_entropy_with_logits(
         >>> round(float(bce_compat.binary_cross_entropy_with_logits(x, y, pos_weight=np.ones(64, np.float32))), 4)
         0.2014
     """
-    reduction = _reduction.resolve("binary_cross_entropy_with_logits", reduction, size_average, reduce)
-    return _loss.compute("logits", "binary_cross_entropy_with_logits", _NAMES, input, target, weight, pos_weight, reduction)
+    fn = "binary_cross_entropy_with_logits"
+    reduction = _reduction.resolve(fn, reduction, size_average, reduce)
+    options = _options.options(fn, label_smoothing=label_smoothing, ignore_index=ignore_index)
+    return _loss.compute("logits", fn, _NAMES, input, target, weight, pos_weight, reduction, options)
 
 
 def binary_cross_entropy(
@@ -60,6 +70,9 @@ def binary_cross_entropy(
     size_average: bool | None = None,
     reduce: bool | None = None,
     reduction: Reduction = "mean",
+    *,
+    label_smoothing: float = 0.0,
+    ignore_index: float | None = None,
 ) -> Array:
     r"""Binary cross entropy between ``target`` and the probabilities ``input``, as torch computes it.
 
@@ -75,8 +88,10 @@ def binary_cross_entropy(
         weight: rescaling weight, an array (broadcast to ``input``) or a number.
         size_average, reduce: deprecated; when given they override ``reduction`` (with a warning).
         reduction: "none", "mean" or "sum".
+        label_smoothing, ignore_index: keyword-only, as in ``binary_cross_entropy_with_logits``.
 
-    Raises ValueError on eager backends if ``input`` or ``target`` has values outside [0, 1].
+    Raises ValueError on eager backends if ``input`` or ``target`` has values outside [0, 1]
+    (targets equal to ``ignore_index`` excepted).
 
     Example:
         >>> import numpy as np, bce_compat
@@ -84,8 +99,10 @@ def binary_cross_entropy(
         >>> [round(v, 4) for v in bce_compat.binary_cross_entropy(q, y, reduction="none").tolist()]
         [0.1054, 0.2231]
     """
-    reduction = _reduction.resolve("binary_cross_entropy", reduction, size_average, reduce)
-    return _loss.compute("probs", "binary_cross_entropy", _NAMES, input, target, weight, None, reduction)
+    fn = "binary_cross_entropy"
+    reduction = _reduction.resolve(fn, reduction, size_average, reduce)
+    options = _options.options(fn, label_smoothing=label_smoothing, ignore_index=ignore_index)
+    return _loss.compute("probs", fn, _NAMES, input, target, weight, None, reduction, options)
 
 
 class BCEWithLogitsLoss:
@@ -103,14 +120,18 @@ class BCEWithLogitsLoss:
         reduce: bool | None = None,
         reduction: Reduction = "mean",
         pos_weight: Weight = None,
+        *,
+        label_smoothing: float = 0.0,
+        ignore_index: float | None = None,
     ) -> None:
         self.weight = weight
         self.pos_weight = pos_weight
         self.reduction = _reduction.resolve("BCEWithLogitsLoss", reduction, size_average, reduce)
+        self.options = _options.options("BCEWithLogitsLoss", label_smoothing=label_smoothing, ignore_index=ignore_index)
 
     def forward(self, input: Array, target: Array) -> Array:
         return binary_cross_entropy_with_logits(
-            input, target, self.weight, reduction=self.reduction, pos_weight=self.pos_weight
+            input, target, self.weight, reduction=self.reduction, pos_weight=self.pos_weight, **self.options
         )
 
     __call__ = forward
@@ -133,14 +154,45 @@ class BCELoss:
         size_average: bool | None = None,
         reduce: bool | None = None,
         reduction: Reduction = "mean",
+        *,
+        label_smoothing: float = 0.0,
+        ignore_index: float | None = None,
     ) -> None:
         self.weight = weight
         self.reduction = _reduction.resolve("BCELoss", reduction, size_average, reduce)
+        self.options = _options.options("BCELoss", label_smoothing=label_smoothing, ignore_index=ignore_index)
 
     def forward(self, input: Array, target: Array) -> Array:
-        return binary_cross_entropy(input, target, self.weight, reduction=self.reduction)
+        return binary_cross_entropy(input, target, self.weight, reduction=self.reduction, **self.options)
 
     __call__ = forward
 
     def __repr__(self) -> str:
         return f"BCELoss(reduction={self.reduction!r})"
+
+
+def sigmoid_focal_loss(
+    input: Array, target: Array, alpha: float = 0.25, gamma: float = 2.0, reduction: Reduction = "none"
+) -> Array:
+    r"""``torchvision.ops.sigmoid_focal_loss`` (Lin et al., RetinaNet) on any backend, from logits.
+
+    Element-wise, with p = sigmoid(x), p_t = p*y + (1-p)*(1-y) and
+    alpha_t = alpha*y + (1-alpha)*(1-y)::
+
+        l = alpha_t * bce_with_logits(x, y) * (1 - p_t) ** gamma
+
+    ``alpha`` in [0, 1], or negative for no weighting (torchvision's convention); ``gamma`` >= 0.
+    The cross entropy is the exact softplus form and 1 - p_t = (1-y)*sigmoid(x) + y*sigmoid(-x)
+    is computed without cancellation, so the loss is accurate and its gradient finite at
+    |x| up to 1e30 and at ±inf (where torchvision gives NaN gradients for gamma < 1).
+    ``reduction``: "none" (default, as torchvision), "mean" or "sum".
+
+    Example:
+        >>> import numpy as np, bce_compat
+        >>> [round(v, 4) for v in bce_compat.sigmoid_focal_loss(np.array([0.0, 2.0]), np.array([1.0, 0.0])).tolist()]
+        [0.0433, 1.2376]
+    """
+    fn = "sigmoid_focal_loss"
+    reduction = _reduction.resolve(fn, reduction)
+    options = _options.focal_options(fn, alpha, gamma)
+    return _loss.compute("focal", fn, _NAMES, input, target, None, None, reduction, options)
