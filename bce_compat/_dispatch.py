@@ -35,7 +35,7 @@ def backend_of(fn_name: str, arrays: dict) -> Backend:
             )
         if owner is None:
             owner = (arg, value, backend)
-        elif backend.name != owner[2].name:
+        elif backend.name != owner[2].name and not accepts_numpy_operand(owner[2], backend):
             raise TypeError(
                 f"{fn_name}: all arrays must come from one library, but `{owner[0]}` is a "
                 f"{_type_name(owner[1])} and `{arg}` is a {_type_name(value)}; convert one of them"
@@ -43,6 +43,11 @@ def backend_of(fn_name: str, arrays: dict) -> Backend:
     if owner is None:
         raise TypeError(f"{fn_name}: no array given; `{next(iter(arrays))}` must be an array")
     return owner[2]
+
+
+def accepts_numpy_operand(owner: Backend, operand: Backend) -> bool:
+    """A NumPy array beside a library whose own operations take NumPy operands (Dask, JAX: ``NUMPY_OPERANDS``)."""
+    return operand.name == "numpy" and getattr(owner.adapter, "NUMPY_OPERANDS", False)
 
 
 def _type_name(value) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bce_compat._dispatch import backend_of, is_array, is_python_number
-from bce_compat._registry import Backend
+from bce_compat._registry import Backend, backend_for_type
 from bce_compat._validate import ArgNames, check_floating_input, check_same_shape, check_weight_shape, needs_float_cast
 
 _MAX_PLANS = 256  # distinct signatures kept; past that the memo starts afresh
@@ -31,11 +31,13 @@ class Plan:
     cast_to_float: tuple  # (target, weight, pos_weight): a bool/int array, cast to the input's dtype
     compute_dtype: object  # out_dtype, or float32 for half precision (computed in float32, rounded once)
 
+    numpy_operands: tuple = (False, False, False)  # (target, weight, pos_weight): NumPy beside Dask/JAX, converted
+
     def cast(self, x, y, weight, pos_weight) -> tuple:
-        """``y, weight, pos_weight`` with bool/int arrays cast to ``x``'s dtype."""
-        return tuple(
-            self.xp.astype(a, x.dtype) if cast else a for a, cast in zip((y, weight, pos_weight), self.cast_to_float)
-        )
+        """``y, weight, pos_weight`` as arrays of ``x``'s library, bool/int ones cast to ``x``'s dtype."""
+        xp = self.xp
+        operands = (xp.asarray(a) if convert else a for a, convert in zip((y, weight, pos_weight), self.numpy_operands))
+        return tuple(xp.astype(a, x.dtype) if cast else a for a, cast in zip(operands, self.cast_to_float))
 
 
 _plans: dict = {}
@@ -81,4 +83,8 @@ def _make_plan(fn: str, names: ArgNames, x, y, weight, pos_weight) -> Plan:
     out_dtype = xp.result_type(*dtypes)
     # by name: a NumPy dtype compares equal to None (np.dtype(None) is float64)
     half = any(hasattr(xp, n) and out_dtype == getattr(xp, n) for n in ("float16", "bfloat16"))
-    return Plan(backend, xp, out_dtype, cast, xp.float32 if half else out_dtype)
+    numpy_operands = tuple(
+        is_array(a) and backend.name != "numpy" and backend_for_type(type(a)) is not backend_for_type(type(x))
+        for a in (y, weight, pos_weight)
+    )
+    return Plan(backend, xp, out_dtype, cast, xp.float32 if half else out_dtype, numpy_operands)
