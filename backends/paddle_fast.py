@@ -1,8 +1,14 @@
-"""Paddle fast path for BCE-with-logits on CPU: the chunked float64 kernels of ``numpy_fast``.
+"""Paddle CPU engine for BCE-with-logits: ``numpy_fast``'s kernel on zero-copy views of the tensors.
 
-Tensors go to NumPy and back through DLPack (zero-copy both ways). Only calls that record no
-gradient take it (evaluation, ``paddle.no_grad``); anything else (gradients wanted, GPU places,
-bfloat16, static graph mode, empty input) returns NotImplemented and takes the portable path.
+Every dygraph call on CPU tensors of float16/32/64 takes it, whether a gradient is wanted or
+not, so the loss has the same bits either way (SPEC §3). With a gradient wanted for the logit,
+the kernel runs inside a ``paddle.autograd.PyLayer`` whose forward is the very same NumPy call
+and whose backward is ``numpy_fast.grad``; when Paddle asks that backward for a graph of its
+own (``paddle.grad(..., create_graph=True)``) it is computed from Paddle ops, so the second
+derivative is Paddle's to take. Gradients towards label, weight and pos_weight come from
+Paddle's autograd through a zero-valued term (``_with_operand_grads``). Static programs and
+``to_static`` (graph values), GPU places, bfloat16 and empty inputs are declined: the portable
+path computes those.
 
 >>> import paddle
 >>> float(bce_with_logits(paddle.to_tensor([-20.0]), paddle.to_tensor([0.0]), None, None, "sum", paddle.float32))
@@ -12,52 +18,155 @@ bfloat16, static graph mode, empty input) returns NotImplemented and takes the p
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import paddle
 
 from bce_compat.backends import numpy_fast
-from bce_compat.backends.contract import Declined, NamedEngine, Problem, unsupported_options
 from bce_compat.backends._float_dtypes import dtype_name
+from bce_compat.backends.contract import Declined, NamedEngine, Problem, unsupported_options
 
 _DTYPES = ("float16", "float32", "float64")
+_COPY_BELOW = 2048  # elements: a copy to NumPy costs less than a DLPack view up to here
 
 
 def bce_with_logits(x, y, weight, pos_weight, reduction, out_dtype):
-    """Chunked float64 NumPy kernels on zero-copy DLPack views (CPU, float16/32/64, no gradient)."""
+    """The loss from NumPy's kernel, differentiable where a gradient is wanted; NotImplemented if ineligible."""
     out_name = dtype_name(out_dtype)
     if out_name not in _DTYPES or not _eligible(x, (y, weight, pos_weight)):
         return NotImplemented
-    if not x.stop_gradient and paddle.is_grad_enabled():
-        # A PyLayer over NumPy kernels would have a backward Paddle cannot differentiate again
-        # (double backward would silently lose x.grad); the portable path records a real graph.
-        return NotImplemented
-    return _to_paddle(_forward(x, y, weight, pos_weight, reduction, np.dtype(out_name)), out_dtype)
+    grad_on = paddle.is_grad_enabled()
+    x_wants = grad_on and not x.stop_gradient
+    others_want = grad_on and any(_is_tensor(a) and not a.stop_gradient for a in (y, weight, pos_weight))
+    if x_wants:
+        value = _KernelLoss.apply(x, _Operands(y, weight, pos_weight), reduction, out_dtype)
+    else:
+        value = _forward(x, y, weight, pos_weight, reduction, out_dtype)
+    if others_want:
+        value = _with_operand_grads(value, Problem("logits", x, y, weight, pos_weight, reduction, out_dtype))
+    return value
 
 
 def _forward(x, y, weight, pos_weight, reduction, out_dtype):
-    small = math.prod(x.shape) <= numpy_fast.SMALL
+    small = math.prod(x.shape) <= _COPY_BELOW
     operands = tuple(_numpy(a, small) for a in (y, weight, pos_weight))
-    return numpy_fast.evaluate(numpy_fast._loss_chunk, _numpy(x, small), operands, reduction, out_dtype)
+    result = numpy_fast.loss(_numpy(x, small), *operands, reduction, np.dtype(dtype_name(out_dtype)))
+    return _to_paddle(result, out_dtype)
+
+
+class _Operands:
+    """label, weight, pos_weight, handed to the PyLayer in a box so that it does not take them as inputs.
+
+    A PyLayer with two differentiable inputs fails under ``paddle.grad`` when one of them is
+    not on the way to the requested inputs (Paddle 3.3 then wants None for it, and a backward
+    cannot tell); so the kernel's PyLayer differentiates the logit only, and the others get
+    their gradients from ``_with_operand_grads``.
+    """
+
+    __slots__ = ("y", "weight", "pos_weight")
+
+    def __init__(self, y, weight, pos_weight):
+        self.y, self.weight, self.pos_weight = y, weight, pos_weight
+
+
+class _KernelLoss(paddle.autograd.PyLayer):
+    """The NumPy kernel as a Paddle op of the logit: its forward bits are exactly ``_forward``'s."""
+
+    @staticmethod
+    def forward(ctx, x, operands, reduction, out_dtype):
+        ctx.save_for_backward(x)
+        ctx.operands, ctx.reduction = operands, reduction
+        return _forward(x, operands.y, operands.weight, operands.pos_weight, reduction, out_dtype)
+
+    @staticmethod
+    def backward(ctx, upstream):
+        (x,) = ctx.saved_tensor()
+        o = ctx.operands
+        if paddle.is_grad_enabled():  # create_graph: Paddle must be able to differentiate this one
+            return _graph_grad_x(x, o.y, o.weight, o.pos_weight, upstream, ctx.reduction)
+        return _kernel_grad_x(x, o.y, o.weight, o.pos_weight, upstream, ctx.reduction)
+
+
+def _kernel_grad_x(x, y, weight, pos_weight, upstream, reduction):
+    """d loss / d logit from NumPy's kernel, in the logit's dtype."""
+    small = math.prod(x.shape) <= _COPY_BELOW
+    if reduction == "none":
+        up = _numpy(upstream, small)
+    else:
+        up = float(upstream) / (math.prod(x.shape) if reduction == "mean" else 1)
+    operands = tuple(_numpy(a, small) for a in (y, weight, pos_weight))
+    g = numpy_fast.grad(_numpy(x, small), *operands, up, np.dtype(dtype_name(x.dtype)))
+    return _to_paddle(g, x.dtype)
+
+
+def _graph_grad_x(x, y, weight, pos_weight, upstream, reduction):
+    """d loss / d logit = w*((1-y)*sigmoid(x) - p*y*sigmoid(-x)) times upstream, in Paddle ops.
+
+    Each sigmoid comes from exp(-|x|) (no overflow, and 0.5 at x = 0); Paddle differentiates
+    this again, towards the logit and towards label, weight and pos_weight.
+    """
+    from bce_compat.backends.paddle import namespace
+
+    xp = namespace(x)
+    dtype = _compute_dtype(x, y, weight, pos_weight)
+    xc, yc, wc, pc = (xp.astype(a, dtype) if _is_tensor(a) else a for a in (x, y, weight, pos_weight))
+    u = xp.astype(upstream, dtype)
+    if reduction == "mean":
+        u = u / math.prod(x.shape)
+    positive = xc > 0
+    e = xp.exp(xp.where(positive, -xc, xc))  # exp(-|x|)
+    r = 1 / (1 + e)
+    sigmoid, sigmoid_neg = xp.where(positive, r, e * r), xp.where(positive, e * r, r)
+    c_pos = yc if pc is None else pc * yc
+    g = u * ((1 - yc) * sigmoid - c_pos * sigmoid_neg)
+    return xp.astype(g if wc is None else g * wc, x.dtype)
+
+
+def _with_operand_grads(value, problem: Problem):
+    """``value`` unchanged bit for bit, with Paddle's gradient towards label, weight and pos_weight.
+
+    The portable loss of the detached logit, c, carries those gradients; ``value - (c' - c)``
+    with c' = c detached adds them, and subtracting the exact +0 of c' - c keeps every bit of
+    ``value`` (even -0). Where c is not finite, c' - c would be NaN: there the term is 0.
+    """
+    from bce_compat import _loss
+    from bce_compat.backends.paddle import namespace
+
+    xp = namespace(problem.x)
+    dtype = _compute_dtype(*problem.arrays())
+    c = _loss.portable(replace(problem, x=problem.x.detach()), xp, dtype)
+    c_const = c.detach()
+    return value - xp.where(xp.isfinite(c_const), c_const - c, xp.zeros_like(c))
+
+
+def _compute_dtype(*arrays):
+    """The promoted dtype of the tensors, float32 for float16 (as the portable path computes)."""
+    names = {dtype_name(a.dtype) for a in arrays if _is_tensor(a)}
+    widest = "float64" if "float64" in names else "float32"
+    return getattr(paddle, widest)
+
+
+def _is_tensor(a) -> bool:
+    return a is not None and type(a) not in (bool, int, float)
 
 
 def _eligible(x, others) -> bool:
-    if not paddle.in_dynamic_mode() or not x.place.is_cpu_place() or dtype_name(x.dtype) not in _DTYPES:
+    if not paddle.in_dynamic_mode() or not isinstance(x, paddle.Tensor):
         return False
-    if math.prod(x.shape) == 0:
+    if not x.place.is_cpu_place() or dtype_name(x.dtype) not in _DTYPES or math.prod(x.shape) == 0:
         return False
-    grad_on = paddle.is_grad_enabled()
     for t in others:
-        if t is None or type(t) is float or type(t) is int:
+        if not _is_tensor(t):
             continue
-        if dtype_name(t.dtype) not in _DTYPES or not t.place.is_cpu_place() or (grad_on and not t.stop_gradient):
+        if not isinstance(t, paddle.Tensor) or dtype_name(t.dtype) not in _DTYPES or not t.place.is_cpu_place():
             return False
     return True
 
 
 def _numpy(t, small: bool):
     """NumPy data of a CPU tensor: a zero-copy DLPack view, or for small ones a copy (cheaper)."""
-    if t is None or type(t) is float or type(t) is int:
+    if not _is_tensor(t):
         return t
     return t.numpy() if small else np.from_dlpack(t.detach())
 
@@ -71,7 +180,7 @@ def _to_paddle(array, dtype):
     """
     if array.ndim == 0 and paddle.get_device() == "cpu":
         return paddle.full([], float(array), dtype)
-    return paddle.utils.dlpack.from_dlpack(array)
+    return paddle.utils.dlpack.from_dlpack(np.ascontiguousarray(array))
 
 
 _OPTIONS: tuple = ()  # options beyond torch's signature that this engine implements
@@ -88,4 +197,4 @@ def _solve(problem: Problem):
     return Declined("inputs outside this engine's dtypes, devices or modes") if result is NotImplemented else result
 
 
-ENGINE = NamedEngine('paddle-cpu-chunked', _solve)
+ENGINE = NamedEngine("paddle-cpu-numpy", _solve)

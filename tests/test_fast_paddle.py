@@ -60,29 +60,64 @@ def test_without_gradients_keeps_0d():
     assert float(result) == pytest.approx((2.0611537e-09 + math.log(2.0)) / 2, rel=1e-7)
 
 
-def test_declines_when_a_gradient_is_wanted():
-    """With a gradient wanted the portable path records Paddle's own graph, so a second
-    derivative fails loudly (Paddle has no log1p double-grad op) instead of silently
-    leaving x.grad empty, as a PyLayer over NumPy kernels would."""
-    x = paddle.to_tensor([0.5, -1.0, 2.0], stop_gradient=False)
-    y = paddle.to_tensor([1.0, 0.0, 0.5])
-    assert paddle_fast.bce_with_logits(x, y, None, None, "sum", paddle.float32) is NotImplemented
-    loss = bce_compat.binary_cross_entropy_with_logits(x, y, reduction="sum")
-    (grad,) = paddle.grad(loss, [x])
-    sigma = 1 / (1 + np.exp(-np.asarray([0.5, -1.0, 2.0])))
-    np.testing.assert_allclose(grad.numpy(), sigma - np.asarray([1.0, 0.0, 0.5]), rtol=1e-6)
-    loss = bce_compat.binary_cross_entropy_with_logits(x, y, reduction="sum")
-    with pytest.raises(RuntimeError, match="grad op"):
-        paddle.grad(loss, [x], create_graph=True)
+def test_runs_when_a_gradient_is_wanted_with_the_same_bits(monkeypatch):
+    """Issue 12.2: the value must not depend on whether a gradient is wanted."""
+    calls = []
+    monkeypatch.setattr(paddle_fast, "_forward", _spy(paddle_fast._forward, calls))
+    xn = np.asarray([0.5, -1.0, 2.0, -20.0, 1e30], np.float32)
+    yn = np.asarray([1.0, 0.0, 0.5, 0.0, 1.0], np.float32)
+    for reduction in ("none", "mean", "sum"):
+        x = paddle.to_tensor(xn, stop_gradient=False)
+        with_grad = bce_compat.binary_cross_entropy_with_logits(x, paddle.to_tensor(yn), reduction=reduction)
+        without = bce_compat.binary_cross_entropy_with_logits(paddle.to_tensor(xn), paddle.to_tensor(yn), reduction=reduction)
+        assert not with_grad.stop_gradient and without.stop_gradient
+        assert with_grad.numpy().tobytes() == without.numpy().tobytes()
+    assert len(calls) == 6, "the fast path did not run for every call"
 
 
-def test_declines_when_label_needs_gradient():
-    x = paddle.to_tensor([0.5, -1.0], stop_gradient=False)
+def test_gradient_matches_exact_and_double_backward_works():
+    x = paddle.to_tensor([0.5, -1.0, 2.0, 0.0, -30.0], dtype="float64", stop_gradient=False)
+    y = paddle.to_tensor([1.0, 0.0, 0.5, 0.0, 1.0], dtype="float64")
+    loss = bce_compat.binary_cross_entropy_with_logits(x, y, pos_weight=2.0, reduction="sum")
+    (grad,) = paddle.grad(loss, [x], create_graph=True)
+    exact, _ = exact_logits_grad(x.numpy(), y.numpy(), None, 2.0)
+    assert_close(grad.numpy(), exact, "float64")
+    (second,) = paddle.grad(grad.sum(), [x])
+    s = 1 / (1 + np.exp(-x.numpy()))
+    # d2/dx2 of w*[p*y*softplus(-x) + (1-y)*softplus(x)] = w*(p*y + 1 - y)*s*(1-s)
+    np.testing.assert_allclose(second.numpy(), (2.0 * y.numpy() + 1 - y.numpy()) * s * (1 - s), rtol=1e-12)
+
+
+@pytest.mark.parametrize("wrt", ["logit", "label", "pos_weight", "weight", "all"])
+def test_partial_gradients_towards_any_argument(wrt):
+    """paddle.grad towards a subset of the arguments (a PyLayer with two differentiable inputs fails there)."""
+    xn, yn = np.asarray([[0.5, -1.0], [2.0, 0.0]]), np.asarray([[1.0, 0.0], [0.3, 1.0]])
+    wn, pn = np.asarray([1.5, 0.5]), np.asarray([2.0, 3.0])
+    args = {k: paddle.to_tensor(v, stop_gradient=False) for k, v in
+            {"logit": xn, "label": yn, "weight": wn, "pos_weight": pn}.items()}
+    loss = bce_compat.binary_cross_entropy_with_logits(
+        args["logit"], args["label"], weight=args["weight"], pos_weight=args["pos_weight"], reduction="mean"
+    )
+    names = list(args) if wrt == "all" else [wrt]
+    grads = dict(zip(names, paddle.grad(loss, [args[n] for n in names])))
+    sp_neg, sp_pos = exact_logits_loss(xn, np.ones_like(xn)), exact_logits_loss(xn, np.zeros_like(xn))
+    expected = {  # each over the 4 elements of the mean
+        "logit": exact_logits_grad(xn, yn, wn, pn)[0] / 4,
+        "label": wn * (pn * sp_neg - sp_pos) / 4,
+        "weight": ((pn * yn * sp_neg + (1 - yn) * sp_pos) / 4).sum(axis=0),
+        "pos_weight": (wn * yn * sp_neg / 4).sum(axis=0),
+    }
+    for name, grad in grads.items():
+        assert tuple(grad.shape) == tuple(args[name].shape)
+        np.testing.assert_allclose(grad.numpy(), expected[name], rtol=1e-13, atol=1e-300)
+
+
+def test_label_gradient_without_logit_gradient():
+    x = paddle.to_tensor([0.5, -1.0])
     y = paddle.to_tensor([1.0, 0.0], stop_gradient=False)
-    assert paddle_fast.bce_with_logits(x, y, None, None, "sum", paddle.float32) is NotImplemented
     result = bce_compat.binary_cross_entropy_with_logits(x, y, reduction="sum")
     result.backward()
-    assert y.grad is not None and x.grad is not None
+    np.testing.assert_allclose(y.grad.numpy(), -x.numpy(), rtol=1e-6)  # d/dy = softplus(-x) - softplus(x) = -x
 
 
 def test_inputs_not_modified_and_upstream_gradient():
