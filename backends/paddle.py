@@ -1,4 +1,15 @@
-"""PaddlePaddle backend: ``paddle.Tensor`` in dygraph mode, with a thin array-API namespace."""
+"""PaddlePaddle backend: ``paddle.Tensor`` in dygraph mode, graph values in static programs.
+
+In a static-graph program (``paddle.enable_static()``, ``paddle.static.data``) and inside
+``paddle.jit.to_static`` the inputs are graph values (``paddle.pir.Value``; legacy programs:
+``paddle.static.Variable``): the loss then adds Paddle ops to the program, and checks on
+values are skipped (there are none yet).
+
+>>> import paddle
+>>> from bce_compat.backends import paddle as adapter
+>>> adapter.values_are_concrete(paddle.zeros([2])), adapter.NAME
+(True, 'paddle')
+"""
 
 import math
 
@@ -9,9 +20,10 @@ INSTALL = "pip install 'bce_compat[paddle]'"
 
 
 def array_types():
+    """Eager tensors, PIR graph values, and the legacy static ``Variable``."""
     import paddle
 
-    return (paddle.Tensor,)
+    return (paddle.Tensor, paddle.pir.Value, paddle.static.Variable)
 
 
 def namespace(x):
@@ -28,9 +40,10 @@ def version():
 
 
 def values_are_concrete(x):
+    """Only an eager tensor holds values; a graph value is filled when the program runs."""
     import paddle
 
-    return paddle.in_dynamic_mode()
+    return isinstance(x, paddle.Tensor) and paddle.in_dynamic_mode()
 
 
 def engines():

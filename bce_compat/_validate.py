@@ -7,9 +7,12 @@ from dataclasses import dataclass
 from bce_compat._dispatch import is_array
 
 
-@dataclass(frozen=True)
+@dataclass
 class ArgNames:
-    """What the dialect calls each argument, so that messages use the user's own names."""
+    """What the dialect calls each argument, so that messages use the user's own names.
+
+    Not frozen: Paddle's to_static (SOT) rebuilds a dataclass argument field by field.
+    """
 
     input: str = "input"
     target: str = "target"
