@@ -9,6 +9,7 @@ import sys
 
 NAME = "dask"
 INSTALL = "pip install 'bce_compat[dask]'"
+NUMPY_OPERANDS = True  # the library's own operations accept NumPy arrays beside its own
 
 
 def array_types():
@@ -34,3 +35,20 @@ def values_are_concrete(x):
 
 def engines():
     return ()
+
+
+def bench():
+    """The test bench: one-chunk dask arrays from NumPy, computed to read them back."""
+    import dask
+    import dask.array as da
+    import numpy as np
+
+    from bce_compat.backends.contract import Bench
+
+    def to_numpy(a):
+        a = np.asarray(a.compute() if hasattr(a, "compute") else a)
+        return a.astype(np.float64) if a.dtype.itemsize < 4 else a
+
+    return Bench("dask", dask, lambda values, dtype: da.from_array(np.asarray(values, dtype=dtype), chunks=-1),
+                 to_numpy, lambda values: da.from_array(values, chunks=-1),
+                 dtypes=("float16", "float32", "float64"), lazy=True)

@@ -6,6 +6,8 @@ Under any JAX transformation the inputs are tracers without values, so the proba
 
 NAME = "jax"
 INSTALL = "pip install 'bce_compat[jax]'"
+NUMPY_OPERANDS = True  # the library's own operations accept NumPy arrays beside its own
+AUTOGRAD = True
 
 
 def array_types():
@@ -34,3 +36,29 @@ def values_are_concrete(x):
 
 def engines():
     return ()
+
+
+def bench():
+    """The test bench: ``jax.numpy`` arrays, gradients by ``jax.grad``."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from bce_compat.backends.contract import Bench
+
+    def asarray(values, dtype):
+        return jnp.asarray(np.asarray(values, dtype=np.float64), dtype=getattr(jnp, dtype))
+
+    def to_numpy(a):
+        return np.asarray(a.astype(jnp.float64) if a.dtype in (jnp.float16, jnp.bfloat16) else a)
+
+    def value_and_grad(fn, args, wrt):
+        value = fn(*args)
+        grads = jax.grad(lambda *a: jnp.sum(fn(*a)), argnums=tuple(wrt))(*args)
+        return value, [to_numpy(g) for g in grads]
+
+    # float64 exists only with jax_enable_x64; otherwise JAX silently makes float32 arrays.
+    x64 = bool(jax.config.jax_enable_x64)
+    return Bench("jax", jax, asarray, to_numpy, jnp.asarray, value_and_grad,
+                 dtypes=("float16", "bfloat16", "float32") + (("float64",) if x64 else ()),
+                 skip_dtypes={"float64": "jax float64 needs JAX_ENABLE_X64=1"})

@@ -37,3 +37,17 @@ def engines():
     from bce_compat.backends import numpy_fast
 
     return (numpy_fast.ENGINE,)
+
+
+def bench():
+    """The test bench: NumPy arrays as they are (no bfloat16 in NumPy itself)."""
+    import numpy as np
+
+    from bce_compat.backends.contract import Bench
+
+    def to_numpy(a):
+        a = np.asarray(a)
+        return a.astype(np.float64) if a.dtype.itemsize < 4 else a
+
+    return Bench("numpy", np, lambda values, dtype: np.asarray(values, dtype=dtype), to_numpy, np.asarray,
+                 dtypes=("float16", "float32", "float64"))

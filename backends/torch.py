@@ -2,6 +2,7 @@
 
 NAME = "torch"
 INSTALL = "pip install 'bce_compat[torch]'"
+AUTOGRAD = True
 
 
 def array_types():
@@ -32,3 +33,26 @@ def engines():
     from bce_compat.backends import torch_fast
 
     return (torch_fast.ENGINE,)
+
+
+def bench():
+    """The test bench: CPU tensors from NumPy, gradients by ``torch.autograd.grad``."""
+    import numpy as np
+    import torch
+
+    from bce_compat.backends.contract import Bench
+
+    def asarray(values, dtype):
+        return torch.as_tensor(np.asarray(values, dtype=np.float64)).to(getattr(torch, dtype))
+
+    def to_numpy(t):
+        t = t.detach().cpu()
+        return (t.double() if t.dtype in (torch.float16, torch.bfloat16) else t).numpy()
+
+    def value_and_grad(fn, args, wrt):
+        args = [a.clone().requires_grad_(True) if i in wrt else a for i, a in enumerate(args)]
+        value = fn(*args)
+        grads = torch.autograd.grad(value.sum(), [args[i] for i in wrt], allow_unused=True)
+        return value, [None if g is None else to_numpy(g) for g in grads]
+
+    return Bench("torch", torch, asarray, to_numpy, torch.as_tensor, value_and_grad)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("backends", help="list installed backends, versions and fast paths")
@@ -12,25 +9,27 @@ def register(subparsers) -> None:
 
 
 def installed_backends() -> list[dict]:
-    """One row per known backend: name, installed, version, fast paths (imports installed frameworks in the safe order)."""
-    from bce_compat._registry import adapter_paths, load_backend
-    from bce_compat.conformance.frameworks import import_installed
+    """One row per registered backend (plugins included): name, installed, version, fast paths.
 
-    import_installed()  # torch -> paddle -> tensorflow; the listing below must not reorder them
+    Imports the installed libraries through the registry, in its safe order.
+    """
+    from bce_compat import _registry
+
+    _registry.import_installed()  # torch -> paddle -> tensorflow, before any adapter touches them
     rows = []
-    for name in adapter_paths():
-        installed = importlib.util.find_spec(name.split(".")[0]) is not None
-        row = {"name": name, "installed": installed, "version": "", "fast_paths": [], "install": ""}
-        adapter = importlib.import_module(adapter_paths()[name])
-        row["install"] = adapter.INSTALL
-        if installed:
-            try:
-                importlib.import_module(name)
-                backend = load_backend(name)
+    for name in _registry.names():
+        row = {"name": name, "installed": _registry.is_installed(name), "version": "", "fast_paths": [], "install": ""}
+        try:
+            adapter = _registry.adapter(name)
+            row["install"] = adapter.INSTALL
+            if row["installed"]:
+                backend = _registry.load_backend(name)
+                if backend is None:
+                    raise RuntimeError("its adapter failed to load")
                 row["version"] = adapter.version()
                 row["fast_paths"] = [engine.name for engine in backend.engines]
-            except Exception as exc:  # installed but broken: say so instead of failing the listing
-                row["installed"], row["version"] = False, f"import failed: {exc.__class__.__name__}: {exc}"
+        except Exception as exc:  # installed but broken: say so instead of failing the listing
+            row["installed"], row["version"] = False, f"import failed: {exc.__class__.__name__}: {exc}"
         rows.append(row)
     return rows
 
@@ -38,11 +37,12 @@ def installed_backends() -> list[dict]:
 def run(args) -> int:
     rows = installed_backends()
     width = max(len(r["name"]) for r in rows)
+    vwidth = max([14] + [len(r["version"]) for r in rows if r["installed"]])
     for row in rows:
         if row["installed"]:
             fast = "; ".join(row["fast_paths"]) or "portable array-API path"
-            print(f"{row['name']:<{width}}  {row['version']:<14}  {fast}")
+            print(f"{row['name']:<{width}}  {row['version']:<{vwidth}}  {fast}")
         else:
             detail = row["version"] or f"not installed ({row['install']})"
-            print(f"{row['name']:<{width}}  {'-':<14}  {detail}")
+            print(f"{row['name']:<{width}}  {'-':<{vwidth}}  {detail}")
     return 0

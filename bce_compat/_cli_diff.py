@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import sys
 
-NATIVE = ("torch", "paddle", "tensorflow", "jax")
-
 
 def register(subparsers) -> None:
+    from bce_compat.conformance.natives import NATIVE_FRAMEWORKS as NATIVE  # the frameworks with a native op
+
     parser = subparsers.add_parser("diff", help="divergence guide: where two frameworks' own ops differ")
     parser.add_argument("a", choices=NATIVE, help="first framework")
     parser.add_argument("b", choices=NATIVE, help="second framework")

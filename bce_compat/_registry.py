@@ -1,19 +1,37 @@
-"""Which backend owns an array: built-in adapters plus ``bce_compat.backends`` entry points.
+"""The one list of backends: built-in adapters, then ``bce_compat.backends`` entry points.
+
+Everything that needs the list reads it here: dispatch (which backend owns an array), the CLI
+(``bce-compat backends``, ``diff``), the conformance suite and the tests' fixtures.
+
+Order: the built-ins, in ``BUILTIN_ADAPTERS`` order, then plugins by entry-point name. A plugin
+cannot shadow a built-in: one that takes a built-in's name is ignored with a warning, and
+detection tries the built-ins first, so a plugin never takes a built-in library's arrays.
+``array_api`` (any array with ``__array_namespace__``) is the last resort.
 
 Detection never imports an array library: an array can only come from a library that is
-already in ``sys.modules``. The answer is cached per array class.
+already in ``sys.modules``. Answers are cached per array class in plain dicts (not
+``functools`` caches, which ``torch.compile`` warns about on every compile).
+
+The import-order rule lives here and nowhere else: importing TensorFlow before Paddle
+segfaults, so anything that imports several frameworks calls :func:`import_installed`, which
+imports them in ``BUILTIN_ADAPTERS`` order (torch, then paddle, then tensorflow).
+
+>>> names()[:4]
+('numpy', 'torch', 'paddle', 'tensorflow')
 """
 
 from __future__ import annotations
 
-import functools
 import importlib
+import importlib.util
 import sys
 import warnings
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
-# name (= the array library's module name) -> adapter module; the order is the listing order.
+# name (= the array library's module name) -> adapter; this order is the listing, detection
+# and import order (torch before paddle before tensorflow, see the module docstring).
 BUILTIN_ADAPTERS = {
     "numpy": "bce_compat.backends.numpy",
     "torch": "bce_compat.backends.torch",
@@ -22,17 +40,22 @@ BUILTIN_ADAPTERS = {
     "jax": "bce_compat.backends.jax",
     "cupy": "bce_compat.backends.cupy",
     "dask": "bce_compat.backends.dask",
+    "array_api": "bce_compat.backends.array_api",
 }
+GENERIC = "array_api"  # no library of its own: any array with __array_namespace__
 ENTRY_POINT_GROUP = "bce_compat.backends"
-_GENERIC_ADAPTER = "bce_compat.backends.array_api"
+
+_CACHE: dict[str, Any] = {}  # "plugins", "paths" -> computed once; see clear_caches()
+_BACKENDS: dict[str, Backend | None] = {}
+_BY_TYPE: dict[type, str | None] = {}  # array class -> backend name
 
 
 @dataclass
 class Backend:
-    """One array library as the frontend sees it: its adapter and the fast paths it offers."""
+    """One array library as the front end sees it: its adapter and the fast paths it offers."""
 
     name: str
-    adapter: ModuleType
+    adapter: Any  # a module (or object) with the names of backends.contract.AdapterModule
     engines: tuple = ()  # fast paths, tried in order before the portable path
 
     def namespace(self, x):
@@ -47,56 +70,147 @@ class Backend:
         return value if as_result is None else as_result(value)
 
 
-@functools.cache
 def plugin_adapters() -> dict[str, str]:
-    """Entry points of group ``bce_compat.backends``: library module name -> adapter module."""
-    from importlib.metadata import entry_points
+    """Entry points of group ``bce_compat.backends``: library module name -> ``module[:attr]``."""
+    if "plugins" not in _CACHE:
+        from importlib.metadata import entry_points
 
-    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+        found = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+        _CACHE["plugins"] = dict(sorted(found.items()))
+    return _CACHE["plugins"]
 
 
 def adapter_paths() -> dict[str, str]:
-    """Every known backend, built-ins first; a plugin cannot shadow a built-in."""
-    return {**plugin_adapters(), **BUILTIN_ADAPTERS}
+    """Every known backend -> its adapter: the built-ins, then the plugins that do not shadow one."""
+    if "paths" not in _CACHE:
+        paths = dict(BUILTIN_ADAPTERS)
+        for name, path in plugin_adapters().items():
+            if name in paths:
+                warnings.warn(f"bce_compat: backend plugin {name!r} ({path}) is ignored: {name!r} is a built-in backend",
+                              RuntimeWarning, stacklevel=2)
+                continue
+            paths[name] = path
+        _CACHE["paths"] = paths
+    return _CACHE["paths"]
 
 
-@functools.cache
+def names() -> tuple[str, ...]:
+    """The names of every known backend, installed or not, in registry order."""
+    return tuple(adapter_paths())
+
+
+def clear_caches() -> None:
+    """Forget plugins, loaded backends and detections (after installing a plugin, or in tests)."""
+    _CACHE.clear()
+    _BACKENDS.clear()
+    _BY_TYPE.clear()
+
+
+def adapter(name: str):
+    """The adapter of backend ``name`` (imports the adapter, not the library); KeyError if unknown."""
+    module, _, attr = adapter_paths()[name].partition(":")
+    obj = importlib.import_module(module)
+    for part in filter(None, attr.split(".")):
+        obj = getattr(obj, part)
+    return obj
+
+
+def library(name: str) -> str | None:
+    """The module that must be imported for backend ``name``'s arrays to exist (None: no library)."""
+    return None if name == GENERIC else name
+
+
+def is_installed(name: str) -> bool:
+    """Whether backend ``name``'s library can be imported (found on the path, not imported)."""
+    lib = library(name)
+    return lib is None or importlib.util.find_spec(lib) is not None
+
+
+def import_installed(names_: tuple[str, ...] | None = None) -> dict[str, ModuleType]:
+    """Import the installed libraries among ``names_`` (default: all) in the safe order; name -> module.
+
+    A library that is missing or fails to import is left out.
+    """
+    wanted = set(names() if names_ is None else names_)
+    modules = {}
+    for name in names():
+        lib = library(name)
+        if name not in wanted or lib is None:
+            continue
+        try:
+            modules[name] = importlib.import_module(lib)
+        except Exception:  # not installed, or broken: the library is simply absent
+            continue
+    return modules
+
+
 def load_backend(name: str) -> Backend | None:
-    """The backend ``name`` with its fast paths registered; None (and a warning) if its plugin is broken."""
-    path = adapter_paths().get(name, _GENERIC_ADAPTER if name == "array_api" else None)
-    if path is None:
+    """The backend ``name`` with its fast paths; None (and a warning) if it is unknown or its plugin is broken."""
+    if name not in _BACKENDS:
+        _BACKENDS[name] = _load(name)
+    return _BACKENDS[name]
+
+
+def _load(name: str) -> Backend | None:
+    from bce_compat.backends.contract import missing_members, AdapterModule
+
+    if name not in adapter_paths():
         return None
     try:
-        adapter = importlib.import_module(path)
-        engines = tuple(adapter.engines())
+        found = adapter(name)
+        missing = missing_members(found, AdapterModule)
+        if missing:
+            raise TypeError(f"the adapter lacks {', '.join(missing)}")
+        engines = tuple(found.engines())
     except Exception as exc:  # a broken third-party plugin must not break the loss
         if name in BUILTIN_ADAPTERS:
             raise
-        warnings.warn(f"bce_compat: backend plugin {name!r} ({path}) failed to load: {exc!r}", RuntimeWarning, stacklevel=2)
+        warnings.warn(f"bce_compat: backend plugin {name!r} ({adapter_paths()[name]}) failed to load: {exc!r}",
+                      RuntimeWarning, stacklevel=3)
         return None
-    return Backend(name, adapter, engines)
+    return Backend(name, found, engines)
 
 
-@functools.cache
 def backend_for_type(cls: type) -> Backend | None:
     """The backend whose array types include ``cls``; None if no loaded library owns it."""
+    name = _backend_name(cls)
+    return None if name is None else _BACKENDS[name]
+
+
+def _backend_name(cls: type) -> str | None:
+    """The name of the backend of ``cls`` (None: no backend), detected once per class."""
+    try:
+        return _BY_TYPE[cls]
+    except KeyError:
+        found = _find(cls)
+        name = _BY_TYPE[cls] = None if found is None else found.name
+        return name
+
+
+# torch.compile: call this eagerly and use the name it returns as a constant, instead of
+# tracing registry code (a class-keyed dict, entry points, imports) into the graph. The
+# attribute is what torch.compiler.assume_constant_result sets; here it needs no torch import.
+_backend_name._dynamo_marked_constant = True
+
+
+def _find(cls: type) -> Backend | None:
     for name in adapter_paths():
-        if name.split(".")[0] not in sys.modules:
+        if name == GENERIC or name.split(".")[0] not in sys.modules:
             continue  # its arrays cannot exist yet
         backend = load_backend(name)
         if backend is not None and issubclass(cls, backend.adapter.array_types()):
             return backend
     if hasattr(cls, "__array_namespace__"):
-        return load_backend("array_api")
+        return load_backend(GENERIC)
     return None
 
 
 def describe_backends() -> str:
     """One line per known backend with how to install it, for error messages."""
     lines = []
-    for name, path in adapter_paths().items():
+    for name in adapter_paths():
         try:
-            install = importlib.import_module(path).INSTALL
+            install = adapter(name).INSTALL
         except Exception:
             install = "(adapter failed to import)"
         lines.append(f"  {name}: {install}")

@@ -5,7 +5,9 @@ Each file names its ``source`` (a file in ``shared/seeds/``, or ``SPEC.md`` for 
 (literal, ``{fill, shape}``, ``{values, shape, dtype}``, ``{random, shape, seed}`` or
 ``{python = number}``), the call (dialects, function, kwargs) and the expectation
 (``value`` with a tolerance, ``error``, ``shape``, ``warns``, ``formulas``; every case also
-checks the exact reference and that all backends agree).
+checks the exact reference and that all backends agree). Keys are checked against the schema
+below: an unknown or mistyped key is an error naming the file and the case, so a typo cannot
+silently turn a check off.
 
 >>> cases = load_cases(); any(c.id == "paddle-F-logits-example" for c in cases)
 True
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
@@ -25,6 +27,26 @@ ARRAY_ARGS = ("input", "target", "weight", "pos_weight")
 DEFAULT_DTYPES = ("float32", "float64")
 DIALECTS = ("torch", "paddle")
 _GENERATORS = ("randn", "rand", "bernoulli", "sigmoid_randn")
+
+# The schema: key -> the TOML types it may have.
+_NUMBER, _LIST = (int, float), (list,)
+FILE_KEYS = {"source": (str,), "kind": (str,), "function": (str,), "dtypes": _LIST,
+             "default_dialect": (str,), "case": _LIST}
+CASE_KEYS = {"id": (str,), "source": (str,), "kind": (str,), "quote": (str,), "function": (str,),
+             "dialects": _LIST, "dtypes": _LIST, "inputs": (dict,), "kwargs": (dict,), "expect": (dict,),
+             "advice": (str,), "eager_only": (bool,)}
+REQUIRED_CASE_KEYS = ("id", "quote", "inputs")
+EXPECT_KEYS = {
+    "value": _NUMBER, "value_atol": _NUMBER, "value_rtol": _NUMBER,  # a documented number
+    "error": (str,),  # the exception class name the call must raise
+    "shape": _LIST, "doc_shape": _LIST,  # the result's shape; the shape the document claims
+    "reduction": (str,),  # the reduction the result must have (after legacy arguments)
+    "warns": (bool,), "finite": (bool,),
+    "grad": (bool,), "grad_wrt": _LIST,  # check gradients (of these arguments only)
+    "formulas": _LIST,  # other formulas the result must also match (reference.exact)
+}
+INPUT_KEYS = {"fill": _NUMBER, "shape": _LIST, "values": _LIST, "dtype": (str,), "random": (str,),
+              "seed": (int,), "scale": _NUMBER, "python": _NUMBER}
 
 
 @dataclass(frozen=True)
@@ -44,7 +66,6 @@ class Case:
     expect: dict
     advice: str = ""
     eager_only: bool = False
-    extra: dict = field(default_factory=dict)
 
     @property
     def logits(self) -> bool:
@@ -70,7 +91,7 @@ def load_cases(patterns=None) -> list[Case]:
     folder = resources.files("bce_compat.conformance").joinpath("cases")
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".toml"):
-            cases.extend(_parse_file(entry.name, tomllib.loads(entry.read_text(encoding="utf-8"))))
+            cases.extend(parse_file(entry.name, entry.read_text(encoding="utf-8")))
     ids = [c.id for c in cases]
     duplicates = {i for i in ids if ids.count(i) > 1}
     if duplicates:
@@ -87,15 +108,26 @@ def matches(case: Case, patterns) -> bool:
     return False
 
 
-def _parse_file(name: str, data: dict) -> list[Case]:
+def parse_file(name: str, text: str) -> list[Case]:
+    """The cases of one TOML file (``name`` is for error messages), validated against the schema.
+
+    >>> case = 'id = "a"\\nquote = "q"\\ninputs = {input = [0.0], target = [1.0]}\\nexpect = {vale = 1.0}'
+    >>> parse_file("x.toml", f'source = "s"\\nfunction = "binary_cross_entropy"\\n[[case]]\\n{case}')
+    Traceback (most recent call last):
+    ...
+    ValueError: x.toml: case 'a': unknown key 'vale' in expect (known: value, value_atol, value_rtol, ...)
+    """
+    data = tomllib.loads(text)
+    _check_keys(data, FILE_KEYS, f"{name}: file", "the file")
+    if "source" not in data:
+        raise ValueError(f"{name}: the file has no 'source'")
     cases = []
     for raw in data.get("case", []):
+        where = f"{name}: case {raw.get('id')!r}"
+        _check_case(raw, where)
         function = raw.get("function", data.get("function"))
         if function not in FUNCTIONS:
-            raise ValueError(f"{name}: case {raw.get('id')!r}: function must be one of {FUNCTIONS}, got {function!r}")
-        for arg in raw.get("inputs", {}):
-            if arg not in ARRAY_ARGS:
-                raise ValueError(f"{name}: case {raw['id']!r}: unknown input {arg!r}")
+            raise ValueError(f"{where}: function must be one of {FUNCTIONS}, got {function!r}")
         default_dialects = DIALECTS if "default_dialect" not in data else (data["default_dialect"], *[d for d in DIALECTS if d != data["default_dialect"]])
         cases.append(
             Case(
@@ -115,6 +147,31 @@ def _parse_file(name: str, data: dict) -> list[Case]:
             )
         )
     return cases
+
+
+def _check_case(raw: dict, where: str) -> None:
+    """Raise ValueError (naming ``where``) for a key outside the schema, a wrong type, or a missing key."""
+    _check_keys(raw, CASE_KEYS, where, "the case")
+    for key in REQUIRED_CASE_KEYS:
+        if key not in raw:
+            raise ValueError(f"{where}: missing {key!r}")
+    _check_keys(raw.get("expect", {}), EXPECT_KEYS, where, "expect")
+    for arg, spec in raw["inputs"].items():
+        if arg not in ARRAY_ARGS:
+            raise ValueError(f"{where}: unknown input {arg!r} (known: {', '.join(ARRAY_ARGS)})")
+        if isinstance(spec, dict):
+            _check_keys(spec, INPUT_KEYS, where, f"input {arg!r}")
+
+
+def _check_keys(table: dict, schema: dict, where: str, what: str) -> None:
+    for key, value in table.items():
+        if key not in schema:
+            known = ", ".join(list(schema)[:3]) + (", ..." if len(schema) > 3 else "")
+            raise ValueError(f"{where}: unknown key {key!r} in {what} (known: {known})")
+        types = schema[key]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            expected = " or ".join(t.__name__ for t in types)
+            raise ValueError(f"{where}: {what} key {key!r} must be {expected}, got {value!r}")
 
 
 def _materialise(spec, dtype: str):

@@ -1,17 +1,20 @@
 """Each framework's own BCE op, called the way a user of that framework would call it.
 
 ``native_op(framework, modules, case)`` gives ``(label, fn)`` where ``fn(**arrays)`` calls the
-framework's op, or raises ``Unsupported`` with the reason (that cell is then "skipped").
+framework's op, or raises ``Unsupported`` with the reason (that cell is then "skipped"): also
+when the package holding the op is not installed (optax for JAX), with a ``pip install`` hint.
 Where the op has no ``weight`` or ``reduction`` argument (tf.nn, keras, optax) the runner
 applies them with the framework's own multiply and mean/sum, and the label says so.
+A backend without a native contender here (NumPy, Dask, a plugin) simply has none.
 
->>> sorted(NATIVE_FRAMEWORKS)
-['jax', 'paddle', 'tensorflow', 'torch']
+>>> sorted(NATIVE_FRAMEWORKS), has_native("numpy")
+(['jax', 'paddle', 'tensorflow', 'torch'], False)
 """
 
 from __future__ import annotations
 
-NATIVE_FRAMEWORKS = ("torch", "paddle", "tensorflow", "jax")
+import importlib
+
 _LEGACY = ("size_average", "reduce")
 
 
@@ -19,9 +22,24 @@ class Unsupported(Exception):
     """The native op has no way to express this case (the reason is the message)."""
 
 
+def has_native(framework: str) -> bool:
+    """Whether ``framework`` has a native contender in the suite."""
+    return framework in _BUILDERS
+
+
 def native_op(framework: str, modules: dict, case):
     """(label, fn) for ``framework``'s own op on ``case``; raises Unsupported with a reason."""
+    if framework not in _BUILDERS:
+        raise Unsupported(f"{framework} has no native BCE op in the suite")
     return _BUILDERS[framework](modules, case)
+
+
+def _optional(module: str, install: str):
+    """Import ``module`` (a native op's package), or raise Unsupported saying how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise Unsupported(f"{module} is not installed ({install})") from exc
 
 
 def _torch(modules, case):
@@ -79,7 +97,7 @@ def _tensorflow(modules, case):
 
         label = "tf.nn.sigmoid_cross_entropy_with_logits / weighted_cross_entropy_with_logits"
     else:
-        import keras
+        keras = _optional("keras", "pip install keras")
 
         def call(input, target, weight=None, pos_weight=None):
             loss = keras.ops.binary_crossentropy(target, input, from_logits=False)
@@ -97,8 +115,8 @@ def _jax(modules, case):
         raise Unsupported("optax.sigmoid_binary_cross_entropy has no pos_weight")
     reduction = _runner_reduction(case)
     import jax.numpy as jnp
-    import optax
 
+    optax = _optional("optax", "pip install optax, or pip install 'bce_compat[jax]'")
     reduce = {"none": lambda v: v, "mean": jnp.mean, "sum": jnp.sum}[reduction]
 
     def call(input, target, weight=None, pos_weight=None):
@@ -110,3 +128,4 @@ def _jax(modules, case):
 
 
 _BUILDERS = {"torch": _torch, "paddle": _paddle, "tensorflow": _tensorflow, "jax": _jax}
+NATIVE_FRAMEWORKS = tuple(_BUILDERS)

@@ -9,11 +9,18 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
+from bce_compat.conformance.natives import has_native
+
 SHORT = {"numpy": "numpy", "torch": "torch", "paddle": "paddle", "tensorflow": "tf", "jax": "jax",
          "dask": "dask", "array_api_strict": "strict"}
 MARK = {"pass": "ok", "fail": "FAIL", "diverges": "div", "skipped": "skip"}
 _RANK = {"fail": 3, "diverges": 2, "pass": 1, "skipped": 0}
 _ID_WIDTH = 30  # 30 + 11 columns of 6 + " | " fits 100 columns
+
+
+def _short_name(backend: str) -> str:
+    """The column heading: a known short name, else the first six letters (a plugin's name)."""
+    return SHORT.get(backend, backend[:6])
 
 
 def summary_line(counts: dict) -> str:
@@ -26,7 +33,7 @@ def table(result) -> str:
 
     A cell shows the worst of its checks: FAIL > div > ok > skip ("-" where nothing ran).
     """
-    natives = [b for b in ("torch", "paddle", "tensorflow", "jax") if b in result.backends]
+    natives = [b for b in result.backends if has_native(b)]
     columns = [("shim", b) for b in result.backends] + [("native", b) for b in natives]
     cells = {}
     for o in result.outcomes:
@@ -34,12 +41,12 @@ def table(result) -> str:
         if key not in cells or _RANK[o.status] > _RANK[cells[key]]:
             cells[key] = o.status
     disagree = {a.case for a in result.agreements if not a.ok}
-    widths = [max(len(SHORT[b]), 4) + 1 for _, b in columns]  # a leading space in every cell
+    widths = [max(len(_short_name(b)), 4) + 1 for _, b in columns]  # a leading space in every cell
 
     def join(texts, kind):
         return "".join(f"{t:>{w}}" for t, w, (k, _) in zip(texts, widths, columns) if k == kind)
 
-    heads = [SHORT[b] for _, b in columns]
+    heads = [_short_name(b) for _, b in columns]
     shim_head, native_head = join(heads, "shim"), join(heads, "native")
     lines = [f"{'':<{_ID_WIDTH}}{'our shim on each backend':^{len(shim_head)}} | {'native op':^{len(native_head)}}",
              f"{'case':<{_ID_WIDTH}}{shim_head} | {native_head}"]

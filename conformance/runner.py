@@ -8,8 +8,8 @@ In-process and injectable, so tests can feed it a deliberately wrong implementat
 (0, 0)
 
 Paths: ``torch-dialect`` and ``paddle-dialect`` (our shim, ``bce_compat`` and
-``bce_compat.dialects.paddle``) on every backend, ``native`` (the framework's own op) on
-torch, paddle, tensorflow and jax. A shim failure or a cross-backend disagreement fails the
+``bce_compat.dialects.paddle``) on every backend (every test bench of the registry, plugins
+included), ``native`` (the framework's own op) where ``natives`` has one. A shim failure or a cross-backend disagreement fails the
 run; a native op that departs from the document or the exact math "diverges" (reported only).
 """
 
@@ -26,7 +26,6 @@ import numpy as np
 
 from bce_compat.conformance import casedata, frameworks, natives, reference
 
-STATUSES = ("pass", "fail", "diverges", "skipped")
 HALF = ("float16", "bfloat16")
 _EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}
 # Smallest normal numbers: a result below them may be flushed to zero (TF and XLA set
@@ -129,7 +128,7 @@ def run(cases=None, backends=None, native=True, shim=True, shim_module_override=
     start = time.perf_counter()
     cases = casedata.load_cases() if cases is None else list(cases)
     fws = frameworks.available(backends)
-    modules = frameworks.import_installed(tuple(fws))
+    modules = {name: fw.module for name, fw in fws.items()}
     shim_modules = {**default_shim_modules(), **(shim_module_override or {})}
     result = Result(cases=cases, backends=list(fws))
     with contextlib.ExitStack() as stack:
@@ -160,8 +159,8 @@ def run_case(case, fws: dict, modules: dict, shim_modules: dict, result: Result,
                 if agreement:
                     result.agreements.append(agreement)
         if native:
-            for name in natives.NATIVE_FRAMEWORKS:
-                if name not in fws:
+            for name in fws:
+                if not natives.has_native(name):
                     continue
                 try:
                     label, fn = natives.native_op(name, modules, case)
@@ -225,14 +224,10 @@ def exact_for(case, dtype: str, formula: str = "torch") -> reference.Exact:
 
 
 def _skip_reason(case, fw, dtype: str, kind: str) -> str | None:
-    if dtype not in fw.dtypes:
-        return f"{fw.name} test bench has no {dtype}"
-    if fw.name == "jax" and dtype == "float64":
-        import jax
-
-        if not jax.config.jax_enable_x64:
-            return "jax float64 needs JAX_ENABLE_X64=1"
-    if kind == "shim" and case.eager_only and fw.name == "dask":
+    reason = fw.dtype_skip_reason(dtype)
+    if reason:
+        return reason
+    if kind == "shim" and case.eager_only and fw.lazy:
         return "lazy backend: value checks are not made (SPEC 5)"
     if kind == "native" and fw.value_and_grad is None:
         return "no native op"
@@ -244,10 +239,10 @@ def _build_args(case, fw, dtype: str) -> dict:
     for name, (values, dt) in case.numpy_inputs(dtype).items():
         if isinstance(values, str):  # ("python", number)
             args[name] = dt
-        elif dt in ("float16", "bfloat16", "float32", "float64"):
+        elif dt in _EPS:
             args[name] = fw.asarray(values, dt)
-        else:
-            args[name] = frameworks.asarray_keep_dtype(fw.name, values)
+        else:  # int or bool labels keep their dtype
+            args[name] = fw.keep_dtype(values)
     return args
 
 
@@ -261,54 +256,81 @@ def _evaluate(case, fw, dtype: str, path: str, call, kind: str):
     """One cell: (Outcome, (value, grads) as numpy or None)."""
     label, fn = call
     base = dict(case=case.id, backend=fw.name, path=path, dtype=dtype, op=label)
-    miss = "fail" if kind == "shim" else "diverges"
     reason = _skip_reason(case, fw, dtype, kind)
     if reason:
         return Outcome(status="skipped", detail=reason, **base), None
     args = _build_args(case, fw, dtype)
     names = list(args)
-    arrays = [args[n] for n in names]
-    floating = [i for i, n in enumerate(names) if case.numpy_inputs(dtype)[n][1] in _EPS]
-    wrt = floating if (case.expect.get("grad") and fw.value_and_grad and not case.error) else []
+    wrt = _grad_positions(case, fw, dtype, names, kind)
+    try:
+        value, grads, warned = _call(fw, fn, names, [args[n] for n in names], wrt)
+        got = np.asarray(fw.to_numpy(value), dtype=np.float64)
+    except Exception as exc:  # the behaviour under test may be an error
+        return _raised(case, dtype, kind, exc, base), None
+    miss = "fail" if kind == "shim" else "diverges"
+    shape = list(got.shape)
+    if case.error:
+        return Outcome(status=miss, detail=f"expected {case.error}, returned shape {shape}", shape=shape,
+                       value=_jsonable(got), **base), None
+    problems = _check_result(case, fw, dtype, kind, value, got, warned)
+    worst, exact_problems = _check_exact(case, dtype, got)
+    grads_np, grad_worst, grad_problems = _check_grads(case, dtype, [names[i] for i in wrt], grads)
+    problems += exact_problems + grad_problems
+    outcome = Outcome(status=miss if problems else "pass", detail="; ".join(problems), shape=shape,
+                      value=_jsonable(got), worst=max(worst, grad_worst), **base)
+    return outcome, (got, grads_np)
+
+
+def _grad_positions(case, fw, dtype: str, names: list, kind: str) -> list[int]:
+    """The positions of the arguments whose gradients the case checks on this cell."""
+    if not (case.expect.get("grad") and fw.value_and_grad and not case.error):
+        return []
+    floating = case.numpy_inputs(dtype)
+    wrt = [i for i, n in enumerate(names) if floating[n][1] in _EPS]
     if "grad_wrt" in case.expect:
         wrt = [i for i in wrt if names[i] in case.expect["grad_wrt"]]
     if kind == "native":  # torch refuses grads w.r.t. weight/pos_weight; compare the logits' gradient only
         wrt = [i for i in wrt if names[i] == "input"]
+    return wrt
+
+
+def _call(fw, fn, names: list, arrays: list, wrt: list):
+    """(value, gradients, whether any warning was raised) of ``fn`` called with ``names`` = ``arrays``."""
 
     def positional(*a):
         return fn(**dict(zip(names, a)))
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            if wrt:
-                value, grads = fw.value_and_grad(positional, arrays, wrt)
-            else:
-                value, grads = positional(*arrays), []
-            got = np.asarray(fw.to_numpy(value), dtype=np.float64)
-        except Exception as exc:  # the behaviour under test may be an error
-            err = f"{type(exc).__name__}: {_short(exc)}"
-            if case.error:
-                names_mro = {c.__name__ for c in type(exc).__mro__}
-                ok = case.error in names_mro or kind == "native"
-                detail = "" if case.error in names_mro else f"raised {err} (expected {case.error})"
-                return Outcome(status="pass" if ok else "fail", detail=detail, error=err, **base), None
-            if kind == "native" and dtype in HALF:
-                return Outcome(status="skipped", detail=f"no {dtype} kernel: {err}", error=err, **base), None
-            return Outcome(status=miss, detail=f"raised {err}", error=err, **base), None
-    warned = any(issubclass(w.category, Warning) for w in caught)
-    shape = list(got.shape)
+        if wrt:
+            value, grads = fw.value_and_grad(positional, arrays, wrt)
+        else:
+            value, grads = positional(*arrays), []
+    return value, grads, bool(caught)
+
+
+def _raised(case, dtype: str, kind: str, exc: Exception, base: dict) -> Outcome:
+    """The outcome of a call that raised: a pass if the case expects that error."""
+    err = f"{type(exc).__name__}: {_short(exc)}"
     if case.error:
-        return Outcome(status=miss, detail=f"expected {case.error}, returned shape {shape}", shape=shape,
-                       value=_jsonable(got), **base), None
+        expected = case.error in {c.__name__ for c in type(exc).__mro__}
+        detail = "" if expected else f"raised {err} (expected {case.error})"
+        return Outcome(status="pass" if expected or kind == "native" else "fail", detail=detail, error=err, **base)
+    if kind == "native" and dtype in HALF:
+        return Outcome(status="skipped", detail=f"no {dtype} kernel: {err}", error=err, **base)
+    return Outcome(status="fail" if kind == "shim" else "diverges", detail=f"raised {err}", error=err, **base)
+
+
+def _check_result(case, fw, dtype: str, kind: str, value, got: np.ndarray, warned: bool) -> list[str]:
+    """Shape (ours and the document's), dtype, warning, finiteness and documented value."""
     problems = []
-    exp = exact_for(case, dtype)
-    want_shape = case.expect.get("shape", list(exp.value.shape))
+    shape = list(got.shape)
+    want_shape = list(case.expect.get("shape", exact_for(case, dtype).value.shape))
     owner = _DOC_OWNER.get(case.source[:3])
     if kind == "native" and "doc_shape" in case.expect and owner == fw.name and shape != case.expect["doc_shape"]:
         problems.append(f"documented shape {case.expect['doc_shape']}, returned {shape}")
-    if shape != list(want_shape):
-        problems.append(f"shape {shape}, expected {list(want_shape)}")
+    if shape != want_shape:
+        problems.append(f"shape {shape}, expected {want_shape}")
     result_dtype = _dtype_name(value)
     if kind == "shim" and result_dtype != dtype:
         problems.append(f"dtype {result_dtype}, expected {dtype}")
@@ -321,24 +343,34 @@ def _evaluate(case, fw, dtype: str, path: str, call, kind: str):
         tol = case.expect.get("value_atol", 0.0) + case.expect.get("value_rtol", 0.0) * abs(doc)
         if not np.all(np.abs(got - doc) <= tol):
             problems.append(f"documented {doc} (±{tol:g}), got {_fmt(got)}")
-    worst = 0.0
-    if shape == list(exp.value.shape):
-        for formula in ["torch", *[f for f in case.expect.get("formulas", []) if f != "torch"]]:
-            ref = exact_for(case, dtype, formula)
-            ratio, where = compare(got, ref.value, ref.scale, dtype, ref.n_summed if case.reduction != "none" else 1)
-            worst = max(worst, ratio)
-            if ratio > 1:
-                label_f = "exact" if formula == "torch" else f"exact ({formula} formula)"
-                problems.append(f"{label_f}: {where}{_at(case, dtype, where)}")
-    grads_np = {}
-    for i, g in zip(wrt, grads):
-        name = names[i]
+    return problems
+
+
+def _check_exact(case, dtype: str, got: np.ndarray) -> tuple[float, list[str]]:
+    """(worst error in tolerances, problems) against the exact value of each formula the case names."""
+    if list(got.shape) != list(exact_for(case, dtype).value.shape):
+        return 0.0, []  # reported by the shape check
+    worst, problems = 0.0, []
+    for formula in ["torch", *[f for f in case.expect.get("formulas", []) if f != "torch"]]:
+        ref = exact_for(case, dtype, formula)
+        ratio, where = compare(got, ref.value, ref.scale, dtype, ref.n_summed if case.reduction != "none" else 1)
+        worst = max(worst, ratio)
+        if ratio > 1:
+            label = "exact" if formula == "torch" else f"exact ({formula} formula)"
+            problems.append(f"{label}: {where}{_at(case, dtype, where)}")
+    return worst, problems
+
+
+def _check_grads(case, dtype: str, names: list, grads: list) -> tuple[dict, float, list[str]]:
+    """(gradients as float64 NumPy by name, worst error in tolerances, problems) against the exact gradients."""
+    exp = exact_for(case, dtype)
+    grads_np, worst, problems = {}, 0.0, []
+    for name, g in zip(names, grads):
         want, scale = exp.grads[name]
         if g is None:
             problems.append(f"no gradient for {name}")
             continue
-        g = np.asarray(g, np.float64)
-        grads_np[name] = g
+        g = grads_np[name] = np.asarray(g, np.float64)
         if g.shape != want.shape:
             problems.append(f"grad {name}: shape {list(g.shape)}, expected {list(want.shape)}")
             continue
@@ -346,9 +378,7 @@ def _evaluate(case, fw, dtype: str, path: str, call, kind: str):
         worst = max(worst, ratio)
         if ratio > 1:
             problems.append(f"grad {name}: {where}{_at(case, dtype, where)}")
-    status = miss if problems else "pass"
-    outcome = Outcome(status=status, detail="; ".join(problems), shape=shape, value=_jsonable(got), worst=worst, **base)
-    return outcome, (got, grads_np)
+    return grads_np, worst, problems
 
 
 def tolerance(dtype: str, ref, scale, n_summed: int):

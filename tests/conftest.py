@@ -1,7 +1,8 @@
 """One list of backends drives the tests; a missing framework is a clean skip with its reason.
 
-Frameworks are imported here, once, in the safe order (torch, paddle, tensorflow: TF before
-Paddle segfaults). ``$BCE_COMPAT_BACKENDS=numpy,torch`` narrows the run;
+The list is the registry's (``bce_compat._registry``, through ``conformance.frameworks``): every
+built-in backend and plugin with a test bench. Frameworks are imported here, once, by the
+registry in its safe order. ``$BCE_COMPAT_BACKENDS=numpy,torch`` narrows the run;
 ``$BCE_COMPAT_REQUIRE_BACKENDS`` (set by CI) turns a missing framework into a failure.
 """
 
@@ -15,8 +16,8 @@ import pytest
 from bce_compat.conformance import frameworks
 
 FRAMEWORKS = frameworks.available()  # imports the installed ones in the safe order
-ALL_NAMES = ("numpy", "torch", "paddle", "tensorflow", "jax", "dask", "array_api_strict")
-DIFFERENTIABLE = ("torch", "paddle", "tensorflow", "jax")
+ALL_NAMES = tuple(frameworks.bench_names())  # installed or not: a missing one is a visible skip
+DIFFERENTIABLE = frameworks.autograd_names()
 
 
 def pytest_configure(config):

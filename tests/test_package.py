@@ -120,11 +120,9 @@ def fake_plugin(monkeypatch):
     monkeypatch.setitem(sys.modules, "fake_bce_plugin", _fake_plugin_module())
     monkeypatch.setitem(sys.modules, "fakearrays", _fake_plugin_module())  # "the library is imported"
     monkeypatch.setattr(_registry, "plugin_adapters", lambda: {"fakearrays": "fake_bce_plugin"})
-    for cached in (_registry.load_backend, _registry.backend_for_type):
-        cached.cache_clear()
+    _registry.clear_caches()
     yield
-    for cached in (_registry.load_backend, _registry.backend_for_type):
-        cached.cache_clear()
+    _registry.clear_caches()
 
 
 def test_entry_point_plugin_is_used_for_its_arrays(fake_plugin):
@@ -137,15 +135,13 @@ def test_entry_point_plugin_is_used_for_its_arrays(fake_plugin):
 def test_broken_plugin_warns_instead_of_breaking(monkeypatch):
     monkeypatch.setitem(sys.modules, "brokenarrays", object())
     monkeypatch.setattr(_registry, "plugin_adapters", lambda: {"brokenarrays": "no_such_module_for_bce_compat"})
-    for cached in (_registry.load_backend, _registry.backend_for_type):
-        cached.cache_clear()
+    _registry.clear_caches()
     try:
         with pytest.warns(RuntimeWarning, match="brokenarrays.*failed to load"):
             assert _registry.backend_for_type(_FakeArray) is None
         np.testing.assert_allclose(bce_compat.binary_cross_entropy_with_logits(np.zeros(1), np.ones(1)), np.log(2))
     finally:
-        for cached in (_registry.load_backend, _registry.backend_for_type):
-            cached.cache_clear()
+        _registry.clear_caches()
 
 
 def test_cli_version_and_backends():
