@@ -18,7 +18,14 @@ from dataclasses import dataclass
 
 from bce_compat._dispatch import backend_of, is_array, is_python_number
 from bce_compat._registry import Backend, backend_for_type
-from bce_compat._validate import ArgNames, check_floating_input, check_same_shape, check_weight_shape, needs_float_cast
+from bce_compat._validate import (
+    ArgNames,
+    check_floating_input,
+    check_is_array,
+    check_same_shape,
+    check_weight_shape,
+    needs_float_cast,
+)
 
 _MAX_PLANS = 256  # distinct signatures kept; past that the memo starts afresh
 
@@ -69,6 +76,8 @@ def _signature(*args):
 
 
 def _make_plan(fn: str, names: ArgNames, x, y, weight, pos_weight) -> Plan:
+    check_is_array(fn, names.input, x)
+    check_is_array(fn, names.target, y)
     backend = backend_of(fn, {names.input: x, names.target: y, names.weight: weight, names.pos_weight: pos_weight})
     xp = backend.namespace(x)
     check_floating_input(fn, names.input, xp, x)

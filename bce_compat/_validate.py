@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bce_compat._dispatch import is_array
+from bce_compat._dispatch import is_array, is_python_number
 
 
 @dataclass
@@ -45,7 +45,24 @@ def check_known_shape(fn: str, arg: str, x) -> None:
         )
 
 
+def check_is_array(fn: str, arg: str, value) -> None:
+    """``input`` and ``target`` must be arrays: None or a Python number is a TypeError naming the argument.
+
+    (Any other non-array is refused by dispatch, with the list of backends and how to install them.)
+
+    >>> check_is_array("f", "target", None)
+    Traceback (most recent call last):
+    TypeError: f: `target` must be an array; got None
+    """
+    if value is None:
+        raise TypeError(f"{fn}: `{arg}` must be an array; got None")
+    if is_python_number(value):
+        raise TypeError(f"{fn}: `{arg}` must be an array; got a {type(value).__name__} ({value!r})")
+
+
 def check_same_shape(fn: str, names: ArgNames, x, y) -> None:
+    check_is_array(fn, names.input, x)
+    check_is_array(fn, names.target, y)
     check_known_shape(fn, names.input, x)
     check_known_shape(fn, names.target, y)
     if shape_of(x) != shape_of(y):
@@ -68,6 +85,7 @@ def check_weight_shape(fn: str, arg: str, names: ArgNames, w, x) -> None:
 
 
 def check_floating_input(fn: str, arg: str, xp, x) -> None:
+    check_is_array(fn, arg, x)
     if not xp.isdtype(x.dtype, "real floating"):
         raise TypeError(f"{fn}: `{arg}` must be a real floating array (float16/32/64, bfloat16); got dtype {x.dtype}")
 
@@ -87,4 +105,33 @@ def check_unit_interval(fn: str, arg: str, xp, values, backend) -> None:
         return
     outside = xp.logical_or(values < 0, values > 1)
     if bool(xp.any(outside)):
-        raise ValueError(f"{fn}: every element of `{arg}` must be between 0 and 1; some are outside [0, 1]")
+        count, size, index, value = _first_outside(xp, values, outside)
+        raise ValueError(
+            f"{fn}: every element of `{arg}` must be between 0 and 1; {count} of {size} are outside [0, 1], "
+            f"the first at index {index}: {value!r}"
+        )
+
+
+def _first_outside(xp, values, outside) -> tuple[int, int, tuple[int, ...], float]:
+    """(how many, of how many, index of the first, its value) for the error message.
+
+    Only namespace functions every adapter has (reshape, any, sum, astype) and slicing: the
+    first index is found by bisection, so no backend needs ``nonzero`` or ``arange``.
+    Runs only on the error path.
+    """
+    flat = xp.reshape(outside, (-1,))
+    size = int(flat.shape[0])
+    count = int(xp.sum(xp.astype(flat, xp.float32)))  # exact below 2**24 elements
+    lo, hi = 0, size  # invariant: the first True is in flat[lo:hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if bool(xp.any(flat[lo:mid])):
+            hi = mid
+        else:
+            lo = mid
+    index = []
+    rest = lo
+    for side in reversed(tuple(int(d) for d in shape_of(values))):
+        rest, i = divmod(rest, side)
+        index.append(i)
+    return count, size, tuple(reversed(index)), float(xp.reshape(values, (-1,))[lo])

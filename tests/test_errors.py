@@ -9,6 +9,7 @@ import pytest
 
 import bce_compat
 from _calls import probs, with_logits
+from bce_compat._registry import backend_for_type
 from bce_compat.dialects import paddle as paddle_dialect
 
 
@@ -66,6 +67,8 @@ def test_arrays_of_two_libraries_name_both_types(framework):
     if framework.name == "numpy":
         pytest.skip("needs a second library next to numpy")
     x = framework.asarray(np.zeros(3), "float32")
+    if getattr(backend_for_type(type(x)).adapter, "NUMPY_OPERANDS", False):
+        pytest.skip(f"{framework.name} takes NumPy operands, as its own operations do (tests/test_numpy_operands.py)")
     with pytest.raises(TypeError, match=r"one library.*`input` is a .*`target` is a numpy.ndarray"):
         bce_compat.binary_cross_entropy_with_logits(x, np.zeros(3, np.float32))
     with pytest.raises(TypeError, match=r"`pos_weight` is a numpy.ndarray"):
@@ -96,6 +99,55 @@ def test_logits_target_is_not_range_checked():
     """With logits, torch accepts any target (e.g. label smoothing beyond [0, 1]); so do we."""
     out = bce_compat.binary_cross_entropy_with_logits(np.zeros(2), np.asarray([-1.0, 2.0]), reduction="none")
     np.testing.assert_allclose(out, [np.log(2)] * 2)
+
+
+_REQUIRED_ARRAYS = {  # dialect callable -> how to call it with input/target given by their dialect's names
+    "torch.binary_cross_entropy_with_logits": lambda x, y: bce_compat.binary_cross_entropy_with_logits(x, y),
+    "torch.binary_cross_entropy": lambda x, y: bce_compat.binary_cross_entropy(x, y),
+    "torch.BCEWithLogitsLoss": lambda x, y: bce_compat.BCEWithLogitsLoss()(x, y),
+    "torch.BCELoss": lambda x, y: bce_compat.BCELoss()(x, y),
+    "paddle.binary_cross_entropy_with_logits": lambda x, y: paddle_dialect.binary_cross_entropy_with_logits(x, y),
+    "paddle.binary_cross_entropy": lambda x, y: paddle_dialect.binary_cross_entropy(x, y),
+    "paddle.BCEWithLogitsLoss": lambda x, y: paddle_dialect.BCEWithLogitsLoss()(x, y),
+    "paddle.BCELoss": lambda x, y: paddle_dialect.BCELoss()(x, y),
+}
+
+
+@pytest.mark.parametrize("call", list(_REQUIRED_ARRAYS))
+@pytest.mark.parametrize("missing", ["input", "target"])
+@pytest.mark.parametrize("value", [None, 0.5], ids=["None", "number"])
+def test_input_and_target_must_be_arrays(framework, call, missing, value):
+    """Regression (issue 12.8): target=None gave AttributeError: 'NoneType' object has no attribute 'shape'."""
+    array = framework.asarray([0.5, 0.5], "float32")
+    name = {"input": "input", "target": "target"}[missing]
+    if call.startswith("paddle."):
+        name = {"input": "logit" if "Logits" in call or "logits" in call else "input", "target": "label"}[missing]
+    args = (value, array) if missing == "input" else (array, value)
+    with pytest.raises(TypeError, match=rf"`{name}` must be an array; got (None|a float \(0.5\))"):
+        _REQUIRED_ARRAYS[call](*args)
+
+
+def test_range_error_counts_and_locates_the_first_offender(framework):
+    """Regression (issue 12.8): the message also says how many values are outside, and where the first is."""
+    if framework.name == "dask":
+        pytest.skip("dask arrays are lazy: the value check would compute them, so it is skipped")
+    q = framework.asarray([[0.5, 1.5, 0.2], [-0.25, 0.5, 0.5]], "float32")
+    y = framework.asarray(np.full((2, 3), 0.5), "float32")
+    with pytest.raises(ValueError, match=r"`input` must be between 0 and 1; 2 of 6 are outside \[0, 1\], "
+                       r"the first at index \(0, 1\): 1.5$"):
+        probs("torch", q, y)
+    with pytest.raises(ValueError, match=r"`label`.*1 of 1 are outside \[0, 1\], the first at index \(\): 3.0$"):
+        probs("paddle", framework.asarray(np.array(0.5), "float32"), framework.asarray(np.array(3.0), "float32"))
+
+
+def test_range_error_on_a_strided_view():
+    """The first offender's index is in the view's own coordinates, not the base array's."""
+    base = np.full((4, 6), 0.5, np.float32)
+    base[2, 4] = 2.0  # in the view base[::2, ::2] at (1, 2)
+    base[0, 1] = 9.0  # not in the view
+    view = base[::2, ::2]
+    with pytest.raises(ValueError, match=r"1 of 6 are outside \[0, 1\], the first at index \(1, 2\): 2.0$"):
+        bce_compat.binary_cross_entropy(view, np.zeros_like(view))
 
 
 def test_no_array_at_all():
