@@ -136,7 +136,8 @@ def test_every_layout_gives_the_exact_gradient(autograd_framework, dtype, layout
         exact_grad, bound = exact_logits_grad(x_seen, y_seen, None, pos_weight)
     else:
         exact_grad = exact_probs_grad(x_seen, y_seen)
-        bound = None
+        # w*[(1-y)/(1-q) - y/q]: its two terms may cancel, so (as for logits) the larger one bounds the error
+        bound = np.maximum(np.abs((1 - y_seen) / (1 - x_seen)), np.abs(y_seen / x_seen))
     bound = None if bound is None else bound * scale
     assert_close(grad, exact_grad * scale, dtype, bound=bound, flush_subnormals=True)
 
