@@ -1,50 +1,60 @@
-"""Fast CPU kernels for BCE-with-logits: chunked, in-place NumPy, float64 inside each chunk.
+"""Fast CPU engine for BCE-with-logits: one fused NumPy kernel, chunked, float64 inside each chunk.
 
-Why chunked NumPy and not numexpr: the cost is one exp and one log1p per element, which both
-libraries evaluate with libm (numexpr without Intel VML has no SIMD transcendental), so what
-decides is the number of passes over memory and the accuracy. Here every pass runs over a
-cache-sized chunk in reused scratch buffers (no full-size temporary, one read of each input and
-one write of the output), and each chunk is computed in float64 and rounded once, so float16 and
-float32 results are within about half an ulp. NumPy's float32 SIMD exp/log would be faster but
-measure up to 5 ulp in this formula, over SPEC §4's 4. Chunks run on a small thread pool (NumPy
-releases the GIL inside ufuncs). No optional dependency is needed; bench/ compares with numexpr.
+Public API (used by the torch and Paddle CPU engines; keep the names stable):
 
-The same kernels back the torch and Paddle CPU fast paths (on zero-copy views of the tensors),
-with ``loss_and_grad`` writing the gradient in the loss pass for mean/sum.
+- ``loss(x, y, weight, pos_weight, reduction, out_dtype, *, grad_out=None)``: the loss (0-d for
+  mean/sum); with ``grad_out`` (an array of x's shape) it also writes d loss / d x for an
+  upstream gradient of 1 into it, in the same pass, with bit-identical loss values.
+- ``grad(x, y, weight, pos_weight, upstream, out_dtype)``: d loss / d x times ``upstream``
+  (an array broadcastable to x, or a number already scaled for mean).
+
+The formula exists once, in ``_kernel``. With e = exp(-|x|), t = log1p(e), c+ = p*y (or y),
+c- = 1 - y and s = c+ + c- (all float64):
+
+    loss = s*t + k*x            k = c- where x > 0, else -c+    (= c+*softplus(-x) + c-*softplus(x))
+    dloss/dx = (k + j*e) / (1 + e)   j = -c+ where x > 0, else c-
+
+Every term is a sum of non-negative parts (k*x >= 0), so nothing cancels in the loss: x = -20,
+y = 0 gives 2.06e-9, not 0. The only product that can be 0 * inf is k*x at an infinite x; the
+zero-coefficient rule (``_zero_coefficient_rule``) makes it exactly 0 there.
+
+Why float64 libm and not NumPy's float32 SIMD exp: the latter measures 2.52 ulp, and through
+the formula up to 5 ulp of the result (SPEC §4 allows 4). Chunks of ``CHUNK`` elements keep the
+scratch buffers in L2; large inputs are split into one contiguous run of chunks per thread
+(NumPy releases the GIL inside ufuncs). A caller may lend faster float64 exp/log1p
+(``Elementary``, e.g. torch's vectorised ones) where its accuracy argument holds.
 
 >>> import numpy as np
->>> float(bce_with_logits(np.array([-20.0], np.float32), np.zeros(1, np.float32), None, None, "sum", np.float32))
+>>> float(loss(np.array([-20.0], np.float32), np.zeros(1, np.float32), None, None, "sum", np.float32))
 2.06115369216775e-09
+>>> g = np.empty(2); float(loss(np.zeros(2), np.array([1.0, 0.0]), None, 2.0, "mean", np.float64, grad_out=g)), g.tolist()
+(1.0397207708399179, [-0.5, 0.25])
+>>> grad(np.array(0.0), np.array(1.0), None, None, 1.0, np.float64).tolist()
+-0.5
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from numbers import Real
 
 import numpy as np
 
 from bce_compat.backends.contract import Declined, NamedEngine, Problem, unsupported_options
 
-CHUNK = 1 << 15  # elements per chunk: big enough to amortise ufunc calls, small enough for L2/L3
-SMALL = 1 << 11  # up to this, fewer NumPy calls beat scratch-buffer reuse
-PARALLEL_MIN = 1 << 17  # below this, one thread (pool hand-off costs more than it saves)
-_SUPPORTED = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
-
+CHUNK = 1 << 13  # elements per chunk: 7 float64 buffers of it (448 KiB) stay in L2
+PARALLEL_MIN = 1 << 16  # below this, one thread (the pool hand-off costs more than it saves)
+DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
 @dataclass(frozen=True)
 class Elementary:
-    """The kernels' exp and log1p on float64 arrays, written into ``out=``: NumPy's (libm) by default.
-
-    A backend may lend faster ones (torch's vectorised float64 exp/log1p) where its accuracy
-    argument holds; see ``torch_fast``.
-    """
+    """The kernel's float64 exp and log1p, written into ``out=``: NumPy's (libm) by default."""
 
     exp: Callable = np.exp
     log1p: Callable = np.log1p
@@ -56,69 +66,70 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
-def bce_with_logits(x, y, weight, pos_weight, reduction, out_dtype, fns=None):
-    """Chunked in-place NumPy (float64 per cache-sized chunk, threaded); NotImplemented for other dtypes."""
+def loss(x, y, weight, pos_weight, reduction, out_dtype, *, grad_out=None, elementary=None) -> np.ndarray:
+    """The loss in ``out_dtype`` (0-d for mean/sum); d loss/d x (upstream 1) into ``grad_out`` if given.
+
+    >>> float(loss(np.array(0.0), np.array(1.0), None, None, "none", np.float64))
+    0.6931471805599453
+    """
+    x, y, weight, pos_weight = _arrays(x, y, weight, pos_weight)
     out_dtype = np.dtype(out_dtype)
-    if out_dtype not in _SUPPORTED or not isinstance(x, np.ndarray):
-        return NotImplemented  # (a NumPy scalar input keeps the portable path's result type)
-    y = np.asarray(y)
-    weight = weight if weight is None or isinstance(weight, (int, float)) else np.asarray(weight)
-    pos_weight = pos_weight if pos_weight is None or isinstance(pos_weight, (int, float)) else np.asarray(pos_weight)
-    return evaluate(_loss_chunk, x, (y, weight, pos_weight), reduction, out_dtype, fns=fns)
-
-
-def grad_logits(x, y, weight, pos_weight, grad, out_dtype, fns=None):
-    """d loss / d x times ``grad`` (an array of x's shape, or a number for mean/sum), in ``out_dtype``."""
-    return evaluate(_grad_chunk, x, (y, weight, pos_weight, grad), "none", np.dtype(out_dtype), fns=fns)
-
-
-def loss_and_grad(x, y, weight, pos_weight, reduction, out_dtype, grad_out, fns=None):
-    """The loss (mean or sum), writing d loss / d x (for an upstream gradient of 1) into ``grad_out``.
-
-    One pass: the gradient reuses exp(-|x|) from the loss, so x and y are read once for both.
-    """
-    scale = 1.0 / x.size if reduction == "mean" else 1.0
-    kernel = functools.partial(_loss_grad_chunk, grad_scale=scale)
-    return evaluate(kernel, x, (y, weight, pos_weight), reduction, np.dtype(out_dtype), grad_out, fns)
-
-
-def evaluate(kernel, x, operands, reduction, out_dtype, grad_out=None, fns=None):
-    """Run ``kernel`` over chunks of ``x`` (operands broadcast to it); "none" fills a new array, else reduce.
-
-    ``grad_out`` (an array of x's shape) is handed to the kernel, chunk by chunk, as ``grad_out=``;
-    ``fns`` (default ``LIBM``) gives the kernel its exp and log1p.
-    """
-    fns = fns or LIBM
     size = x.size
     if reduction != "none" and size == 0:
         return np.asarray(math.nan if reduction == "mean" else 0.0, out_dtype)
+    scale = 1.0 / size if reduction == "mean" and grad_out is not None else 1.0
+    return _evaluate(x, (y, weight, pos_weight, None), reduction, out_dtype, grad_out, scale, elementary or LIBM)
+
+
+def grad(x, y, weight, pos_weight, upstream, out_dtype, *, elementary=None) -> np.ndarray:
+    """d loss / d x times ``upstream`` (broadcastable to x, or a number), in ``out_dtype``, x's shape.
+
+    >>> grad(np.array([0.0, 100.0]), np.zeros(2), None, None, np.array([2.0, 1.0]), np.float32).tolist()
+    [1.0, 1.0]
+    """
+    x, y, weight, pos_weight = _arrays(x, y, weight, pos_weight)
+    out = np.empty(x.shape, np.dtype(out_dtype))
+    if x.size:
+        upstream = upstream if isinstance(upstream, Real) else np.asarray(upstream)
+        _evaluate(x, (y, weight, pos_weight, upstream), None, None, out, 1.0, elementary or LIBM)
+    return out
+
+
+def _arrays(x, y, weight, pos_weight):
+    """NumPy arrays, Python numbers kept as numbers (they broadcast for free)."""
+    return tuple(a if a is None or isinstance(a, Real) and not isinstance(a, np.ndarray) else np.asarray(a)
+                 for a in (np.asarray(x), y, weight, pos_weight))
+
+
+def _evaluate(x, operands, reduction, out_dtype, grad_out, scale, fns):
+    """Run ``_kernel`` over chunks of ``x``; returns the loss (None when ``reduction`` is None).
+
+    ``operands`` is (y, weight, pos_weight, upstream), each broadcast to x, a number or None.
+    """
+    want_loss = reduction is not None
+    size = x.size
     if size <= CHUNK:  # one chunk: the ufuncs broadcast the operands themselves
         with np.errstate(all="ignore"):
-            if kernel is _loss_chunk and size <= SMALL:
-                result = _loss_small(x, *operands)
-            else:
-                extra = {"fns": fns} if grad_out is None else {"fns": fns, "grad_out": grad_out}
-                result = kernel(x, *operands, _scratch(x.shape), **extra)
+            result = _kernel(x, *operands, _scratch(x.shape), fns, want_loss, grad_out, scale)
             if reduction == "none":
                 return result.astype(out_dtype)
+            if reduction is None:
+                return None
             total = np.add.reduce(result, axis=None)
         return np.asarray(total / size if reduction == "mean" else total, out_dtype)
-    views = [o if o is None or isinstance(o, (int, float)) else np.broadcast_to(o, x.shape) for o in operands]
+    views = [o if o is None or isinstance(o, Real) else np.broadcast_to(o, x.shape) for o in operands]
     out = np.empty(x.shape, out_dtype) if reduction == "none" else None
     slices = list(_chunk_slices(x.shape))
-    workers = _threads() if size >= PARALLEL_MIN else 1
-    runs = _split(slices, workers)
+    runs = _split(slices, _threads() if size >= PARALLEL_MIN else 1)
 
     def run(chunk_indices):
-        return _run_chunks(kernel, x, views, out, grad_out, fns, chunk_indices)
+        return _run_chunks(x, views, out, grad_out, scale, fns, want_loss, chunk_indices)
 
-    if len(runs) > 1:
-        partials = [s for part in _get_pool().map(run, runs) for s in part]
-    else:
-        partials = run(slices)
-    if out is not None:
+    # Chunks are summed in a fixed order whatever the thread count, so results repeat bit for bit.
+    partials = [s for part in (_get_pool().map(run, runs) if len(runs) > 1 else [run(slices)]) for s in part]
+    if out is not None or not want_loss:
         return out
-    total = np.sum(np.asarray(partials, np.float64))
+    total = math.fsum(partials)  # exact sum of the chunk sums: pairwise or better across chunks
     return np.asarray(total / size if reduction == "mean" else total, out_dtype)
 
 
@@ -129,142 +140,75 @@ def _split(items: list, parts: int) -> list[list]:
     return [items[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
-def _run_chunks(kernel, x, views, out, grad_out, fns, chunk_indices) -> list[float]:
+def _run_chunks(x, views, out, grad_out, scale, fns, want_loss, chunk_indices) -> list[float]:
     """One thread's run of chunks: each chunk's sum (reductions) or its slice of ``out`` filled."""
     sums = []
     with np.errstate(all="ignore"):  # 0 * inf is masked afterwards; NaN in gives NaN out, quietly
         for index in chunk_indices:
             xc = x[index]
-            args = [v if v is None or isinstance(v, (int, float)) else v[index] for v in views]
-            extra = {"fns": fns} if grad_out is None else {"fns": fns, "grad_out": grad_out[index]}
-            result = kernel(xc, *args, _scratch(xc.shape), **extra)
-            if out is None:
-                sums.append(float(np.add.reduce(result, axis=None)))
-            else:
+            args = [v if v is None or isinstance(v, Real) else v[index] for v in views]
+            g = None if grad_out is None else grad_out[index]
+            result = _kernel(xc, *args, _scratch(xc.shape), fns, want_loss, g, scale)
+            if out is not None:
                 out[index] = result
+            elif want_loss:
+                sums.append(float(np.add.reduce(result, axis=None)))
     return sums
 
 
-def _loss_small(x, y, w, p):
-    """``_loss_chunk`` for small arrays in fewer NumPy calls (no scratch buffers), float64."""
-    x64 = x.astype(np.float64)
-    log_term = np.copysign(x64, -1.0)
-    np.exp(log_term, out=log_term)
-    np.log1p(log_term, out=log_term)  # log1p(exp(-|x|))
-    sp_pos = np.maximum(x64, 0.0)
-    sp_pos += log_term  # softplus(x)
-    sp_neg = np.minimum(x64, 0.0)
-    np.subtract(log_term, sp_neg, out=sp_neg)  # softplus(-x)
-    # A non-finite sum means an inf or NaN logit: only then can a softplus be inf or NaN
-    finite = math.isfinite(np.add.reduce(x64, axis=None))
-    return _weigh_terms(sp_neg, sp_pos, y, p, w, log_term, None if finite else np.empty(x64.shape, np.bool_), np.add)
+def _kernel(x, y, w, p, upstream, bufs, fns, want_loss, grad_out, scale):
+    """The loss terms of one chunk (float64, returned) and/or the gradient (into ``grad_out``).
 
-
-def _loss_chunk(x, y, w, p, bufs, fns):
-    """w * [p*y*softplus(-x) + (1-y)*softplus(x)] in float64; a zero coefficient gives exactly 0."""
-    x64, t, sp_pos, sp_neg, coef, _, _, zero, _ = bufs
-    np.copyto(x64, x)
-    np.copysign(x64, -1.0, out=t)  # -|x| in one pass
-    fns.exp(t, out=t)  # exp(-|x|) is in [0, 1]: never overflows
-    fns.log1p(t, out=t)
-    np.maximum(x64, 0.0, out=sp_pos)
-    np.add(sp_pos, t, out=sp_pos)  # softplus(x) = max(x, 0) + log1p(exp(-|x|))
-    np.minimum(x64, 0.0, out=sp_neg)
-    np.subtract(t, sp_neg, out=sp_neg)  # softplus(-x), never as softplus(x) - x (cancellation)
-    np.isfinite(x64, out=zero)
-    # With finite x both softplus terms are finite and >= 0, so coefficient * term is already 0
-    # where the coefficient is; only inf/NaN logits need the explicit zero-coefficient rule.
-    mask = None if zero.all() else zero
-    return _weigh_terms(sp_neg, sp_pos, y, p, w, coef, mask, np.add)
-
-
-def _loss_grad_chunk(x, y, w, p, bufs, fns, grad_out, grad_scale):
-    """The loss as ``_loss_chunk``, and grad_scale * w * [(1-y)*sigmoid(x) - p*y*sigmoid(-x)] into ``grad_out``."""
-    x64, t, sp_pos, sp_neg, coef, e, r, zero, positive = bufs
-    np.copyto(x64, x)
-    np.copysign(x64, -1.0, out=e)
-    fns.exp(e, out=e)  # exp(-|x|), shared by the loss and the gradient
-    fns.log1p(e, out=t)
-    np.maximum(x64, 0.0, out=sp_pos)
-    np.add(sp_pos, t, out=sp_pos)
-    np.minimum(x64, 0.0, out=sp_neg)
-    np.subtract(t, sp_neg, out=sp_neg)
-    np.add(e, 1.0, out=r)
-    np.divide(1.0, r, out=r)  # 1 / (1 + e)
-    np.multiply(e, r, out=e)  # e / (1 + e)
-    np.greater(x64, 0.0, out=positive)
-    np.copyto(t, e)
-    np.copyto(t, r, where=positive)  # t = sigmoid(x)
-    np.copyto(r, e, where=positive)  # r = sigmoid(-x)
-    np.isfinite(x64, out=zero)
-    mask = None if zero.all() else zero
-    if p is None:
-        np.copyto(coef, y)
-    else:
-        np.multiply(y, p, out=coef, dtype=np.float64)
-    _times_in_place(sp_neg, coef, mask)
-    _times_in_place(r, coef, mask)
-    np.subtract(1.0, y, out=coef, dtype=np.float64)
-    _times_in_place(sp_pos, coef, mask)
-    _times_in_place(t, coef, mask)
-    np.add(sp_pos, sp_neg, out=sp_pos)
-    np.subtract(t, r, out=t)
-    if w is not None:
-        np.multiply(sp_pos, w, out=sp_pos, dtype=np.float64)
-        np.multiply(t, w, out=t, dtype=np.float64)
-    if grad_scale != 1.0:
-        np.multiply(t, grad_scale, out=t)
-    np.copyto(grad_out, t, casting="same_kind")
-    return sp_pos
-
-
-def _grad_chunk(x, y, w, p, g, bufs, fns):
-    """g * w * [(1-y)*sigmoid(x) - p*y*sigmoid(-x)], each sigmoid from exp(-|x|) (no overflow)."""
-    e, r, s_pos, s_neg, _, _, _, positive, zero = bufs
-    np.copyto(s_pos, x)
-    np.copysign(s_pos, -1.0, out=e)
-    fns.exp(e, out=e)
-    np.add(e, 1.0, out=r)
-    np.divide(1.0, r, out=r)  # 1 / (1 + e)
-    np.multiply(e, r, out=e)  # e / (1 + e)
+    See the module docstring for the formula; ``upstream`` multiplies the gradient, ``scale``
+    too (1/size for the gradient of a mean).
+    """
+    e, t, cp, cn, k, j, positive = bufs
+    np.copysign(x, -1.0, out=e)  # -|x|, in float64
+    fns.exp(e, out=e)  # exp(-|x|) is in [0, 1]: never overflows
     np.greater(x, 0.0, out=positive)
-    np.copyto(s_pos, e)
-    np.copyto(s_pos, r, where=positive)  # sigmoid(x); at x = 0 both are 0.5
-    np.copyto(s_neg, r)
-    np.copyto(s_neg, e, where=positive)  # sigmoid(-x)
-    _weigh_terms(s_neg, s_pos, y, p, w, r, zero, np.subtract)
-    np.multiply(s_pos, g, out=s_pos, dtype=np.float64)
-    return s_pos
-
-
-def _weigh_terms(positive_term, negative_term, y, p, w, scratch, zero_mask, combine):
-    """negative_term = w * combine((1-y) * negative_term, p*y * positive_term), in place; returns it.
-
-    The loss combines softplus(x) and softplus(-x) with np.add, the gradient sigmoid(x) and
-    sigmoid(-x) with np.subtract; ``scratch`` holds each coefficient in turn.
-    """
     if p is None:
-        np.copyto(scratch, y)
+        np.copyto(cp, y)
     else:
-        np.multiply(y, p, out=scratch, dtype=np.float64)
-    _times_in_place(positive_term, scratch, zero_mask)
-    np.subtract(1.0, y, out=scratch, dtype=np.float64)
-    _times_in_place(negative_term, scratch, zero_mask)
-    combine(negative_term, positive_term, out=negative_term)
-    if w is not None:
-        np.multiply(negative_term, w, out=negative_term, dtype=np.float64)
-    return negative_term
+        np.multiply(y, p, out=cp, dtype=np.float64)
+    np.subtract(1.0, y, out=cn, dtype=np.float64)
+    np.negative(cp, out=k)
+    np.copyto(k, cn, where=positive)  # k = c- where x > 0, else -c+
+    result = None
+    if want_loss:
+        fns.log1p(e, out=t)
+        if p is not None:  # without pos_weight, s = y + (1 - y) = 1
+            np.add(cp, cn, out=j)
+            np.multiply(t, j, out=t)
+        np.multiply(k, x, out=j)  # k*x = c-*max(x, 0) + c+*max(-x, 0) >= 0
+        _zero_coefficient_rule(j, k, x)
+        np.add(t, j, out=t)
+        if w is not None:
+            np.multiply(t, w, out=t)
+        result = t
+    if grad_out is not None:
+        np.copyto(j, cn)
+        np.negative(cp, out=j, where=positive)  # j = -c+ where x > 0, else c-
+        np.multiply(j, e, out=j)
+        np.add(j, k, out=j)
+        np.add(e, 1.0, out=e)
+        np.divide(j, e, out=j)
+        if w is not None:
+            np.multiply(j, w, out=j)
+        if upstream is not None:
+            np.multiply(j, upstream, out=j)
+        if scale != 1.0:
+            np.multiply(j, scale, out=j)
+        np.copyto(grad_out, j, casting="same_kind")
+    return result
 
 
-def _times_in_place(term, coefficient, zero_mask):
-    """term = coefficient * term, and exactly 0 where the coefficient is 0 (even if term is inf).
+def _zero_coefficient_rule(product, coefficient, x):
+    """product = coefficient * x, made exactly 0 where the coefficient is 0 and x is infinite.
 
-    ``zero_mask`` is scratch for the rule; None when every term is finite (the rule holds anyway).
+    With every x finite the product is already 0 there, so the masks are only built otherwise.
     """
-    np.multiply(term, coefficient, out=term)
-    if zero_mask is not None:
-        np.equal(coefficient, 0.0, out=zero_mask)
-        np.copyto(term, 0.0, where=zero_mask)
+    if not np.isfinite(np.add.reduce(product, axis=None)):
+        np.copyto(product, 0.0, where=(coefficient == 0) & np.isinf(x))
 
 
 def _chunk_slices(shape):
@@ -286,15 +230,21 @@ def _chunk_slices(shape):
 
 
 def _scratch(shape):
-    """Per-thread scratch viewed with ``shape``: seven float64 buffers and two bool masks."""
+    """Per-thread scratch viewed with ``shape``: six float64 buffers and one bool mask."""
+    cached = getattr(_local, "views", None)
+    if cached is not None and cached[0] == shape:
+        return cached[1]
     n = math.prod(shape)
     bufs = getattr(_local, "bufs", None)
     if bufs is None or bufs[0].size < n:
         size = max(n, CHUNK)
-        bufs = [np.empty(size, np.float64) for _ in range(7)] + [np.empty(size, np.bool_) for _ in range(2)]
+        bufs = [np.empty(size, np.float64) for _ in range(6)] + [np.empty(size, np.bool_)]
         if n <= CHUNK * 4:  # keep chunk-sized scratch; a rare huge chunk (one long row) is not kept
             _local.bufs = bufs
-    return [b[:n].reshape(shape) for b in bufs]
+    views = [b[:n].reshape(shape) for b in bufs]
+    if bufs is getattr(_local, "bufs", None):
+        _local.views = (shape, views)
+    return views
 
 
 def _threads() -> int:
@@ -309,18 +259,20 @@ def _get_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-_OPTIONS: tuple = ()  # options beyond torch's signature that this engine implements
+OPTIONS: tuple = ()  # options beyond torch's signature that this engine implements
 
 
 def _solve(problem: Problem):
-    """The engine's entry: the logits loss without options, or Declined."""
+    """The engine's entry: the logits loss on NumPy arrays of float16/32/64, without options."""
     if problem.kind != "logits":
         return Declined(f"kind {problem.kind!r} is not implemented")
-    declined = unsupported_options(problem, _OPTIONS)
+    declined = unsupported_options(problem, OPTIONS)
     if declined is not None:
         return declined
-    result = bce_with_logits(*problem.arrays(), problem.reduction, problem.out_dtype)
-    return Declined("inputs outside this engine's dtypes, devices or modes") if result is NotImplemented else result
+    out_dtype = np.dtype(problem.out_dtype)
+    if out_dtype not in DTYPES or not isinstance(problem.x, np.ndarray):
+        return Declined("inputs outside this engine's dtypes (float16/32/64 ndarrays)")
+    return loss(*problem.arrays(), problem.reduction, out_dtype)
 
 
-ENGINE = NamedEngine('numpy-cpu-chunked', _solve)
+ENGINE = NamedEngine("numpy-cpu-fused", _solve)

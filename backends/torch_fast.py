@@ -1,14 +1,23 @@
-"""Torch fast path for BCE-with-logits: one ``torch.autograd.Function`` per device kind.
+"""Torch engine for BCE-with-logits: one ``torch.autograd.Function`` per device kind.
 
-CPU tensors run the chunked float64 kernels of ``numpy_fast`` on zero-copy NumPy views (forward
-and analytic backward); CUDA tensors run the Triton kernels of ``torch_triton``. Anything else
-(bfloat16 on CPU, float64 on CUDA, CUDA without an importable Triton, gradients wanted for target/weight/pos_weight, torch.compile
-tracing, functorch transforms, forward-mode AD, tensor subclasses, empty input, mixed devices)
-returns NotImplemented and takes the portable path, which handles every case.
+CPU tensors run ``numpy_fast``'s fused kernel on zero-copy NumPy views: the forward computes
+the loss and, when x wants a gradient, d loss/d x in the same pass (saved; the backward only
+multiplies it by the upstream gradient with torch ops, so batched gradients work). CUDA
+tensors run the Triton kernels of ``torch_triton``. The forward is the same kernel whether or
+not a gradient is wanted, so the loss has the same bits either way.
+
+Gradients for target, weight and pos_weight, and double backward (``create_graph=True``), are
+recomputed through the portable formula (``bce_compat._math``) under torch's autograd.
+
+The engine declines (and the portable path computes) whatever it cannot serve reliably: kinds
+and options it does not implement, bfloat16 on CPU, float64 on CUDA, CUDA without Triton,
+``torch.compile`` tracing, ``torch.func`` transforms (functorch-wrapped tensors), forward-mode
+AD, tensor subclasses, sparse layouts, empty input and mixed devices.
 
 >>> import torch
+>>> from bce_compat.backends.contract import Problem
 >>> x = torch.tensor([-20.0, 0.0], requires_grad=True)
->>> loss = bce_with_logits(x, torch.zeros(2), None, None, "sum", torch.float32)
+>>> loss = ENGINE(Problem("logits", x, torch.zeros(2), reduction="sum", out_dtype=torch.float32))
 >>> loss.backward(); x.grad
 tensor([2.0612e-09, 5.0000e-01])
 """
@@ -19,6 +28,7 @@ import functools
 import importlib.util
 import sys
 
+import numpy as np
 import torch
 
 from bce_compat.backends import numpy_fast
@@ -26,33 +36,128 @@ from bce_compat.backends.contract import Declined, NamedEngine, Problem, unsuppo
 
 _CPU_DTYPES = (torch.float16, torch.float32, torch.float64)
 _CUDA_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+OPTIONS: tuple = ()  # options beyond torch's signature that this engine implements
 
 
-def bce_with_logits(x, y, weight, pos_weight, reduction, out_dtype):
-    """autograd.Function: Triton kernels on CUDA (fp32/fp16/bf16), chunked float64 kernels on CPU."""
+def _solve(problem: Problem):
+    """The engine's entry: the logits loss without options on plain tensors, or Declined."""
+    if problem.kind != "logits":
+        return Declined(f"kind {problem.kind!r} is not implemented")
+    declined = unsupported_options(problem, OPTIONS)
+    if declined is not None:
+        return declined
+    x, out_dtype = problem.x, problem.out_dtype
+    if not isinstance(x, torch.Tensor):
+        return Declined("input is not a torch.Tensor")
+    mode = _mode_declined(x, problem.arrays()[1:])
+    if mode is not None:
+        return mode
     if x.is_cpu:
-        if out_dtype not in _CPU_DTYPES or not eligible(x, (y, weight, pos_weight), _CPU_DTYPES):
-            return NotImplemented
-        if x.requires_grad and torch.is_grad_enabled():
-            return _CPULoss.apply(x, y, weight, pos_weight, reduction, out_dtype)
-        return _cpu_forward(x, y, weight, pos_weight, reduction, out_dtype)  # no graph to record
-    if not x.is_cuda or out_dtype not in _CUDA_DTYPES or not eligible(x, (y, weight, pos_weight), _CUDA_DTYPES):
-        return NotImplemented
+        if out_dtype not in _CPU_DTYPES or not _dtypes_ok(problem, _CPU_DTYPES):
+            return Declined("CPU dtypes other than float16/32/64")
+        return _cpu(*problem.arrays(), problem.reduction, out_dtype)
+    if not x.is_cuda or out_dtype not in _CUDA_DTYPES or not _dtypes_ok(problem, _CUDA_DTYPES):
+        return Declined("device or dtype outside CPU float16/32/64 and CUDA float16/bfloat16/32")
     if not triton_importable():
-        return NotImplemented
+        return Declined("CUDA without an importable Triton")
     from bce_compat.backends import torch_triton
 
-    return torch_triton.bce_with_logits(x, y, weight, pos_weight, reduction, out_dtype)
+    if _wants_grad(problem.arrays()[1:]):
+        return Declined("the Triton kernels give gradients for the input only")
+    return torch_triton.bce_with_logits(*problem.arrays(), problem.reduction, out_dtype)
 
 
-def _cpu_forward(x, y, weight, pos_weight, reduction, out_dtype):
-    operands = tuple(map(_numpy, (y, weight, pos_weight)))
-    result = numpy_fast.evaluate(
-        numpy_fast._loss_chunk, _numpy(x), operands, reduction, _numpy_dtype(out_dtype), fns=_elementary(out_dtype, x.numel())
+ENGINE = NamedEngine("torch-cpu-fused+triton-cuda", _solve)
+
+
+def _cpu(x, y, weight, pos_weight, reduction, out_dtype):
+    if torch.is_grad_enabled() and _wants_grad((x, y, weight, pos_weight)):
+        return _CPULoss.apply(x, y, weight, pos_weight, reduction, out_dtype)
+    return torch.from_numpy(_loss_numpy(x, y, weight, pos_weight, reduction, out_dtype))
+
+
+def _loss_numpy(x, y, weight, pos_weight, reduction, out_dtype, grad_out=None):
+    return numpy_fast.loss(
+        _numpy(x), _numpy(y), _numpy(weight), _numpy(pos_weight), reduction, _numpy_dtype(out_dtype),
+        grad_out=grad_out, elementary=_elementary(out_dtype, x.numel()),
     )
-    return torch.from_numpy(result)
 
 
+class _CPULoss(torch.autograd.Function):
+    """Forward (loss, and d loss/d x in the same pass) by the fused kernel; backward by torch ops."""
+
+    @staticmethod
+    def forward(ctx, x, y, weight, pos_weight, reduction, out_dtype):
+        # The derivative is kept in float32 for float16 x, so the backward rounds once to float16.
+        ctx.d = torch.empty(x.shape, dtype=_compute_dtype(x.dtype)) if ctx.needs_input_grad[0] else None
+        result = _loss_numpy(x, y, weight, pos_weight, reduction, out_dtype, None if ctx.d is None else ctx.d.numpy())
+        ctx.reduction, ctx.out_dtype = reduction, out_dtype
+        ctx.numbers = [a if not torch.is_tensor(a) else None for a in (y, weight, pos_weight)]
+        ctx.save_for_backward(x, *(a if torch.is_tensor(a) else None for a in (y, weight, pos_weight)))
+        return torch.from_numpy(result)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, *saved = ctx.saved_tensors
+        y, weight, pos_weight = (t if t is not None else n for t, n in zip(saved, ctx.numbers))
+        wanted = ctx.needs_input_grad[:4]
+        if torch.is_grad_enabled():  # create_graph=True: differentiable, through the portable formula
+            return (*portable_grads(x, y, weight, pos_weight, ctx.reduction, grad, wanted, create_graph=True), None, None)
+        grads = [None] * 6
+        if wanted[0]:
+            d, ctx.d = ctx.d, None  # handed over once; a retain_graph rerun recomputes it
+            if d is None:
+                d = torch.empty(x.shape, dtype=_compute_dtype(x.dtype))
+                _loss_numpy(x, y, weight, pos_weight, ctx.reduction, ctx.out_dtype, d.numpy())
+            grads[0] = _times_upstream(d, grad, x.dtype)
+        if any(wanted[1:]):
+            others = portable_grads(x, y, weight, pos_weight, ctx.reduction, grad, (False, *wanted[1:]), create_graph=False)
+            grads[1:4] = others[1:]
+        return tuple(grads)
+
+
+def _times_upstream(d, grad, dtype):
+    """d * grad with torch ops (a batched ``grad`` under is_grads_batched stays batched)."""
+    if grad.dim() == 0 and not _functorch_wrapped(grad):
+        g = float(grad)
+        if g != 1.0:
+            d.mul_(g)
+        return d.to(dtype)
+    return (d * grad).to(dtype)
+
+
+def portable_grads(x, y, weight, pos_weight, reduction, grad, wanted, create_graph):
+    """Gradients of the portable formula's loss for (x, y, weight, pos_weight) where ``wanted``.
+
+    >>> x = torch.zeros(2); y = torch.tensor([1.0, 0.0], requires_grad=True)
+    >>> portable_grads(x, y, None, None, "sum", torch.tensor(1.0), (False, True, False, False), False)[1]
+    tensor([0., 0.])
+    """
+    import array_api_compat.torch as xp
+
+    from bce_compat import _math
+
+    operands = (x, y, weight, pos_weight)
+    with torch.enable_grad():
+        leaves = operands if create_graph else [
+            a.detach().requires_grad_(w) if torch.is_tensor(a) else a for a, w in zip(operands, wanted)
+        ]
+        compute = _compute_dtype(x.dtype)
+        cast = [a.to(compute) if torch.is_tensor(a) else a for a in leaves]
+        loss = _math.reduce(xp, _math.bce_with_logits(xp, *cast), reduction)
+        targets = [a for a, w in zip(leaves, wanted) if w]
+        found = iter(torch.autograd.grad(loss, targets, grad.to(loss.dtype), create_graph=create_graph, allow_unused=True))
+    return [next(found) if w else None for w in wanted]  # each of its operand's shape and dtype
+
+
+def _compute_dtype(dtype):
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+# torch's own float64 exp and log1p (SLEEF, vectorised, within 1 ulp) are 2-3x faster than
+# libm's. For float16/float32 results that extra float64 ulp is ~2**-29 of a result ulp, so the
+# loss still rounds within SPEC §4; float64 results keep libm's (an ulp there counts). Up to one
+# chunk, wrapping the buffers for torch costs more than it saves.
 def _vectorised(op):
     def apply(a, out):
         op(torch.from_numpy(a), out=torch.from_numpy(out))
@@ -61,10 +166,6 @@ def _vectorised(op):
     return apply
 
 
-# torch's own float64 exp and log1p (SLEEF, vectorised, within 1 ulp) are 2-3x faster than
-# libm's. For float16/float32 results that extra float64 ulp is ~2**-29 of a result ulp, so the
-# loss still rounds within SPEC §4; float64 results keep libm's (an ulp there counts). Up to one
-# chunk, wrapping the buffers for torch costs more than it saves.
 _TORCH_ELEMENTARY = numpy_fast.Elementary(exp=_vectorised(torch.exp), log1p=_vectorised(torch.log1p))
 
 
@@ -82,19 +183,27 @@ def triton_importable() -> bool:
     return "tensorflow" not in sys.modules and importlib.util.find_spec("triton") is not None
 
 
-def eligible(x, others, dtypes) -> bool:
-    """Plain strided tensors on x's device, dtypes in ``dtypes``, only ``x`` wanting a gradient."""
-    if x.numel() == 0 or torch.compiler.is_compiling() or _forward_ad_active():
-        return False
-    grad_on, device = torch.is_grad_enabled(), x.device
-    if not _plain(x) or x.dtype not in dtypes:
-        return False
-    for t in others:
-        if t is None or type(t) is float or type(t) is int:
-            continue
-        if not _plain(t) or t.dtype not in dtypes or t.device != device or (grad_on and t.requires_grad):
-            return False
-    return True
+def _mode_declined(x, others) -> Declined | None:
+    """Declined where a mode or tensor kind needs the portable path, else None."""
+    if x.numel() == 0:
+        return Declined("empty input")
+    if torch.compiler.is_compiling():
+        return Declined("torch.compile tracing")
+    if _forward_ad_active():
+        return Declined("forward-mode AD")
+    device = x.device
+    for t in (x, *others):
+        if torch.is_tensor(t) and (not _plain(t) or t.device != device):
+            return Declined("tensor subclass, functorch transform, sparse layout or another device")
+    return None
+
+
+def _dtypes_ok(problem: Problem, dtypes) -> bool:
+    return all(t.dtype in dtypes for t in problem.arrays() if torch.is_tensor(t))
+
+
+def _wants_grad(tensors) -> bool:
+    return any(torch.is_tensor(t) and t.requires_grad for t in tensors)
 
 
 _PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
@@ -121,90 +230,5 @@ _NUMPY_DTYPES: dict = {}
 
 def _numpy_dtype(dtype):
     if dtype not in _NUMPY_DTYPES:
-        _NUMPY_DTYPES[dtype] = torch.empty((), dtype=dtype).numpy().dtype
+        _NUMPY_DTYPES[dtype] = np.dtype(str(dtype).removeprefix("torch."))
     return _NUMPY_DTYPES[dtype]
-
-
-class _CPULoss(torch.autograd.Function):
-    """Forward and analytic backward through the chunked float64 NumPy kernels."""
-
-    @staticmethod
-    def forward(ctx, x, y, weight, pos_weight, reduction, out_dtype):
-        operands = (y, weight, pos_weight)
-        ctx.grad_x = None
-        if ctx.needs_input_grad[0] and reduction != "none" and x.dtype in (torch.float32, torch.float64):
-            # mean/sum: the gradient comes out of the same pass; backward only scales it
-            ctx.grad_x = torch.empty(x.shape, dtype=x.dtype)
-            result = numpy_fast.loss_and_grad(
-                _numpy(x), *map(_numpy, operands), reduction, _numpy_dtype(out_dtype), ctx.grad_x.numpy(), _elementary(x.dtype, x.numel())
-            )
-        else:
-            result = _cpu_forward(x, y, weight, pos_weight, reduction, out_dtype)
-        ctx.reduction, ctx.numbers = reduction, [a if isinstance(a, (int, float)) else None for a in operands]
-        ctx.save_for_backward(x, *(a if torch.is_tensor(a) else None for a in operands))
-        return result if torch.is_tensor(result) else torch.from_numpy(result)
-
-    @staticmethod
-    def backward(ctx, grad):
-        if not ctx.needs_input_grad[0]:
-            return (None,) * 6
-        x, *saved = ctx.saved_tensors
-        y, weight, pos_weight = (t if t is not None else n for t, n in zip(saved, ctx.numbers))
-        grad_x, ctx.grad_x = ctx.grad_x, None  # handed over once; a retain_graph rerun recomputes
-        if grad_x is not None and not torch.is_grad_enabled():
-            g = float(grad)
-            return (grad_x if g == 1.0 else grad_x.mul_(g)), None, None, None, None, None
-        if torch.is_grad_enabled():  # create_graph=True: a differentiable formula for double backward
-            grad_x = grad_reference(x, y, weight, pos_weight, grad, ctx.reduction)
-        else:
-            g = _numpy(grad.contiguous()) if ctx.reduction == "none" else _scalar_grad(grad, ctx.reduction, x.numel())
-            grad_x = torch.from_numpy(
-                numpy_fast.grad_logits(
-                    _numpy(x), _numpy(y), _numpy(weight), _numpy(pos_weight), g, _numpy_dtype(x.dtype), _elementary(x.dtype, x.numel())
-                )
-            )
-        return grad_x, None, None, None, None, None
-
-
-def _scalar_grad(grad, reduction, size):
-    g = float(grad)
-    return g / size if reduction == "mean" else g
-
-
-def grad_reference(x, y, weight, pos_weight, grad, reduction):
-    """d loss / d x times ``grad`` with differentiable torch ops (float32 for half inputs).
-
-    w * [(1-y)*sigmoid(x) - p*y*sigmoid(-x)], each term exactly 0 where its coefficient is 0.
-    """
-    compute = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
-    xc = x.to(compute)
-    y = y.to(compute)
-    positive = y if pos_weight is None else y * (pos_weight.to(compute) if torch.is_tensor(pos_weight) else pos_weight)
-    negative = 1 - y
-    zero = torch.zeros((), dtype=compute, device=x.device)
-    d = torch.where(negative == 0, zero, negative * torch.sigmoid(xc)) - torch.where(
-        positive == 0, zero, positive * torch.sigmoid(-xc)
-    )
-    if weight is not None:
-        d = d * (weight.to(compute) if torch.is_tensor(weight) else weight)
-    g = grad.to(compute)
-    if reduction == "mean":
-        g = g / x.numel()
-    return (d * g).to(x.dtype)
-
-
-_OPTIONS: tuple = ()  # options beyond torch's signature that this engine implements
-
-
-def _solve(problem: Problem):
-    """The engine's entry: the logits loss without options, or Declined."""
-    if problem.kind != "logits":
-        return Declined(f"kind {problem.kind!r} is not implemented")
-    declined = unsupported_options(problem, _OPTIONS)
-    if declined is not None:
-        return declined
-    result = bce_with_logits(*problem.arrays(), problem.reduction, problem.out_dtype)
-    return Declined("inputs outside this engine's dtypes, devices or modes") if result is NotImplemented else result
-
-
-ENGINE = NamedEngine('torch-cpu-chunked+triton-cuda', _solve)

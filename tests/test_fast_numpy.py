@@ -45,7 +45,7 @@ def test_registered_for_numpy():
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 def test_edge_values_match_exact(dtype, reduction):
     x, y, w, p = edge_grid(dtype)
-    got = numpy_fast.bce_with_logits(x, y, w, p, reduction, np.dtype(dtype))
+    got = numpy_fast.loss(x, y, w, p, reduction, np.dtype(dtype))
     exact = reduce_exact(exact_logits_loss(x, y, w, p), reduction)
     assert isinstance(got, np.ndarray) and got.dtype == np.dtype(dtype)
     assert got.shape == (x.shape if reduction == "none" else ())
@@ -55,9 +55,9 @@ def test_edge_values_match_exact(dtype, reduction):
 def test_zero_coefficient_and_nan():
     x = np.array([math.inf, math.inf, -math.inf, -math.inf, math.nan, math.nan, 0.0], np.float32)
     y = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 1.0, math.nan], np.float32)
-    got = numpy_fast.bce_with_logits(x, y, None, None, "none", np.dtype(np.float32))
+    got = numpy_fast.loss(x, y, None, None, "none", np.dtype(np.float32))
     np.testing.assert_array_equal(got, [0.0, math.inf, 0.0, math.inf, math.nan, math.nan, math.nan])
-    assert math.isnan(numpy_fast.bce_with_logits(x, y, None, None, "mean", np.dtype(np.float32)))
+    assert math.isnan(numpy_fast.loss(x, y, None, None, "mean", np.dtype(np.float32)))
 
 
 def test_no_cancellation_at_minus_20():
@@ -67,11 +67,11 @@ def test_no_cancellation_at_minus_20():
 
 def test_empty_mean_is_nan_and_sum_is_zero():
     x = np.zeros((0, 3), np.float32)
-    mean = numpy_fast.bce_with_logits(x, x, None, None, "mean", np.dtype(np.float32))
-    total = numpy_fast.bce_with_logits(x, x, None, None, "sum", np.dtype(np.float32))
+    mean = numpy_fast.loss(x, x, None, None, "mean", np.dtype(np.float32))
+    total = numpy_fast.loss(x, x, None, None, "sum", np.dtype(np.float32))
     assert mean.shape == () and mean.dtype == np.float32 and math.isnan(mean)
     assert total.shape == () and total == 0
-    assert numpy_fast.bce_with_logits(x, x, None, None, "none", np.dtype(np.float32)).shape == (0, 3)
+    assert numpy_fast.loss(x, x, None, None, "none", np.dtype(np.float32)).shape == (0, 3)
 
 
 @pytest.mark.parametrize(
@@ -93,7 +93,7 @@ def test_chunked_and_threaded_match_portable(shape, w_shape, p_shape, reduction)
     w = None if w_shape is None else rng.random(w_shape).astype(np.float32)
     p = 3.0 if p_shape is None else (rng.random(p_shape) * 2).astype(np.float32)
     before = [a.copy() for a in (x, y, w, p) if isinstance(a, np.ndarray)]
-    got = numpy_fast.bce_with_logits(x, y, w, p, reduction, np.dtype(np.float32))
+    got = numpy_fast.loss(x, y, w, p, reduction, np.dtype(np.float32))
     expected = portable(x, y, w, p, reduction)
     assert_close(got, expected, "float32", ulps=2, size=1 if reduction == "none" else x.size)
     for old, new in zip(before, (a for a in (x, y, w, p) if isinstance(a, np.ndarray))):
@@ -111,21 +111,21 @@ def test_non_contiguous_and_mixed_dtypes():
 
 def test_public_call_uses_fast_path(monkeypatch):
     calls = []
-    original = numpy_fast.evaluate
+    original = numpy_fast.loss
 
     def spy(*args, **kwargs):
-        calls.append(args[0].__name__)
+        calls.append(args[4])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(numpy_fast, "evaluate", spy)
+    monkeypatch.setattr(numpy_fast, "loss", spy)
     x = np.float32([0.0, 1.0])
     assert float(bce_compat.binary_cross_entropy_with_logits(x, x)) == pytest.approx(0.5032, abs=1e-4)
-    assert calls == ["_loss_chunk"]
+    assert calls == ["mean"]
 
 
 def test_grad_kernel_matches_exact():
     x, y, w, p = edge_grid("float64")
-    got = numpy_fast.grad_logits(x, y, w, p, 1.0, np.float64)
+    got = numpy_fast.grad(x, y, w, p, 1.0, np.float64)
     expected, bound = exact_logits_grad(x, y, w, p)
     assert_close(got, expected, "float64", ulps=4, bound=bound)
 
@@ -142,22 +142,21 @@ _floats = st.floats(min_value=-1.0000000150474662e30, max_value=1.00000001504746
 def test_property_matches_exact(xs, y, p):
     x = np.asarray(xs, np.float32)
     yy = np.full_like(x, y)
-    got = numpy_fast.bce_with_logits(x, yy, None, np.float32(p), "none", np.dtype(np.float32))
+    got = numpy_fast.loss(x, yy, None, np.float32(p), "none", np.dtype(np.float32))
     assert_close(got, exact_logits_loss(x, yy, None, p), "float32", ulps=4)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_chunk_kernel_and_small_kernel_agree_on_edge_values(dtype):
-    """Small inputs take ``_loss_small``; the same values tiled past CHUNK take ``_loss_chunk``."""
+def test_one_chunk_and_many_chunks_give_the_same_bits(dtype):
+    """One chunk (the ufuncs broadcast) and the same values tiled over many chunks and threads."""
     x, y, w, p = edge_grid(dtype)
     x = np.concatenate([x, np.full((1, 3), np.nan, dtype)])
     y = np.concatenate([y, y[:1]])
-    small = numpy_fast.bce_with_logits(x, y, w, p, "none", np.dtype(dtype))
-    reps = numpy_fast.CHUNK // x.size + 2
-    big = numpy_fast.bce_with_logits(np.tile(x, (reps, 1)), np.tile(y, (reps, 1)), w, p, "none", np.dtype(dtype))
-    assert x.size <= numpy_fast.SMALL < big.size and big.size > numpy_fast.CHUNK
-    np.testing.assert_array_max_ulp(big, np.tile(small, (reps, 1)), maxulp=1)
-    np.testing.assert_array_equal(np.isnan(big), np.tile(np.isnan(small), (reps, 1)))
+    small = numpy_fast.loss(x, y, w, p, "none", np.dtype(dtype))
+    reps = numpy_fast.PARALLEL_MIN // x.size + 2
+    big = numpy_fast.loss(np.tile(x, (reps, 1)), np.tile(y, (reps, 1)), w, p, "none", np.dtype(dtype))
+    assert x.size <= numpy_fast.CHUNK and big.size > numpy_fast.PARALLEL_MIN
+    np.testing.assert_array_equal(big, np.tile(small, (reps, 1)))
 
 
 def test_docstring_examples_run():

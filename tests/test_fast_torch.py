@@ -125,20 +125,36 @@ def test_double_backward_matches_second_derivative():
 
 
 @pytest.mark.parametrize("wanted", ["target", "weight", "pos_weight"])
-def test_declines_when_other_arguments_need_gradients(wanted):
-    x = torch.tensor([0.5, -1.0], requires_grad=True)
-    args = {"target": torch.tensor([1.0, 0.0]), "weight": torch.tensor([2.0, 1.0]), "pos_weight": torch.tensor([3.0])}
+def test_gradients_for_target_weight_and_pos_weight(wanted):
+    """The fast path serves them too (forward by the kernel, their gradients by the portable formula)."""
+    x = torch.tensor([0.5, -1.0, 0.0], dtype=torch.float64, requires_grad=True)
+    args = {"target": torch.tensor([1.0, 0.0, 0.3], dtype=torch.float64),
+            "weight": torch.tensor([2.0, 1.0, 0.5], dtype=torch.float64),
+            "pos_weight": torch.tensor([3.0], dtype=torch.float64)}
     args[wanted].requires_grad_(True)
     result = loss(x, args["target"], args["weight"], args["pos_weight"], "sum")
-    assert not used_fast_path(result)
+    assert used_fast_path(result)
     result.backward()
-    assert args[wanted].grad is not None and x.grad is not None
+    x0 = x.detach()
+    y, w, p = (args[k].detach().clone().requires_grad_(k == wanted) for k in ("target", "weight", "pos_weight"))
+    reference = (w * (p * y * torch.nn.functional.softplus(-x0) + (1 - y) * torch.nn.functional.softplus(x0))).sum()
+    reference.backward()
+    expected = {"target": y, "weight": w, "pos_weight": p}[wanted].grad
+    torch.testing.assert_close(args[wanted].grad, expected, rtol=1e-14, atol=0)
+    torch.testing.assert_close(x.grad, torch.sigmoid(x0) * (1 + (p.detach() - 1) * y.detach()) * w.detach()
+                               - p.detach() * y.detach() * w.detach(), rtol=1e-14, atol=1e-16)
+
+
+def declined(x, y, out_dtype, reduction="none"):
+    from bce_compat.backends.contract import Declined, Problem
+
+    return isinstance(torch_fast.ENGINE(Problem("logits", x, y, reduction=reduction, out_dtype=out_dtype)), Declined)
 
 
 def test_declines_bfloat16_on_cpu_and_portable_path_is_right():
     x = torch.tensor([-20.0, 0.0, 5.0], dtype=torch.bfloat16)
     y = torch.tensor([0.0, 1.0, 1.0], dtype=torch.bfloat16)
-    assert torch_fast.bce_with_logits(x, y, None, None, "none", torch.bfloat16) is NotImplemented
+    assert declined(x, y, torch.bfloat16)
     result = loss(x, y)
     assert result.dtype == torch.bfloat16
     assert_close(result.double().numpy(), exact_logits_loss(x.double().numpy(), y.double().numpy()), "bfloat16", ulps=1)
@@ -146,7 +162,7 @@ def test_declines_bfloat16_on_cpu_and_portable_path_is_right():
 
 def test_declines_under_vmap_and_on_meta():
     y = torch.zeros(3)
-    assert torch_fast.bce_with_logits(torch.zeros(3, device="meta"), y.to("meta"), None, None, "none", torch.float32) is NotImplemented
+    assert declined(torch.zeros(3, device="meta"), y.to("meta"), torch.float32)
     batched = torch.func.vmap(lambda row: loss(row, torch.zeros(3), reduction="sum"))(torch.zeros(2, 3))
     torch.testing.assert_close(batched, torch.full((2,), 3 * math.log(2.0)))
 
@@ -181,7 +197,7 @@ def test_gradient_from_the_forward_pass_is_scaled_once(reduction, upstream):
     y = torch.rand(700, 64, generator=gen)
     p = torch.rand(64, generator=gen) + 0.5
     result = loss(x, y, p=p, reduction=reduction)
-    assert used_fast_path(result) and result.grad_fn.grad_x is not None
+    assert used_fast_path(result) and result.grad_fn.d is not None
     (result * upstream).backward(retain_graph=True)
     first = x.grad.clone()
     (result * upstream).backward()  # the saved gradient was handed over: this pass recomputes
