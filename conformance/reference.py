@@ -3,7 +3,9 @@
 Never computed by the shim under test. Inputs are the values the backends see (already rounded
 to the case's dtype); the result is the exact value of the formula at those inputs, its gradient
 (of the summed output) with respect to each array argument, and the scale each tolerance is
-relative to (the magnitude of the terms that may cancel, SPEC section 4).
+relative to (the magnitude of the terms that may cancel, docs/contract.md). The precision is
+set for each evaluation in a local mpmath context (``workdps``), never globally, so no other
+user of mpmath in the same process is affected.
 
 >>> import numpy as np
 >>> r = exact_logits(np.array([1.5]), np.array([1.0]), None, None, "mean")
@@ -19,8 +21,8 @@ from dataclasses import dataclass
 import mpmath as mp
 import numpy as np
 
-mp.mp.dps = 50
-CLAMP = -100  # torch and Paddle clamp log(q) and log(1-q) at -100 (SPEC section 3)
+DIGITS = 50
+CLAMP = -100  # torch and Paddle clamp log(q) and log(1-q) at -100 (docs/contract.md)
 
 
 @dataclass
@@ -112,6 +114,11 @@ def _probs_element(q, y, w, _p=None, formula="torch"):
 
 def exact(logits: bool, x, y, weight, pos_weight, reduction: str, formula: str = "torch") -> Exact:
     """The exact loss and gradients; ``weight``/``pos_weight`` are arrays, numbers or None."""
+    with mp.workdps(DIGITS):
+        return _exact(logits, x, y, weight, pos_weight, reduction, formula)
+
+
+def _exact(logits: bool, x, y, weight, pos_weight, reduction: str, formula: str) -> Exact:
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
     w = np.asarray(1.0 if weight is None else weight, np.float64)
@@ -126,7 +133,9 @@ def exact(logits: bool, x, y, weight, pos_weight, reduction: str, formula: str =
     factor = mp.mpf(1) / n if (reduction == "mean" and n) else mp.mpf(1)
 
     def to_float(a):
-        return np.vectorize(lambda v: float(v), otypes=[np.float64])(a) if a.size else a.astype(np.float64)
+        # a plain loop, not np.vectorize: a NaN result (NaN in, NaN out) would raise numpy's
+        # "invalid value encountered" RuntimeWarning there
+        return np.array([float(v) for v in a.ravel()], np.float64).reshape(a.shape)
 
     def reduce_to(a, target_shape):
         """Sum a broadcast gradient back to an argument's shape (exactly, in mpmath)."""

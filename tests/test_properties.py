@@ -72,3 +72,29 @@ def test_random_probability_problems_match_exact(framework):
         assert_result(result, q, framework, "float32", shape, exact_probs_loss(q_np, y_np))
 
     check()
+
+
+def test_exact_references_leave_mpmath_global_precision_alone():
+    """Regression (issue 12.9): both references set mpmath's global precision at import; now a local context."""
+    import importlib
+    import warnings
+
+    import mpmath
+
+    import _reference
+    from bce_compat.conformance import reference
+
+    before = mpmath.mp.dps
+    mpmath.mp.dps = 15  # mpmath's own default, whatever ran before
+    try:
+        importlib.reload(_reference)
+        importlib.reload(reference)
+        assert mpmath.mp.dps == 15
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the conformance reference warned "invalid value encountered" on NaN
+            got = reference.exact(True, np.array([np.nan, 0.0]), np.array([1.0, 1.0]), None, None, "none")
+        assert np.isnan(got.value[0]) and got.value[1] == np.log(2)
+        assert _reference.exact_logits_loss(np.array([0.0]), np.array([1.0]))[0] == np.log(2)
+        assert mpmath.mp.dps == 15
+    finally:
+        mpmath.mp.dps = before
