@@ -64,10 +64,16 @@ def solve(problem: Problem, plan) -> Any:
     return portable(problem, plan.xp, plan.compute_dtype)
 
 
+PORTABLE_OPTIONS = frozenset({"label_smoothing", "ignore_index", "alpha", "gamma", "mean_axis"})
+
+
 def portable(problem: Problem, xp: Any, compute_dtype: Any) -> Any:
     """The array-API path: every kind and option, on any backend (half precision in float32)."""
-    x, y, weight, pos_weight = (xp.astype(a, compute_dtype) if is_array(a) else a for a in problem.arrays())
     options = problem.options
+    unknown = sorted(set(options) - PORTABLE_OPTIONS)
+    if unknown:  # never silently ignored, here either
+        raise ValueError(f"options {unknown} are not implemented; known: {sorted(PORTABLE_OPTIONS)}")
+    x, y, weight, pos_weight = (xp.astype(a, compute_dtype) if is_array(a) else a for a in problem.arrays())
     ignored = None
     if "ignore_index" in options:
         # Ignored elements are computed at (x, y) = (0, 0), a finite point, then dropped: no NaN
