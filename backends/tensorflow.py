@@ -42,7 +42,8 @@ _NAMESPACE = None
 class TensorFlowNamespace:
     """The array-API namespace (``contract.ArrayNamespace``) on TF ops.
 
-    >>> xp = namespace(None); float(xp.sum(xp.exp(tf.zeros([2]))))
+    >>> import tensorflow as tf
+    >>> xp = namespace(tf.zeros([2])); float(xp.sum(xp.exp(tf.zeros([2]))))
     2.0
     """
 
