@@ -154,4 +154,5 @@ def reduce(xp, loss, reduction: str, count=None):
     if not all(type(d) is int and d >= 0 for d in loss.shape):  # a graph's size unknown until run (Paddle: -1)
         return reduce(xp, loss, reduction, xp.sum(xp.ones_like(loss)))
     size = math.prod(loss.shape)
-    return total / size if size else total * math.nan
+    # by a 0-d array, not a number: Paddle's graphs turn x / n into a multiply by float32(1 / n)
+    return total / xp.full_like(total, size) if size else total * math.nan
