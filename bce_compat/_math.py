@@ -103,7 +103,8 @@ def _focal_modulator(xp, x, y, y_neg, gamma: float):
     s_pos, s_neg = sigmoids(xp, x)
     m = _times(xp, y_neg, s_pos) + _times(xp, y, s_neg)
     tiny = m < _smallest_normal(xp, m)
-    direct = xp.where(tiny, xp.ones_like(m), m) ** gamma
+    # gamma as an array of m's dtype: Paddle rounds a Python-float exponent to float32
+    direct = xp.where(tiny, xp.ones_like(m), m) ** xp.full_like(m, gamma)
     log_m = -softplus(xp, xp.where(y > 0.5, x, -x))
     return xp.where(tiny, xp.exp(gamma * log_m), direct)
 
@@ -120,7 +121,10 @@ def sigmoid_focal(xp, x, y, alpha: float, gamma: float, y_neg=None):
     y_neg = 1 - y if y_neg is None else y_neg
     loss = bce_with_logits(xp, x, y, y_neg=y_neg)
     if gamma != 0:
-        loss = loss * _focal_modulator(xp, x, y, y_neg, gamma)
+        # Where the cross entropy is infinite (x = ±inf on the wrong side) the factor is > 0, so
+        # inf * 1 is the same value, and the factor's zero gradient never meets inf (0 * inf = NaN).
+        infinite = xp.isinf(loss)
+        loss = loss * xp.where(infinite, xp.ones_like(loss), _focal_modulator(xp, x, y, y_neg, gamma))
     if alpha >= 0:
         loss = (alpha * y + (1 - alpha) * y_neg) * loss
     return loss
