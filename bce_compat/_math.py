@@ -126,7 +126,7 @@ def sigmoid_focal(xp, x, y, alpha: float, gamma: float, y_neg=None):
         infinite = xp.isinf(loss)
         loss = loss * xp.where(infinite, xp.ones_like(loss), _focal_modulator(xp, x, y, y_neg, gamma))
     if alpha >= 0:
-        loss = (alpha * y + (1 - alpha) * y_neg) * loss
+        loss = _times(xp, alpha * y + (1 - alpha) * y_neg, loss)  # alpha_t = 0 gives 0, even next to inf
     return loss
 
 

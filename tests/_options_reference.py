@@ -93,7 +93,7 @@ def _focal_terms(x, y, alpha, gamma):
     m = (1 - y) * sp + y * sn
     mod = mpmath.mpf(1) if gamma == 0 else m ** _mp(gamma)
     weight = alpha * y + (1 - alpha) * (1 - y) if alpha >= 0 else mpmath.mpf(1)
-    loss = weight * (mpmath.mpf(0) if mod == 0 else ce * mod)
+    loss = _times(weight, mpmath.mpf(0) if mod == 0 else ce * mod)
     if mpmath.isinf(x):
         return loss, mpmath.nan, mpmath.nan
     # d ce/dx = (1-y)*sigmoid(x) - y*sigmoid(-x): two terms that cancel near sigmoid(x) = y (SPEC §4 bound)
