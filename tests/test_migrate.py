@@ -78,12 +78,33 @@ def test_paddle_calls_become_torch_calls():
 def test_portable_keeps_the_arguments_and_uses_the_right_dialect():
     torch_code = "import torch.nn.functional as F\nl = F.binary_cross_entropy(q, y, size_average=sa, **kw)\n"
     assert rewrite(torch_code, "portable") == "import bce_compat\n\nl = bce_compat.binary_cross_entropy(q, y, size_average=sa, **kw)\n"
-    legacy = "import torch.nn as nn\nm = nn.BCELoss(w, False)\n"
-    assert rewrite(legacy, "portable").endswith("m = bce_compat.BCELoss(w, reduction='sum')\n")
-    paddle_code = "import paddle\nm = paddle.nn.BCELoss(w, 'sum', 'n')\n"
+    paddle_code = "import paddle\nl = paddle.nn.functional.binary_cross_entropy(q, y, w, 'sum', 'n')\n"
     new = rewrite(paddle_code, "portable")
     assert "from bce_compat.dialects import paddle as bce_paddle\n" in new
-    assert "m = bce_paddle.BCELoss(w, 'sum', 'n')\n" in new
+    assert "l = bce_paddle.binary_cross_entropy(q, y, w, 'sum', 'n')\n" in new
+
+
+def test_portable_module_constructions_become_the_framework_module_classes():
+    """So ``.to(device)``, ``state_dict`` and checkpoints keep working (issue 11.2)."""
+    legacy = "import torch.nn as nn\nm = nn.BCELoss(w, False).to(device)\n"
+    assert rewrite(legacy, "portable") == "import bce_compat.torch\n\nm = bce_compat.torch.BCELoss(w, reduction='sum').to(device)\n"
+    both = ("import torch\nimport torch.nn.functional as F\n"
+            "c = torch.nn.BCEWithLogitsLoss(pos_weight=p)\nl = F.binary_cross_entropy_with_logits(x, y)\nt = torch.ones(1)\n")
+    assert rewrite(both, "portable") == (
+        "import torch\nimport bce_compat\nimport bce_compat.torch\n\n"
+        "c = bce_compat.torch.BCEWithLogitsLoss(pos_weight=p)\nl = bce_compat.binary_cross_entropy_with_logits(x, y)\n"
+        "t = torch.ones(1)\n"
+    )
+    paddle_code = "import paddle\nm = paddle.nn.BCELoss(w, 'sum', 'n')\nk = paddle.nn.BCEWithLogitsLoss(pos_weight=p)\n"
+    outcome = migrate_source(paddle_code, "portable")
+    assert outcome.code == (
+        "import bce_compat.paddle\n\n"
+        "m = bce_compat.paddle.BCELoss(w, 'sum', 'n')\nk = bce_compat.paddle.BCEWithLogitsLoss(pos_weight=p)\n"
+    )
+    assert [f.severity for f in outcome.findings] == ["note"]  # Paddle's -100 semantics, once
+    assert migrate_source(outcome.code, "portable").code == outcome.code  # idempotent
+    with_name_taken = "import torch.nn as nn\nbce_compat = 1\nm = nn.BCELoss()\n"
+    assert "already means something else" in left(with_name_taken, "portable")[0]
 
 
 def test_comments_formatting_and_other_code_are_kept():
@@ -135,14 +156,80 @@ def test_unsafe_calls_are_left_and_say_why(code, why):
     assert len(messages) == 1 and why in messages[0]
 
 
-def test_paddle_to_torch_notes_the_minus_100_difference_and_refuses_where_it_shows():
-    code = "import paddle.nn.functional as F\nl = F.binary_cross_entropy_with_logits(x, y)\n"
-    outcome = migrate_source(code, "torch")
-    assert outcome.left == [] and [f.severity for f in outcome.findings] == ["note"]
-    assert "-100" in outcome.findings[0].message
-    assert "-100" in left("IGNORE = -100\n" + code, "torch")[0]
-    assert "-100" in left("IGNORE = -100\n" + code, "portable")[0]
-    assert left("import paddle\nF.binary_cross_entropy_with_logits(x, y, name=make())\n".replace("F.", "paddle.nn.functional."), "torch")
+TORCH_FILE = (
+    "import torch.nn as nn\nimport torch.nn.functional as F\n"
+    "a = F.binary_cross_entropy(q, y)\n"
+    "b = F.binary_cross_entropy_with_logits(x, y)\n"
+    "c = nn.BCEWithLogitsLoss(pos_weight=p)\n"
+    "d = F.binary_cross_entropy_with_logits(x, y, reduction='sum')\n"
+)
+PADDLE_FILE = (
+    "import paddle\nimport paddle.nn.functional as F\n"
+    "a = F.binary_cross_entropy(q, y)\n"
+    "b = F.binary_cross_entropy_with_logits(x, y)\n"
+    "c = paddle.nn.BCEWithLogitsLoss(pos_weight=p)\n"
+    "d = F.binary_cross_entropy_with_logits(x, y, reduction='sum')\n"
+)
+CROSSINGS = [("paddle", TORCH_FILE, "torch"), ("torch", PADDLE_FILE, "torch"), ("portable", PADDLE_FILE, "bce_compat")]
+
+
+def _notes(outcome) -> list[tuple[int, str]]:
+    return [(f.line, f.message) for f in outcome.findings if f.severity == "note"]
+
+
+@pytest.mark.parametrize(("to", "code", "other"), CROSSINGS, ids=["torch-to-paddle", "paddle-to-torch", "paddle-to-portable"])
+def test_crossing_paddles_op_is_noted_once_per_file_and_correctly(to, code, other):
+    """Issue 12.4: a note where behaviour changes, saying it correctly, once per file (not on every call)."""
+    outcome = migrate_source(code, to)
+    assert outcome.left == [] and outcome.converted == 4
+    notes = _notes(outcome)
+    assert [line for line, _ in notes] == [4]  # the first with-logits call; the probability loss is unaffected
+    message = notes[0][1]
+    assert "ignores labels equal to -100" in message and f"and {other} does not" in message
+    assert "paddle does not" not in message.lower()
+    # Paddle's wrong gradient at a logit of exactly 0 concerns the code that will run Paddle's op
+    assert ("gradient at a logit of exactly 0 is 1 too small" in message) == (to == "paddle")
+
+
+@pytest.mark.parametrize(("to", "code"), [
+    ("portable", TORCH_FILE),  # torch -> bce_compat: same meaning, exact where torch is
+    ("paddle", "import torch.nn as nn\nl = nn.BCELoss(w)\n"),  # both clamp log at -100
+    ("torch", "import paddle\nl = paddle.nn.functional.binary_cross_entropy(q, y)\n"),
+])
+def test_no_note_where_behaviour_does_not_change(to, code):
+    outcome = migrate_source(code, to)
+    assert outcome.converted and outcome.findings == []
+
+
+def test_the_note_goes_to_the_first_call_actually_converted():
+    code = TORCH_FILE.replace("b = F.binary_cross_entropy_with_logits(x, y)", "b = F.binary_cross_entropy_with_logits(x, y, **kw)")
+    outcome = migrate_source(code, "paddle")
+    assert [f.line for f in outcome.left] == [4] and [line for line, _ in _notes(outcome)] == [5]
+
+
+@pytest.mark.parametrize(("to", "code", "other"), CROSSINGS, ids=["torch-to-paddle", "paddle-to-torch", "paddle-to-portable"])
+def test_a_file_with_minus_100_keeps_its_with_logits_calls_and_says_why_correctly(to, code, other):
+    outcome = migrate_source("IGNORE = -100\n" + code, to)
+    assert [f.line for f in outcome.left] == [5, 6, 7] and _notes(outcome) == []
+    for finding in outcome.left:
+        assert f"-100 (their loss is 0) and {other} does not; this file uses the literal -100" in finding.message
+    assert outcome.converted == 1  # the probability loss, which Paddle does not treat specially
+
+
+def test_torch_to_portable_with_minus_100_is_converted():
+    assert migrate_source("IGNORE = -100\n" + TORCH_FILE, "portable").findings == []
+
+
+def test_cli_prints_one_note_per_file(tmp_path, capsys):
+    for name in ("one.py", "two.py"):
+        (tmp_path / name).write_text(PADDLE_FILE)
+    assert main(["migrate", "--to", "torch", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert err.count(": note: ") == 2 and f"{tmp_path / 'one.py'}:4:5: note: converted;" in err
+
+
+def test_a_side_effect_in_name_is_left():
+    assert left("import paddle\npaddle.nn.functional.binary_cross_entropy_with_logits(x, y, name=make())\n", "torch")
 
 
 def test_a_file_that_does_not_parse_is_reported_and_left_alone(tmp_path, capsys):
@@ -190,4 +277,4 @@ def test_cli_reads_stdin_and_imports_no_framework():
         [sys.executable, "-c", script], input=source, capture_output=True, text=True, timeout=60, cwd=tempfile.gettempdir()
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "import bce_compat\n\nloss = bce_compat.BCEWithLogitsLoss(pos_weight=p)\n"
+    assert done.stdout == "import bce_compat.torch\n\nloss = bce_compat.torch.BCEWithLogitsLoss(pos_weight=p)\n"

@@ -69,10 +69,14 @@ _TO_CANONICAL = {
     "paddle": {"logit": "input", "label": "target"},
 }
 
-# Where ``--to portable`` sends each framework: (import module, import name, alias, attribute prefix).
-PORTABLE_IMPORT = {
-    "torch": ("bce_compat", None, None, "bce_compat"),
-    "paddle": ("bce_compat.dialects", "paddle", "bce_paddle", "bce_paddle"),
+# Where ``--to portable`` sends each (framework, kind): the import to add, and the callee's dotted prefix.
+# Module constructions become bce_compat's framework module classes (a torch.nn.Module, a paddle.nn.Layer),
+# so ``.to(device)``, ``state_dict`` and checkpoints keep working; functional calls become the dialect's.
+PORTABLE_TARGETS: dict[tuple[str, str], tuple[tuple[str, str | None, str | None], str]] = {
+    ("torch", "function"): (("bce_compat", None, None), "bce_compat"),
+    ("torch", "module"): (("bce_compat.torch", None, None), "bce_compat.torch"),
+    ("paddle", "function"): (("bce_compat.dialects", "paddle", "bce_paddle"), "bce_paddle"),
+    ("paddle", "module"): (("bce_compat.paddle", None, None), "bce_compat.paddle"),
 }
 _PORTABLE_NAMES = {
     ("with_logits", "function"): "binary_cross_entropy_with_logits",
@@ -88,14 +92,22 @@ def target_api(source: Api, framework: str) -> Api:
 
 
 def portable_callee(source: Api) -> str:
-    """The dotted callee ``--to portable`` emits, e.g. ``bce_paddle.BCELoss`` for Paddle code."""
-    return f"{PORTABLE_IMPORT[source.framework][3]}.{_PORTABLE_NAMES[source.key]}"
+    """The dotted callee ``--to portable`` emits, e.g. ``bce_compat.paddle.BCELoss`` for Paddle's module.
+
+    >>> portable_callee(API_BY_NAME["paddle.nn.functional.binary_cross_entropy"])
+    'bce_paddle.binary_cross_entropy'
+    """
+    return f"{PORTABLE_TARGETS[source.framework, source.kind][1]}.{_PORTABLE_NAMES[source.key]}"
+
+
+def portable_import(source: Api) -> tuple[str, str | None, str | None]:
+    """``(module, name, alias)`` of the import the portable callee needs: ``import module`` when name is None."""
+    return PORTABLE_TARGETS[source.framework, source.kind][0]
 
 
 def canonical(framework: str, param: str) -> str:
     """A parameter's framework-neutral name: Paddle's ``logit``/``label`` are torch's ``input``/``target``."""
     return _TO_CANONICAL[framework].get(param, param)
-
 
 
 def params_by_canonical(api: Api) -> dict[str, str]:

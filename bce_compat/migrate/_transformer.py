@@ -18,14 +18,20 @@ import libcst.matchers as m
 from libcst.metadata import PositionProvider, QualifiedNameProvider, QualifiedNameSource, ScopeProvider
 
 from bce_compat.migrate._arguments import Unconvertible, convert_args
-from bce_compat.migrate._table import API_BY_NAME, PORTABLE_IMPORT, Api, portable_callee, target_api
+from bce_compat.migrate._table import API_BY_NAME, Api, portable_callee, portable_import, target_api
 
 TARGETS = ("paddle", "torch", "portable")
 
-_MINUS_100 = ("Paddle's binary_cross_entropy_with_logits ignores labels equal to -100 (their loss is 0) "
-              "and {other} does not; this file uses the literal -100, so the result could change")
-_NOTE_100 = ("converted; note that Paddle ignores labels equal to -100 here and {other} does not "
-             "(this file has no literal -100)")
+# Paddle's binary_cross_entropy_with_logits departs from torch's and bce_compat's in two ways a
+# rewrite across Paddle changes: labels equal to -100 give loss 0, and without pos_weight its
+# gradient at a logit of exactly 0 is 1 too small (σ(0) − y − 1; measured on Paddle 3.3).
+_IGNORES_100 = "Paddle's binary_cross_entropy_with_logits ignores labels equal to -100 (their loss is 0) and {other} does not"
+_LEFT_100 = _IGNORES_100 + "; this file uses the literal -100, so the result could change"
+_NOTE_FROM_PADDLE = ("converted; " + _IGNORES_100 + ", so such labels would now count "
+                     "(this file has no literal -100; said once per file)")
+_NOTE_TO_PADDLE = ("converted; " + _IGNORES_100.format(other="torch") + ", and without pos_weight its gradient "
+                   "at a logit of exactly 0 is 1 too small (σ(0) - y - 1); bce_compat.dialects.paddle computes "
+                   "both exactly (said once per file)")
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class LossCallTransformer(cst.CSTTransformer):
         # Imports the converted calls used: removed afterwards only if nothing else uses them.
         self.maybe_unused_imports: set[tuple[str, str | None, str | None]] = set()
         self.converted = 0
+        self._noted = False  # the behaviour note is said once per file, at the first call it concerns
         self._callees: set[int] = set()  # id() of call.func nodes, so bare references can be told apart
 
     # Imports name the APIs without using them.
@@ -92,28 +99,35 @@ class LossCallTransformer(cst.CSTTransformer):
         self.maybe_unused_imports |= self._imports_behind(original.func)
         self.converted += 1
         if note:
+            self._noted = True
             self._report(original, "note", note)
         return updated.with_changes(func=cst.parse_expression(callee), args=args)
 
     def _plan(self, api: Api, args):
         """(dotted callee, new args, import to add, qualified name the callee's root must have, note)."""
+        note = self._behaviour_note(api)
         if self.to == "portable":
-            # The dialect has the source's exact signature, so every argument stays as written.
-            note = self._check_minus_100(api, "bce_compat" if api.framework == "paddle" else None)
-            module, name, alias, _ = PORTABLE_IMPORT[api.framework]
-            expected = f"{module}.{name}" if name else module
+            # The dialect and the module classes have the source's exact signature: every argument stays.
+            module, name, alias = portable_import(api)
+            expected = f"{module}.{name}" if name else module.split(".")[0]
             return portable_callee(api), _drop_literal_legacy(args, api), (module, name, alias), expected, note
         target = target_api(api, self.to)
-        note = self._check_minus_100(api, self.to if "paddle" in (api.framework, self.to) else None)
         return target.qualified, convert_args(args, api, target), (self.to, None, None), self.to, note
 
-    def _check_minus_100(self, api: Api, other: str | None) -> str | None:
-        """Paddle's with-logits op ignores labels of -100: refuse where the file uses -100, else a note."""
-        if other is None or api.loss != "with_logits":
+    def _behaviour_note(self, api: Api) -> str | None:
+        """Where a with-logits call crosses Paddle's op: refuse if the file uses -100, else a note once per file.
+
+        Only there does the meaning change (-100 labels) or a wrong value appear (Paddle's gradient
+        at 0); elsewhere the target agrees with the source wherever the source's op is exact.
+        """
+        if api.loss != "with_logits" or "paddle" not in (api.framework, self.to):
             return None
+        other = "bce_compat" if self.to == "portable" else "torch"
         if self.minus_100_in_file:
-            raise Unconvertible(_MINUS_100.format(other=other))
-        return _NOTE_100.format(other=other) if api.framework == "paddle" else None
+            raise Unconvertible(_LEFT_100.format(other=other))
+        if self._noted:
+            return None
+        return _NOTE_TO_PADDLE if self.to == "paddle" else _NOTE_FROM_PADDLE.format(other=other)
 
     def _resolve(self, func) -> Api | None:
         """The table entry ``func`` names through the file's imports, or None."""
