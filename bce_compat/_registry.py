@@ -152,7 +152,7 @@ def load_backend(name: str) -> Backend | None:
 
 
 def _load(name: str) -> Backend | None:
-    from bce_compat.backends.contract import missing_members, AdapterModule
+    from bce_compat.backends.contract import AdapterModule, missing_members
 
     if name not in adapter_paths():
         return None

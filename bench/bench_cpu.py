@@ -16,7 +16,6 @@ import subprocess
 import sys
 
 import numpy as np
-
 from _timing import interleaved, row
 
 

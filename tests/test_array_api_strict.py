@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import bce_compat
+from _float64_reference import logits_reference, probs_reference
 from bce_compat._registry import backend_for_type
 from bce_compat.dialects import paddle as paddle_dialect
-from _float64_reference import logits_reference, probs_reference
 
 xps = pytest.importorskip("array_api_strict")
 

@@ -5,13 +5,12 @@ device and matches a float64 NumPy reference. Skipped without CuPy or without a 
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
 import bce_compat
-from bce_compat.dialects import paddle as paddle_dialect
 from _float64_reference import logits_reference, probs_reference
+from bce_compat.dialects import paddle as paddle_dialect
 
 cp = pytest.importorskip("cupy", reason="CuPy is not installed (needs an NVIDIA GPU: pip install 'bce_compat[cupy]')")
 

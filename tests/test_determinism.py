@@ -77,7 +77,7 @@ def test_same_bits_with_and_without_a_gradient(autograd_framework, dtype, size, 
         elif framework.name == "jax":
             import jax
 
-            def loss_of(a, index=index):
+            def loss_of(a, index=index, with_grad=with_grad):
                 args = list(with_grad)
                 args[index] = a
                 return _loss(kind, dialect, *args, reduction)

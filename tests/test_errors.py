@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import bce_compat
-from _calls import probs, with_logits
+from _calls import probs
 from bce_compat._registry import backend_for_type
 from bce_compat.dialects import paddle as paddle_dialect
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import array_api_compat.numpy as xp
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -14,8 +15,6 @@ from _reference import assert_close, exact_logits_grad, exact_logits_loss, reduc
 from bce_compat import _math
 from bce_compat._registry import load_backend
 from bce_compat.backends import numpy_fast
-
-import array_api_compat.numpy as xp
 
 # SPEC edge values; columns are (y, pos_weight, weight) = (0, 2, 0.5), (0.3, 0.5, 1), (1, 0, 2):
 # the last column has both coefficients 0, so even x = -inf gives exactly 0.

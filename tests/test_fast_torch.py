@@ -178,9 +178,9 @@ def test_large_broadcast_matches_float64_portable():
     assert used_fast_path(result)
     result.backward()
     xd = x.detach().double().requires_grad_(True)
-    from bce_compat import _math
-
     import array_api_compat.torch as xp
+
+    from bce_compat import _math
 
     reference = _math.bce_with_logits(xp, xd, y.double(), w.double(), p.double()).mean()
     reference.backward()

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import bce_compat
-from bce_compat.dialects import paddle as paddle_dialect
 from _float64_reference import logits_reference, probs_reference, softplus64
+from bce_compat.dialects import paddle as paddle_dialect
 
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")

@@ -32,7 +32,6 @@ def engines():
 
 def bench():
     """NumPy data in and out, so bce_compat's conformance suite and tests can run on toyarray."""
-    import numpy as np
     import toyarray
 
     from bce_compat.backends.contract import Bench
