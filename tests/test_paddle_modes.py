@@ -227,3 +227,41 @@ def test_to_static_layer_inside_a_model(dtype):
     (compiled_grad,) = paddle.grad(compiled, [model.linear.weight])
     np.testing.assert_allclose(compiled.numpy(), eager.numpy(), rtol=RTOL[dtype])
     np.testing.assert_allclose(compiled_grad.numpy(), eager_grad.numpy(), rtol=RTOL[dtype], atol=RTOL[dtype] * 1e-3)
+
+
+def _layout(name: str, dtype: str):
+    """(logit, label) tensors of a layout, made by Paddle itself (0-d, one element, empty, views)."""
+    rng = np.random.default_rng(5)
+    base = {"zero_d": (), "one_element": (1,), "empty": (0, 3), "transposed": (3, 4), "strided": (4, 6)}[name]
+    x, y = (paddle.to_tensor(a, dtype=dtype) for a in (rng.normal(scale=3, size=base), rng.random(base)))
+    if name == "transposed":
+        x, y = x.T, y.T
+    elif name == "strided":
+        x, y = x[:, ::2], y[:1, ::2].expand([4, 3])  # a step-2 slice, and a broadcast (stride-0) label
+    return x, y
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", ["zero_d", "one_element", "empty", "transposed", "strided"])
+def test_layouts_in_to_static_and_dygraph(layout, dtype):
+    x, y = _layout(layout, dtype)
+
+    def step(x, y):
+        return [P.binary_cross_entropy_with_logits(x, y, reduction=r, pos_weight=2.0) for r in REDUCTIONS]
+
+    x.stop_gradient = False
+    eager = step(x, y)
+    eager_grad = paddle.grad(sum(o.sum() for o in eager), [x])[0].numpy()
+    # SOT itself runs a graph with an empty input eagerly (its ConditionalFallbackError)
+    with contextlib.nullcontext() if layout == "empty" else _sot_must_compile():
+        compiled = paddle.jit.to_static(step, full_graph=False)(x, y)
+    compiled_grad = paddle.grad(sum(o.sum() for o in compiled), [x])[0].numpy()
+    xn, yn = x.numpy().astype("float64"), y.numpy().astype("float64")
+    exact = exact_logits_loss(xn, yn, None, 2.0)
+    for reduction, a, b in zip(REDUCTIONS, eager, compiled):
+        assert a.shape == b.shape == (list(x.shape) if reduction == "none" else [])
+        assert_close(a.numpy(), reduce_exact(exact, reduction), dtype, size=max(x.size, 1))
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=RTOL[dtype])
+    exact_grad, bound = exact_logits_grad(xn, yn, None, 2.0)
+    assert_close(eager_grad, exact_grad * (2 + 1 / max(x.size, 1)), dtype, bound=bound * 3)
+    np.testing.assert_allclose(compiled_grad, eager_grad, rtol=RTOL[dtype], atol=RTOL[dtype] * 1e-3)
