@@ -1,0 +1,250 @@
+"""The Keras, tf.nn and optax dialects: exact on every backend, and equal to each framework's own op where that op is exact."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from _options_reference import exact_focal, exact_smoothed_logits, exact_smoothed_probs
+from _reference import assert_close, assert_result, exact_logits_grad, exact_logits_loss, skip_unless_dtype
+from bce_compat.dialects import keras as K
+from bce_compat.dialects import optax as O
+from bce_compat.dialects import tf as T
+
+LOGITS = [-math.inf, -1e30, -100.0, -20.0, -1.0, 0.0, 1.0, 20.0, 100.0, 1e30, math.inf]
+TARGETS = [0.0, 0.3, 1.0]
+PROBS = [0.0, 1e-7, 0.25, 0.5, 0.9999999, 1.0]
+DTYPES = ["float32", "float64"]
+FLUSH = ("jax", "tensorflow")
+
+
+def _grid(rows, dtype):
+    x = np.repeat(np.asarray(rows, dtype=dtype)[:, None], len(TARGETS), axis=1)
+    return x, np.broadcast_to(np.asarray(TARGETS, dtype=dtype), x.shape).copy()
+
+
+def _arrays(framework, dtype, *values):
+    return [framework.asarray(v, dtype) for v in values]
+
+
+def _mean_last_axis(loss):
+    return np.asarray([math.fsum(row) / len(row) for row in loss.tolist()])
+
+
+# --- exact on every backend ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tf_dialect_is_exact_and_takes_labels_first(framework, dtype):
+    skip_unless_dtype(framework, dtype)
+    x_np, y_np = _grid(LOGITS, dtype)
+    x, y = _arrays(framework, dtype, x_np, y_np)
+    assert_result(T.sigmoid_cross_entropy_with_logits(y, x), x, framework, dtype, x_np.shape, exact_logits_loss(x_np, y_np))
+    assert_result(T.sigmoid_cross_entropy_with_logits(labels=y, logits=x), x, framework, dtype, x_np.shape, exact_logits_loss(x_np, y_np))
+    q = np.asarray([3.0, 1.0, 0.25], dtype=dtype)
+    result = T.weighted_cross_entropy_with_logits(y, x, framework.asarray(q, dtype))
+    assert_result(result, x, framework, dtype, x_np.shape, exact_logits_loss(x_np, y_np, pos_weight=q))
+    assert_result(T.weighted_cross_entropy_with_logits(y, x, 2.0), x, framework, dtype, x_np.shape, exact_logits_loss(x_np, y_np, pos_weight=2.0))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_optax_dialect_is_exact_and_takes_logits_first(framework, dtype):
+    skip_unless_dtype(framework, dtype)
+    x_np, y_np = _grid(LOGITS, dtype)
+    x, y = _arrays(framework, dtype, x_np, y_np)
+    assert_result(O.sigmoid_binary_cross_entropy(x, y), x, framework, dtype, x_np.shape, exact_logits_loss(x_np, y_np))
+    assert_result(O.sigmoid_focal_loss(x, y), x, framework, dtype, x_np.shape, exact_focal(x_np, y_np, -1.0, 2.0)[0])
+    assert_result(O.sigmoid_focal_loss(x, y, alpha=0.25, gamma=0.5), x, framework, dtype, x_np.shape, exact_focal(x_np, y_np, 0.25, 0.5)[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("eps", [0.0, 0.1, 1.0])
+@pytest.mark.parametrize("from_logits", [True, False], ids=["logits", "probs"])
+def test_keras_function_is_the_exact_mean_over_axis(framework, from_logits, eps, dtype):
+    skip_unless_dtype(framework, dtype)
+    x_np, y_np = _grid(LOGITS if from_logits else PROBS, dtype)
+    x, y = _arrays(framework, dtype, x_np, y_np)
+    result = K.binary_crossentropy(y, x, from_logits=from_logits, label_smoothing=eps)
+    exact = (exact_smoothed_logits if from_logits else exact_smoothed_probs)(x_np, y_np, eps)[0]
+    assert_result(result, x, framework, dtype, (x_np.shape[0],), _mean_last_axis(exact), size=x_np.shape[1])
+    first_axis = K.binary_crossentropy(y, x, from_logits=from_logits, label_smoothing=eps, axis=0)
+    assert_result(first_axis, x, framework, dtype, (x_np.shape[1],), _mean_last_axis(exact.T), size=x_np.shape[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_new_dialect_gradients_are_exact(autograd_framework, dtype):
+    fw = autograd_framework
+    skip_unless_dtype(fw, dtype)
+    x_np, y_np = _grid([v for v in LOGITS if math.isfinite(v)], dtype)
+    x, y = _arrays(fw, dtype, x_np, y_np)
+    grad, bound = exact_logits_grad(x_np, y_np)
+    for loss in (
+        lambda a, b: T.sigmoid_cross_entropy_with_logits(b, a),
+        lambda a, b: O.sigmoid_binary_cross_entropy(a, b),
+        lambda a, b: K.binary_crossentropy(b, a, from_logits=True) * x_np.shape[1],  # undo the mean
+    ):
+        _, (got,) = fw.value_and_grad(loss, [x, y], [0])
+        assert_close(got, grad, dtype, bound=bound, flush_subnormals=fw.name in FLUSH)
+    q = 3.0
+    _, (got,) = fw.value_and_grad(lambda a, b: T.weighted_cross_entropy_with_logits(b, a, q), [x, y], [0])
+    grad, bound = exact_logits_grad(x_np, y_np, pos_weight=q)
+    assert_close(got, grad, dtype, bound=bound, flush_subnormals=fw.name in FLUSH)
+    _, (got,) = fw.value_and_grad(lambda a, b: O.sigmoid_focal_loss(a, b, alpha=0.25), [x, y], [0])
+    _, grad, bound = exact_focal(x_np, y_np, 0.25, 2.0)
+    assert_close(got, grad, dtype, bound=bound, flush_subnormals=fw.name in FLUSH)
+
+
+# --- Keras' reductions ---------------------------------------------------------------------------
+
+Y_TRUE = np.array([[0.0, 1.0], [0.0, 0.0]])
+Y_PRED = np.array([[-18.6, 0.51], [2.94, -12.8]])  # Keras' BinaryCrossentropy page example
+
+
+def _keras_value(reduction, sample_weight):
+    """The same call through bce_compat's Keras dialect, in float64 NumPy, computed by hand."""
+    per_sample = _mean_last_axis(exact_logits_loss(Y_PRED, Y_TRUE))
+    weighted = per_sample if sample_weight is None else per_sample * np.asarray(sample_weight)
+    if reduction in (None, "none"):
+        return weighted
+    total = math.fsum(weighted)
+    if reduction == "sum":
+        return total
+    if reduction == "mean_with_sample_weight" and sample_weight is not None:
+        return total / math.fsum(np.atleast_1d(sample_weight).tolist())  # Keras: sum of the weights as given
+    return total / weighted.size
+
+
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "sum", None, "none", "mean", "mean_with_sample_weight"])
+@pytest.mark.parametrize("sample_weight", [None, [0.8, 0.2], 2.0], ids=["none", "per-sample", "scalar"])
+def test_keras_class_reductions(reduction, sample_weight):
+    sw = np.asarray(sample_weight) if isinstance(sample_weight, list) else sample_weight
+    got = K.BinaryCrossentropy(from_logits=True, reduction=reduction)(Y_TRUE, Y_PRED, sample_weight=sw)
+    assert_close(got, _keras_value(reduction, sample_weight), "float64", ulps=8)
+
+
+def test_keras_class_zero_divisor_and_rank_matching():
+    loss = K.BinaryCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
+    assert float(loss(Y_TRUE, Y_PRED, sample_weight=np.zeros(2))) == 0.0  # divide_no_nan
+    y_true, y_pred = np.array([1.0, 0.0, 1.0]), np.array([[2.0], [-1.0], [0.5]])  # (N,) against (N, 1)
+    got = K.BinaryCrossentropy(from_logits=True, reduction=None)(y_true, y_pred)
+    assert_close(got, exact_logits_loss(y_pred[:, 0], y_true), "float64")
+    with pytest.raises(ValueError, match="reduction"):
+        K.BinaryCrossentropy(reduction="batchmean")
+    with pytest.raises(ValueError, match="axis"):
+        K.binary_crossentropy(Y_TRUE, Y_PRED, axis=2)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        K.BinaryCrossentropy(label_smoothing=2.0)
+
+
+def test_keras_dtype_casts_both_inputs():
+    got = K.BinaryCrossentropy(from_logits=True, dtype="float32")(Y_TRUE, Y_PRED)
+    assert got.dtype == np.float32
+
+
+def test_keras_float_targets_take_the_predictions_dtype():
+    got = K.binary_crossentropy(Y_TRUE.astype(np.float64), Y_PRED.astype(np.float32), from_logits=True)
+    assert got.dtype == np.float32
+
+
+@pytest.mark.parametrize("layout", ["0d-target-error", "strided", "empty"])
+def test_new_dialects_on_layouts(layout):
+    if layout == "0d-target-error":
+        with pytest.raises(ValueError, match="axis"):
+            K.binary_crossentropy(np.array(1.0), np.array(0.5))
+        assert T.sigmoid_cross_entropy_with_logits(np.array(1.0), np.array(0.0)).shape == ()
+        return
+    if layout == "strided":
+        x = np.linspace(-40, 40, 24).reshape(4, 6)[:, ::2]
+        y = (x > 0).astype(np.float64)
+    else:
+        x = y = np.zeros((2, 0))
+    assert_close(O.sigmoid_binary_cross_entropy(x, y), exact_logits_loss(x, y), "float64")
+    assert_close(T.sigmoid_cross_entropy_with_logits(y, x), exact_logits_loss(x, y), "float64")
+    keras_mean = K.binary_crossentropy(y, x, from_logits=True)
+    expected = _mean_last_axis(exact_logits_loss(x, y)) if x.shape[1] else np.full(x.shape[0], np.nan)
+    assert_close(keras_mean, expected, "float64")
+
+
+def test_tf_dialect_needs_both_arguments():
+    with pytest.raises(ValueError, match="labels"):
+        T.sigmoid_cross_entropy_with_logits(logits=np.zeros(2))
+
+
+# --- each framework's own op, where it is exact ---------------------------------------------------
+
+RNG = np.random.default_rng(7)
+ORDINARY_X = RNG.normal(scale=4.0, size=(6, 5)).astype(np.float32)
+ORDINARY_Y = (RNG.random((6, 5)) < 0.4).astype(np.float32)
+ORDINARY_Q = RNG.uniform(1e-3, 1 - 1e-3, size=(6, 5)).astype(np.float32)
+
+
+def _tf():
+    return pytest.importorskip("tensorflow")
+
+
+def test_tf_dialect_matches_tf_nn():
+    """tf.nn computes max(x, 0) - x*z + log1p(exp(-|x|)), which cancels for z = 1, x >> 0 (1% off at
+    x = 10 in float32); in float64 that error is far below float32's, so float64 tf.nn is the reference."""
+    tf = _tf()
+    x, y = tf.constant(ORDINARY_X), tf.constant(ORDINARY_Y)
+    x64, y64 = tf.cast(x, tf.float64), tf.cast(y, tf.float64)
+    np.testing.assert_allclose(T.sigmoid_cross_entropy_with_logits(y, x), tf.nn.sigmoid_cross_entropy_with_logits(y64, x64), rtol=1e-6)
+    np.testing.assert_allclose(
+        T.weighted_cross_entropy_with_logits(y, x, 2.5), tf.nn.weighted_cross_entropy_with_logits(y64, x64, 2.5), rtol=1e-6
+    )
+
+
+def test_keras_dialect_matches_keras():
+    _tf()
+    keras = pytest.importorskip("keras")
+    for from_logits, pred in ((True, ORDINARY_X), (False, ORDINARY_Q)):
+        for eps in (0.0, 0.2):
+            want = keras.losses.binary_crossentropy(ORDINARY_Y, pred, from_logits=from_logits, label_smoothing=eps)
+            got = K.binary_crossentropy(ORDINARY_Y, pred, from_logits=from_logits, label_smoothing=eps)
+            np.testing.assert_allclose(got, np.asarray(want), rtol=1e-5)
+    sw = np.linspace(0.1, 1.0, 6).astype(np.float32)
+    for reduction in ("sum_over_batch_size", "sum", None, "mean", "mean_with_sample_weight"):
+        want = keras.losses.BinaryCrossentropy(from_logits=True, reduction=reduction)(ORDINARY_Y, ORDINARY_X, sample_weight=sw)
+        got = K.BinaryCrossentropy(from_logits=True, reduction=reduction)(ORDINARY_Y, ORDINARY_X, sample_weight=sw)
+        np.testing.assert_allclose(got, np.asarray(want), rtol=1e-5)
+
+
+def test_optax_dialect_matches_optax():
+    pytest.importorskip("jax")
+    optax = pytest.importorskip("optax")
+    import jax.numpy as jnp
+
+    x, y = jnp.asarray(ORDINARY_X), jnp.asarray(ORDINARY_Y)
+    np.testing.assert_allclose(O.sigmoid_binary_cross_entropy(x, y), optax.losses.sigmoid_binary_cross_entropy(x, y), rtol=2e-6, atol=1e-7)
+    for alpha, gamma in ((None, 2.0), (0.25, 2.0), (0.5, 0.5)):
+        np.testing.assert_allclose(
+            O.sigmoid_focal_loss(x, y, alpha=alpha, gamma=gamma),
+            optax.losses.sigmoid_focal_loss(x, y, alpha=alpha, gamma=gamma),
+            rtol=1e-4, atol=1e-7,
+        )
+
+
+def test_keras_loss_subclass_trains_like_keras():
+    _tf()
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the comparison below runs on TF-backed Keras")
+    from bce_compat.keras import BinaryCrossentropy
+
+    x = RNG.normal(size=(32, 3)).astype("float32")
+    y = (x[:, :1] > 0).astype("float32")
+
+    def fit(loss):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss)
+        history = model.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False)
+        return np.asarray(history.history["loss"]), model.get_weights()[0]
+
+    ours, theirs = fit(BinaryCrossentropy(from_logits=True)), fit(keras.losses.BinaryCrossentropy(from_logits=True))
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-5)
+    np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-5, atol=1e-6)
+    config = BinaryCrossentropy(from_logits=True, label_smoothing=0.1).get_config()
+    assert BinaryCrossentropy.from_config(config).label_smoothing == 0.1
