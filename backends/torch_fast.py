@@ -118,7 +118,7 @@ class _CPULoss(torch.autograd.Function):
 
 def _times_upstream(d, grad, dtype):
     """d * grad with torch ops (a batched ``grad`` under is_grads_batched stays batched)."""
-    if grad.dim() == 0 and not _functorch_wrapped(grad):
+    if grad.dim() == 0 and not _batched(grad):
         g = float(grad)
         if g != 1.0:
             d.mul_(g)
@@ -208,6 +208,14 @@ def _wants_grad(tensors) -> bool:
 
 _PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
 _functorch_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", lambda t: False)
+
+
+_legacy_batched = getattr(torch._C._functorch, "is_legacy_batchedtensor", lambda t: False)
+
+
+def _batched(t) -> bool:
+    """A tensor of a vmap level (torch.func, or the legacy vmap behind is_grads_batched)."""
+    return _functorch_wrapped(t) or _legacy_batched(t)
 
 
 def _plain(t) -> bool:

@@ -163,3 +163,58 @@ def test_docstring_examples_run():
 
     failures, tried = doctest.testmod(numpy_fast, optionflags=doctest.ELLIPSIS)
     assert tried > 0 and failures == 0
+
+
+# --- the public API on every layout; same bits with and without the gradient (issue 12.1-2) -----
+
+_BASE = (np.random.default_rng(5).standard_normal((40, 30)) * 4).astype(np.float32)
+_TARGET = np.random.default_rng(6).random((40, 30)).astype(np.float32)
+LAYOUTS = {
+    "0-d": (_BASE[0, 0], _TARGET[0, 0]),
+    "0-d array": (np.asarray(_BASE[0, 0]), np.asarray(_TARGET[0, 0])),
+    "one": (_BASE[:1, :1], _TARGET[:1, :1]),
+    "empty": (_BASE[:0], _TARGET[:0]),
+    "transposed": (_BASE.T, _TARGET.T),
+    "strided": (_BASE[::3, 1::2], _TARGET[::3, 1::2]),
+    "broadcast": (np.broadcast_to(_BASE[:1], (40, 30)), _TARGET),
+    "many chunks": (np.tile(_BASE, (60, 1))[:, ::2], np.tile(_TARGET, (60, 1))[:, ::2]),
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_layouts_match_portable_and_grad_out_keeps_the_bits(layout, reduction, dtype):
+    x, y = (np.asarray(a).astype(dtype) if layout != "broadcast" else np.broadcast_to(np.asarray(a, dtype), (40, 30))
+            for a in LAYOUTS[layout])
+    w = np.asarray(0.5, dtype) if x.ndim == 0 else np.linspace(0.5, 2.0, x.shape[-1], dtype=dtype)
+    plain = numpy_fast.loss(x, y, w, 2.0, reduction, dtype)
+    assert isinstance(plain, np.ndarray) and plain.dtype == np.dtype(dtype)
+    assert plain.shape == (np.shape(x) if reduction == "none" else ())
+    assert_close(plain, portable(x, y, w, 2.0, reduction), dtype, ulps=4, size=max(1, x.size) if reduction != "none" else 1)
+    grad_out = np.empty(np.shape(x), dtype)
+    with_grad = numpy_fast.loss(x, y, w, 2.0, reduction, dtype, grad_out=grad_out)
+    np.testing.assert_array_equal(with_grad, plain)
+    np.testing.assert_array_equal(numpy_fast.loss(x, y, w, 2.0, reduction, dtype), plain)  # run to run
+    if x.size:
+        upstream = 1.0 / x.size if reduction == "mean" else 1.0
+        np.testing.assert_array_equal(numpy_fast.grad(x, y, w, 2.0, upstream, dtype), grad_out)
+        expected, bound = exact_logits_grad(np.asarray(x, np.float64), np.asarray(y, np.float64), w, 2.0)
+        assert_close(grad_out, expected * upstream, dtype, ulps=4, bound=bound * upstream)
+
+
+def test_public_call_on_0d_arrays():
+    """Issue 12.1: 0-d NumPy arrays (np.copysign returned a scalar there) give 0-d arrays."""
+    for reduction in ("none", "mean", "sum"):
+        got = bce_compat.binary_cross_entropy_with_logits(np.array(1.5, np.float32), np.array(0.0, np.float32), reduction=reduction)
+        assert isinstance(got, np.ndarray) and got.shape == () and got.dtype == np.float32
+        assert got == np.float32(math.log1p(math.exp(1.5)))
+
+
+def test_grad_with_an_upstream_array():
+    x = np.array([[-20.0, 0.0, 3.0]], np.float32)
+    y = np.array([[0.0, 1.0, 0.5]], np.float32)
+    upstream = np.array([[1.0], [-2.0]], np.float32)  # broadcast against x: the result has x's shape
+    got = numpy_fast.grad(np.broadcast_to(x, (2, 3)), y, None, 3.0, upstream, np.float32)
+    expected, _ = exact_logits_grad(np.broadcast_to(x, (2, 3)).astype(np.float64), np.broadcast_to(y, (2, 3)).astype(np.float64), None, 3.0)
+    np.testing.assert_allclose(got, expected * upstream, rtol=2e-7)
