@@ -58,7 +58,7 @@ def bench():
         return value, [to_numpy(g) for g in grads]
 
     # float64 exists only with jax_enable_x64; otherwise JAX silently makes float32 arrays.
-    x64 = bool(jax.config.jax_enable_x64)
+    x64 = bool(jax.config.jax_enable_x64)  # type: ignore[attr-defined]
     return Bench("jax", jax, asarray, to_numpy, jnp.asarray, value_and_grad,
                  dtypes=("float16", "bfloat16", "float32") + (("float64",) if x64 else ()),
                  skip_dtypes={"float64": "jax float64 needs JAX_ENABLE_X64=1"})

@@ -36,7 +36,7 @@ def engines():
     return ()
 
 
-_NAMESPACE = None
+_NAMESPACE: "TensorFlowNamespace | None" = None
 
 
 class TensorFlowNamespace:

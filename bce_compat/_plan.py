@@ -15,6 +15,7 @@ only checks on values (BCE's [0, 1] range) run on every call. A bad call raises 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from bce_compat._dispatch import backend_of, is_array, is_python_number
 from bce_compat._registry import Backend, backend_for_type
@@ -33,7 +34,7 @@ _MAX_PLANS = 256  # distinct signatures kept; past that the memo starts afresh
 @dataclass(frozen=True)
 class Plan:
     backend: Backend
-    xp: object  # the array-API namespace of the inputs
+    xp: Any  # the array-API namespace of the inputs
     out_dtype: object  # the promoted dtype of every array argument (SPEC §3)
     cast_to_float: tuple  # (target, weight, pos_weight): a bool/int array, cast to the input's dtype
     compute_dtype: object  # out_dtype, or float32 for half precision (computed in float32, rounded once)

@@ -190,7 +190,7 @@ def _backend_name(cls: type) -> str | None:
 # torch.compile: call this eagerly and use the name it returns as a constant, instead of
 # tracing registry code (a class-keyed dict, entry points, imports) into the graph. The
 # attribute is what torch.compiler.assume_constant_result sets; here it needs no torch import.
-_backend_name._dynamo_marked_constant = True
+_backend_name._dynamo_marked_constant = True  # type: ignore[attr-defined]
 
 
 def _find(cls: type) -> Backend | None:

@@ -20,10 +20,12 @@ BCEWithLogitsLoss()
 from __future__ import annotations
 
 import numbers
+from typing import cast
 
 import torch
 from torch.nn.modules.loss import _Loss, _WeightedLoss
 
+from bce_compat._types import Reduction
 from bce_compat.dialects.torch import binary_cross_entropy, binary_cross_entropy_with_logits
 
 __all__ = ["BCELoss", "BCEWithLogitsLoss"]
@@ -57,7 +59,7 @@ class BCEWithLogitsLoss(_Loss):
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return binary_cross_entropy_with_logits(
-            input, target, self.weight, pos_weight=self.pos_weight, reduction=self.reduction
+            input, target, self.weight, pos_weight=self.pos_weight, reduction=cast(Reduction, self.reduction)
         )
 
 
@@ -79,7 +81,7 @@ class BCELoss(_WeightedLoss):
         _check_reduction(type(self).__name__, self.reduction)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return binary_cross_entropy(input, target, self.weight, reduction=self.reduction)
+        return binary_cross_entropy(input, target, self.weight, reduction=cast(Reduction, self.reduction))
 
 
 def _check_reduction(cls: str, reduction) -> None:

@@ -50,6 +50,6 @@ def weighted_cross_entropy_with_logits(labels: Array, logits: Array, pos_weight:
     return _loss.compute("logits", fn, _NAMES, logits, labels, None, pos_weight, "none")
 
 
-def _check_given(fn: str, labels, logits) -> None:
+def _check_given(fn: str, labels: Array, logits: Array) -> None:
     if labels is None or logits is None:
         raise ValueError(f"{fn}: both `labels` and `logits` must be given; got labels={labels!r}, logits={logits!r}")
