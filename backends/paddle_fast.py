@@ -135,9 +135,11 @@ def _with_operand_grads(value, problem: Problem):
 
     xp = namespace(problem.x)
     dtype = _compute_dtype(*problem.arrays())
-    c = _loss.portable(replace(problem, x=problem.x.detach()), xp, dtype)
+    # in float32 for float16 (Paddle has no float16 CPU subtract); the round trip is exact
+    c = _loss.portable(replace(problem, x=problem.x.detach(), out_dtype=dtype), xp, dtype)
     c_const = c.detach()
-    return value - xp.where(xp.isfinite(c_const), c_const - c, xp.zeros_like(c))
+    zero = xp.where(xp.isfinite(c_const), c_const - c, xp.zeros_like(c))
+    return xp.astype(xp.astype(value, dtype) - zero, problem.out_dtype)
 
 
 def _compute_dtype(*arrays):

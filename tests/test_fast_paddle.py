@@ -138,3 +138,15 @@ def test_docstring_examples_run():
 
     failures, tried = doctest.testmod(paddle_fast, optionflags=doctest.ELLIPSIS)
     assert tried > 0 and failures == 0
+
+
+def test_float16_with_every_gradient_keeps_the_bits():
+    """float16 on CPU: Paddle has no float16 subtract there; the zero-valued term runs in float32."""
+    xn, yn = np.asarray([0.5, -3.0, 8.0], np.float16), np.asarray([1.0, 0.25, 0.0], np.float16)
+    args = [paddle.to_tensor(a, stop_gradient=False) for a in (xn, yn)]
+    loss = bce_compat.binary_cross_entropy_with_logits(*args, pos_weight=2.0, reduction="none")
+    plain = bce_compat.binary_cross_entropy_with_logits(*(paddle.to_tensor(a) for a in (xn, yn)), pos_weight=2.0, reduction="none")
+    assert loss.dtype == paddle.float16 and loss.numpy().tobytes() == plain.numpy().tobytes()
+    gx, gy = paddle.grad(loss.sum(), args)
+    assert gx.dtype == gy.dtype == paddle.float16
+    np.testing.assert_allclose(gx.numpy(), exact_logits_grad(xn, yn, None, 2.0)[0], rtol=2e-3)
