@@ -17,6 +17,11 @@ False
 from __future__ import annotations
 
 PADDLE_MARK = "___jit_transform_options___"  # paddle.jit.dy2static.utils.TransformOptions.TRANSFORM_OPTIONS_ATTR_NAME
+# TF's AutoGraph rewrites every function a tf.function calls, and its rewrite of our dispatch
+# code (namespace methods, generators) breaks it; an "AutoGraph artifact" is called as it is
+# (tensorflow/python/autograph/impl/api.py: is_autograph_artifact), which is all we need: on
+# graph tensors our code adds plain TF ops, as in eager mode.
+TF_AUTOGRAPH_MARK = "autograph_info__"
 
 
 class _PaddleUnified:
@@ -35,6 +40,7 @@ class _PaddleUnified:
 
 
 def unified_in_graphs(fn):
-    """``fn``, marked so that Paddle's to_static (SOT and AST) calls it instead of tracing into it."""
+    """``fn``, marked so that Paddle's to_static (SOT and AST) and TF's AutoGraph call it instead of tracing into it."""
     setattr(fn, PADDLE_MARK, _PaddleUnified())
+    setattr(fn, TF_AUTOGRAPH_MARK, frozenset())
     return fn
