@@ -19,10 +19,12 @@ _NAMES = ArgNames(input="logits", target="labels")
 def sigmoid_binary_cross_entropy(logits: Array, labels: Array) -> Array:
     """``optax.losses.sigmoid_binary_cross_entropy``: -labels*log σ(logits) - (1-labels)*log(1-σ(logits)).
 
-    >>> import numpy as np
-    >>> from bce_compat.dialects import optax
-    >>> [round(v, 4) for v in optax.sigmoid_binary_cross_entropy(np.array([0.0, 2.0]), np.array([1.0, 0.0])).tolist()]
-    [0.6931, 2.1269]
+    Examples:
+        >>> import numpy as np
+        >>> from bce_compat.dialects import optax
+        >>> loss = optax.sigmoid_binary_cross_entropy(np.array([0.0, 2.0]), np.array([1.0, 0.0]))
+        >>> [round(v, 4) for v in loss.tolist()]
+        [0.6931, 2.1269]
     """
     return _loss.compute("logits", "sigmoid_binary_cross_entropy", _NAMES, logits, labels, None, None, "none")
 
@@ -32,10 +34,11 @@ def sigmoid_focal_loss(logits: Array, labels: Array, alpha: float | None = None,
 
     Same numbers as ``bce_compat.sigmoid_focal_loss`` (torchvision's, alpha=-1 there for none).
 
-    >>> import numpy as np
-    >>> from bce_compat.dialects import optax
-    >>> [round(v, 4) for v in optax.sigmoid_focal_loss(np.array([0.0]), np.array([1.0])).tolist()]
-    [0.1733]
+    Examples:
+        >>> import numpy as np
+        >>> from bce_compat.dialects import optax
+        >>> [round(v, 4) for v in optax.sigmoid_focal_loss(np.array([0.0]), np.array([1.0])).tolist()]
+        [0.1733]
     """
     fn = "sigmoid_focal_loss"
     options = _options.focal_options(fn, -1.0 if alpha is None else alpha, gamma)

@@ -40,7 +40,8 @@ def binary_cross_entropy_with_logits(
         input: logits, a real floating array of any library bce_compat supports.
         target: same shape as ``input``, values usually in [0, 1]; bool/int arrays are cast.
         weight: rescaling weight, an array (broadcast to ``input``) or a number.
-        size_average, reduce: deprecated; when given they override ``reduction`` (with a warning).
+        size_average: deprecated; when given it overrides ``reduction`` (with a warning), as in torch.
+        reduce: deprecated; when given it overrides ``reduction`` (with a warning), as in torch.
         reduction: "none" (keep the shape), "mean" (sum / number of elements) or "sum".
         pos_weight: weight of positive examples, an array (broadcast to ``input``) or a number.
         label_smoothing: keyword-only, ε in [0, 1]: targets become y*(1 - ε) + ε/2 (as Keras).
@@ -86,14 +87,16 @@ def binary_cross_entropy(
         input: probabilities in [0, 1], a real floating array.
         target: same shape as ``input``, values in [0, 1]; bool/int arrays are cast.
         weight: rescaling weight, an array (broadcast to ``input``) or a number.
-        size_average, reduce: deprecated; when given they override ``reduction`` (with a warning).
+        size_average: deprecated; when given it overrides ``reduction`` (with a warning), as in torch.
+        reduce: deprecated; when given it overrides ``reduction`` (with a warning), as in torch.
         reduction: "none", "mean" or "sum".
-        label_smoothing, ignore_index: keyword-only, as in ``binary_cross_entropy_with_logits``.
+        label_smoothing: keyword-only, as in ``binary_cross_entropy_with_logits``.
+        ignore_index: keyword-only, as in ``binary_cross_entropy_with_logits``.
 
     Raises ValueError on eager backends if ``input`` or ``target`` has values outside [0, 1]
     (targets equal to ``ignore_index`` excepted).
 
-    Example:
+    Examples:
         >>> import numpy as np, bce_compat
         >>> q, y = np.array([0.9, 0.2]), np.array([1.0, 0.0])
         >>> [round(v, 4) for v in bce_compat.binary_cross_entropy(q, y, reduction="none").tolist()]
@@ -187,7 +190,7 @@ def sigmoid_focal_loss(
     |x| up to 1e30 and at ±inf (where torchvision gives NaN gradients for gamma < 1).
     ``reduction``: "none" (default, as torchvision), "mean" or "sum".
 
-    Example:
+    Examples:
         >>> import numpy as np, bce_compat
         >>> [round(v, 4) for v in bce_compat.sigmoid_focal_loss(np.array([0.0, 2.0]), np.array([1.0, 0.0])).tolist()]
         [0.0433, 1.2376]
