@@ -49,3 +49,48 @@ def _require(name: str) -> frameworks.Framework:
         reason = f"{name} is not selected by $BCE_COMPAT_BACKENDS" if name not in selected else f"{name} is not installed"
         pytest.skip(reason)
     return FRAMEWORKS[name]
+
+
+PLUGIN_SOURCE = os.path.join(os.path.dirname(__file__), "plugin")
+
+
+@pytest.fixture(scope="session")
+def toy_plugin_site(tmp_path_factory) -> str:
+    """The test plugin distribution (``tests/plugin``: toyarray and its adapter), installed into a
+    temporary folder: pip builds it from a copy (nothing is written to the source tree) and
+    nothing is installed into the environment itself. Skips, with pip's message, if it cannot be built.
+    """
+    import shutil
+    import subprocess
+    import sys
+
+    source = tmp_path_factory.mktemp("plugin-src") / "plugin"
+    shutil.copytree(PLUGIN_SOURCE, source)
+    site = tmp_path_factory.mktemp("plugin-site")
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(source)]
+    try:
+        import setuptools  # noqa: F401  (then no build environment, hence no download, is needed)
+
+        command.insert(4, "--no-build-isolation")
+    except ImportError:
+        pass
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    if done.returncode:
+        pytest.skip(f"the test plugin could not be built: {done.stderr.strip()[-500:]}")
+    return str(site)
+
+
+@pytest.fixture
+def toy_plugin(toy_plugin_site, monkeypatch):
+    """The test plugin importable and its entry point visible, as if installed; undone afterwards."""
+    import sys
+
+    from bce_compat import _registry
+
+    monkeypatch.syspath_prepend(toy_plugin_site)
+    _registry.clear_caches()
+    yield toy_plugin_site
+    for name in [m for m in sys.modules if m.split(".")[0] in ("toyarray", "toyarray_bce")]:
+        del sys.modules[name]
+    monkeypatch.undo()
+    _registry.clear_caches()

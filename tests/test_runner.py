@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import types
 import xml.etree.ElementTree as ET
 
@@ -11,7 +12,7 @@ import pytest
 
 import bce_compat
 from bce_compat import cli
-from bce_compat.conformance import casedata, reference, report, runner
+from bce_compat.conformance import casedata, natives, reference, report, runner
 from bce_compat.dialects import paddle as paddle_dialect
 
 POS_WEIGHT_CASES = ["torch-module-pos-weight-3-triples-positives", "paddle-F-logits-pos-weight-per-class"]
@@ -111,3 +112,68 @@ def test_diff_lists_known_torch_paddle_difference():
     rows = report.diff_rows(result, "torch", "paddle")
     assert {r["case"] for r in rows} == {"ours-label-minus-100-not-ignored"}
     assert all(r["advice"] for r in rows)
+
+
+# --- case files are checked against a schema ----------------------------------------------------
+
+_CASE = '''source = "SPEC.md"
+function = "binary_cross_entropy_with_logits"
+[[case]]
+id = "demo"
+quote = "q"
+inputs = {input = [0.0], target = [1.0]}
+'''
+
+
+def test_case_schema_accepts_a_valid_case():
+    (case,) = casedata.parse_file("demo.toml", _CASE + "expect = {value = 0.6931471805599453, value_rtol = 1e-7}\n")
+    assert case.id == "demo" and case.expect["value_rtol"] == 1e-7
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("expect = {vaule = 1.0}\n", "demo.toml: case 'demo': unknown key 'vaule' in expect"),
+    ("expect = {grad = 1}\n", "demo.toml: case 'demo': expect key 'grad' must be bool"),
+    ("expect = {value = true}\n", "demo.toml: case 'demo': expect key 'value' must be int or float"),
+    ("kwarg = {reduction = 'sum'}\n", "demo.toml: case 'demo': unknown key 'kwarg' in the case"),
+    ("dtypes = 'float32'\n", "demo.toml: case 'demo': the case key 'dtypes' must be list"),
+])
+def test_case_schema_rejects_unknown_or_mistyped_keys(extra, message):
+    with pytest.raises(ValueError, match=message):
+        casedata.parse_file("demo.toml", _CASE + extra)
+
+
+def test_case_schema_checks_inputs_and_required_keys():
+    with pytest.raises(ValueError, match=r"demo.toml: case 'demo': unknown key 'fil' in input 'weight'"):
+        casedata.parse_file("demo.toml", _CASE.replace("target = [1.0]}", "target = [1.0], weight = {fil = 1.0, shape = [1]}}"))
+    with pytest.raises(ValueError, match=r"demo.toml: case 'demo': missing 'quote'"):
+        casedata.parse_file("demo.toml", _CASE.replace('quote = "q"\n', ""))
+    with pytest.raises(ValueError, match=r"demo.toml: file: unknown key 'sorce'"):
+        casedata.parse_file("demo.toml", "sorce = 'x'\n")
+
+
+# --- native contenders: a missing package or framework is a skip, never a crash ------------------
+
+
+def test_missing_optax_is_a_skip_with_an_install_hint(monkeypatch):
+    pytest.importorskip("jax")
+    monkeypatch.setitem(sys.modules, "optax", None)  # "import optax" now raises ImportError
+    result = runner.run(casedata.load_cases(["paddle-F-logits-example"]), ["jax"], native=True, shim=False)
+    native = [o for o in result.outcomes if o.path == "native"]
+    assert native and all(o.status == "skipped" for o in native)
+    assert all("optax is not installed" in o.detail and "pip install" in o.detail for o in native)
+    assert result.exit_code == 0
+
+
+def test_a_backend_without_native_op_has_no_native_cells():
+    assert not natives.has_native("numpy") and not natives.has_native("some_plugin")
+    with pytest.raises(natives.Unsupported, match="some_plugin has no native BCE op"):
+        natives.native_op("some_plugin", {}, casedata.load_cases(["paddle-F-logits-example"])[0])
+    result = runner.run(casedata.load_cases(["paddle-F-logits-example"]), ["numpy"], native=True)
+    assert result.outcomes and all(o.path != "native" for o in result.outcomes)
+
+
+def test_report_accepts_a_backend_it_has_no_short_name_for():
+    result = runner.run(casedata.load_cases(["paddle-F-logits-example"]), ["numpy"], native=False)
+    result.backends = ["numpy", "some_plugin_backend"]
+    table = report.table(result)
+    assert "some_p" in table.splitlines()[1]

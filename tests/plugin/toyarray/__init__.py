@@ -40,6 +40,12 @@ class ToyArray:
     def __float__(self):
         return float(self._values)
 
+    def __int__(self):
+        return int(self._values)
+
+    def __index__(self):
+        return operator.index(self._values)
+
     def __getitem__(self, key):
         return _wrap(self._values[_unwrap(key)])
 
