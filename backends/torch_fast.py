@@ -62,8 +62,6 @@ def _solve(problem: Problem):
         return Declined("CUDA without an importable Triton")
     from bce_compat.backends import torch_triton
 
-    if _wants_grad(problem.arrays()[1:]):
-        return Declined("the Triton kernels give gradients for the input only")
     return torch_triton.bce_with_logits(*problem.arrays(), problem.reduction, out_dtype)
 
 
@@ -118,7 +116,7 @@ class _CPULoss(torch.autograd.Function):
 
 def _times_upstream(d, grad, dtype):
     """d * grad with torch ops (a batched ``grad`` under is_grads_batched stays batched)."""
-    if grad.dim() == 0 and not _batched(grad):
+    if grad.dim() == 0 and not is_batched(grad):
         g = float(grad)
         if g != 1.0:
             d.mul_(g)
@@ -213,7 +211,7 @@ _functorch_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor",
 _legacy_batched = getattr(torch._C._functorch, "is_legacy_batchedtensor", lambda t: False)
 
 
-def _batched(t) -> bool:
+def is_batched(t) -> bool:
     """A tensor of a vmap level (torch.func, or the legacy vmap behind is_grads_batched)."""
     return _functorch_wrapped(t) or _legacy_batched(t)
 

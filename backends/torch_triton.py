@@ -1,12 +1,12 @@
-"""Triton kernels for BCE-with-logits on CUDA tensors: one fused forward, one fused backward.
+"""Triton kernel for BCE-with-logits on CUDA tensors: one kernel for the loss and the gradient.
 
 The forward reads x and y once, gathers ``weight``/``pos_weight`` in-kernel through their
 broadcast strides (no expanded copies), computes in float32 and either stores the loss in the
 output dtype or writes one float32 partial sum per block (mean/sum fused; the partials, 1/BLOCK
 of the input, are summed in float64). For mean/sum of float32 with x requiring grad it also
-writes dL/dx in the same pass, and the backward kernel only scales it in place by the upstream
+writes dL/dx in the same pass, and the backward only scales it in place by the upstream
 gradient, returning at once when that is 1 (``loss.backward()``): forward + backward then moves
-12 bytes per element, the memory floor. Otherwise the backward kernel reads x, y (and the
+12 bytes per element, the memory floor. Otherwise the backward runs the same kernel for the gradient alone: it reads x, y (and the
 upstream gradient for reduction="none") and writes dL/dx. Peak memory is inputs + output + gradient.
 ``exp``/``log1p`` come from libdevice (accurate, not the ``.approx`` instructions). Tested on CPU
 with ``TRITON_INTERPRET=1``, which runs the kernels on CPU tensors; the interpreter has no
@@ -75,66 +75,57 @@ def _offsets(n, BLOCK: tl.constexpr, INT64: tl.constexpr):
 
 
 @triton.jit
-def _grad_unweighted(x, e, c_pos, c_neg):
-    """(1-y)*sigmoid(x) - p*y*sigmoid(-x), from e = exp(-|x|); a zero coefficient gives 0."""
-    r = 1.0 / (1.0 + e)
-    s_pos = tl.where(x > 0, r, e * r)  # sigmoid(x); 0.5 at x = 0
-    s_neg = tl.where(x > 0, e * r, r)  # sigmoid(-x)
-    return tl.where(c_neg == 0, 0.0, c_neg * s_pos) - tl.where(c_pos == 0, 0.0, c_pos * s_neg)
+def _times(c, term):
+    """c * term, exactly 0 where the coefficient c is 0 (even where term is inf): the rule, once."""
+    return tl.where(c == 0, 0.0, c * term)
 
 
 @triton.jit
-def _forward_kernel(
-    x_ptr, y_ptr, w_ptr, p_ptr, out_ptr, gx_ptr, n, w_number, p_number, g_scale,
+def _kernel(
+    x_ptr, y_ptr, w_ptr, p_ptr, g_ptr, out_ptr, gx_ptr, n, w_number, p_number, g_scale,
     wd0, wn0, ws0, wd1, wn1, ws1, pd0, pn0, ps0, pd1, pn1, ps1,
     W_KIND: tl.constexpr, W_TERMS: tl.constexpr, P_KIND: tl.constexpr, P_TERMS: tl.constexpr,
-    REDUCE: tl.constexpr, SAVE_GRAD: tl.constexpr, INT64: tl.constexpr, BLOCK: tl.constexpr,
+    LOSS: tl.constexpr, REDUCE: tl.constexpr, GRAD: tl.constexpr, G_KIND: tl.constexpr,
+    INT64: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
+    """The one formula: the loss (LOSS; per-block partial sums if REDUCE) and/or dL/dx (GRAD).
+
+    loss = c+ * softplus(-x) + c- * softplus(x), dL/dx = c- * sigmoid(x) - c+ * sigmoid(-x),
+    with c+ = p*y, c- = 1 - y, both times w; everything from e = exp(-|x|). The gradient is
+    times g_scale and the upstream gradient: none (G_KIND 0), one number at g_ptr (1), or a
+    full array at g_ptr (2).
+    """
     offs, mask = _offsets(n, BLOCK, INT64)
     x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     y = tl.load(y_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     w = _gather(w_ptr, offs, mask, w_number, wd0, wn0, ws0, wd1, wn1, ws1, W_KIND, W_TERMS)
     p = _gather(p_ptr, offs, mask, p_number, pd0, pn0, ps0, pd1, pn1, ps1, P_KIND, P_TERMS)
     e = _exp(-tl.abs(x))  # exp(-|x|) <= 1: never overflows
-    t = _log1p(e)
-    sp_pos = tl.where(x > 0, x, 0.0) + t  # softplus(x); where (not maximum) keeps NaN in t
-    sp_neg = t - tl.where(x > 0, 0.0, x)  # softplus(-x), not softplus(x) - x (cancellation)
     c_pos = p * y
     c_neg = 1.0 - y
-    loss = tl.where(c_pos == 0, 0.0, c_pos * sp_neg) + tl.where(c_neg == 0, 0.0, c_neg * sp_pos)
-    if W_KIND != 0:
-        loss = loss * w
-    if SAVE_GRAD:  # mean/sum with x requiring grad: dL/dx for an upstream gradient of 1, same pass
-        d = _grad_unweighted(x, e, c_pos, c_neg)
+    if LOSS:
+        t = _log1p(e)
+        sp_pos = tl.where(x > 0, x, 0.0) + t  # softplus(x); where (not maximum) keeps NaN in t
+        sp_neg = t - tl.where(x > 0, 0.0, x)  # softplus(-x), not softplus(x) - x (cancellation)
+        loss = _times(c_pos, sp_neg) + _times(c_neg, sp_pos)
+        if W_KIND != 0:
+            loss = loss * w
+        if REDUCE:
+            tl.store(out_ptr + tl.program_id(0), tl.sum(tl.where(mask, loss, 0.0), axis=0))
+        else:
+            tl.store(out_ptr + offs, loss.to(out_ptr.dtype.element_ty), mask=mask)
+    if GRAD:
+        r = 1.0 / (1.0 + e)
+        s_pos = tl.where(x > 0, r, e * r)  # sigmoid(x); 0.5 at x = 0
+        s_neg = tl.where(x > 0, e * r, r)  # sigmoid(-x)
+        d = _times(c_neg, s_pos) - _times(c_pos, s_neg)
         if W_KIND != 0:
             d = d * w
+        if G_KIND == 2:
+            d = d * tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        elif G_KIND == 1:
+            d = d * tl.load(g_ptr).to(tl.float32)
         tl.store(gx_ptr + offs, (d * g_scale).to(gx_ptr.dtype.element_ty), mask=mask)
-    if REDUCE:
-        tl.store(out_ptr + tl.program_id(0), tl.sum(tl.where(mask, loss, 0.0), axis=0))
-    else:
-        tl.store(out_ptr + offs, loss.to(out_ptr.dtype.element_ty), mask=mask)
-
-
-@triton.jit
-def _backward_kernel(
-    x_ptr, y_ptr, w_ptr, p_ptr, g_ptr, gx_ptr, n, w_number, p_number, g_scale,
-    wd0, wn0, ws0, wd1, wn1, ws1, pd0, pn0, ps0, pd1, pn1, ps1,
-    W_KIND: tl.constexpr, W_TERMS: tl.constexpr, P_KIND: tl.constexpr, P_TERMS: tl.constexpr,
-    G_FULL: tl.constexpr, INT64: tl.constexpr, BLOCK: tl.constexpr,
-):  # fmt: skip
-    offs, mask = _offsets(n, BLOCK, INT64)
-    x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    y = tl.load(y_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    w = _gather(w_ptr, offs, mask, w_number, wd0, wn0, ws0, wd1, wn1, ws1, W_KIND, W_TERMS)
-    p = _gather(p_ptr, offs, mask, p_number, pd0, pn0, ps0, pd1, pn1, ps1, P_KIND, P_TERMS)
-    if G_FULL:
-        g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    else:
-        g = tl.load(g_ptr).to(tl.float32) * g_scale
-    d = _grad_unweighted(x, _exp(-tl.abs(x)), p * y, 1.0 - y)
-    if W_KIND != 0:
-        d = d * w
-    tl.store(gx_ptr + offs, (d * g).to(gx_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -186,28 +177,33 @@ def _grid(n):
     return (triton.cdiv(n, BLOCK),)
 
 
-def forward(x, y, weight, pos_weight, reduction, out_dtype, save_grad=False):
-    """(loss, dL/dx or None), no autograd: "none" in ``out_dtype``, "mean"/"sum" 0-d in ``out_dtype``.
-
-    ``save_grad`` (mean/sum only) also writes dL/dx for an upstream gradient of 1, in x's dtype.
-    """
+def _launch(x, y, weight, pos_weight, *, out=None, grad_x=None, reduce=False, upstream=None, g_kind=0, g_scale=1.0):
     n = x.numel()
     w, w_number, w_kind, w_terms, w_index = _operand(weight, x)
     p, p_number, p_kind, p_terms, p_index = _operand(pos_weight, x)
-    reduce = reduction != "none"
-    save_grad = save_grad and reduce
-    out = torch.empty(_grid(n)[0] if reduce else x.shape, dtype=torch.float32 if reduce else out_dtype, device=x.device)
-    grad_x = torch.empty(x.shape, dtype=x.dtype, device=x.device) if save_grad else out
-    _forward_kernel[_grid(n)](
-        x, y, w, p, out, grad_x, n, w_number, p_number, 1.0 / n if reduction == "mean" else 1.0,
-        *w_index, *p_index,
+    _kernel[_grid(n)](
+        x, y, w, p, x if upstream is None else upstream, x if out is None else out, x if grad_x is None else grad_x,
+        n, w_number, p_number, g_scale, *w_index, *p_index,
         W_KIND=w_kind, W_TERMS=w_terms, P_KIND=p_kind, P_TERMS=p_terms,
-        REDUCE=reduce, SAVE_GRAD=save_grad, INT64=n + BLOCK >= 2**31, BLOCK=BLOCK, num_warps=NUM_WARPS,
+        LOSS=out is not None, REDUCE=reduce, GRAD=grad_x is not None, G_KIND=g_kind,
+        INT64=n + BLOCK >= 2**31, BLOCK=BLOCK, num_warps=NUM_WARPS,
     )  # fmt: skip
+
+
+def forward(x, y, weight, pos_weight, reduction, out_dtype, save_grad=False):
+    """(loss, dL/dx or None), no autograd: "none" in ``out_dtype``, "mean"/"sum" 0-d in ``out_dtype``.
+
+    ``save_grad`` also writes dL/dx for an upstream gradient of 1 (scaled by 1/n for mean), in x's dtype.
+    """
+    n = x.numel()
+    reduce = reduction != "none"
+    out = torch.empty(_grid(n)[0] if reduce else x.shape, dtype=torch.float32 if reduce else out_dtype, device=x.device)
+    grad_x = torch.empty(x.shape, dtype=x.dtype, device=x.device) if save_grad else None
+    _launch(x, y, weight, pos_weight, out=out, grad_x=grad_x, reduce=reduce, g_scale=1.0 / n if reduction == "mean" else 1.0)
     if not reduce:
-        return out, None
+        return out, grad_x
     total = out.sum(dtype=torch.float64)
-    return (total / n if reduction == "mean" else total).to(out_dtype), grad_x if save_grad else None
+    return (total / n if reduction == "mean" else total).to(out_dtype), grad_x
 
 
 def scale_(grad_x, grad):
@@ -219,53 +215,57 @@ def scale_(grad_x, grad):
 
 def backward(x, y, weight, pos_weight, grad, reduction):
     """dL/dx times the upstream ``grad`` (full for "none", 0-d for mean/sum), in x's dtype."""
-    n = x.numel()
-    w, w_number, w_kind, w_terms, w_index = _operand(weight, x)
-    p, p_number, p_kind, p_terms, p_index = _operand(pos_weight, x)
     full = reduction == "none"
-    grad = grad.contiguous() if full else grad.reshape(1)
+    grad = grad.expand(x.shape).contiguous() if full else grad.reshape(1)
     grad_x = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-    _backward_kernel[_grid(n)](
-        x, y, w, p, grad, grad_x, n, w_number, p_number, 1.0 / n if reduction == "mean" else 1.0,
-        *w_index, *p_index,
-        W_KIND=w_kind, W_TERMS=w_terms, P_KIND=p_kind, P_TERMS=p_terms,
-        G_FULL=full, INT64=n + BLOCK >= 2**31, BLOCK=BLOCK, num_warps=NUM_WARPS,
-    )  # fmt: skip
+    _launch(x, y, weight, pos_weight, grad_x=grad_x, upstream=grad, g_kind=2 if full else 1,
+            g_scale=1.0 / x.numel() if reduction == "mean" else 1.0)
     return grad_x
 
 
 class _TritonLoss(torch.autograd.Function):
-    """One forward kernel, one backward kernel; double backward through differentiable torch ops."""
+    """One kernel forward (loss, and dL/dx in the same pass for float32 reductions) and backward.
+
+    Gradients for target/weight/pos_weight, double backward and batched upstream gradients
+    use ``torch_fast``'s portable-formula gradients and torch ops.
+    """
 
     @staticmethod
     def forward(ctx, x, y, weight, pos_weight, reduction, out_dtype):
         ctx.reduction = reduction
-        ctx.numbers = [a if isinstance(a, (int, float)) else None for a in (weight, pos_weight)]
+        ctx.numbers = [a if not torch.is_tensor(a) else None for a in (weight, pos_weight)]
         ctx.save_for_backward(x, y, *(a if torch.is_tensor(a) else None for a in (weight, pos_weight)))
         # Reductions in float32: the gradient is written in the forward pass (x and y are read once
         # for both), and backward only scales it by the upstream gradient (nothing when that is 1).
-        save_grad = ctx.needs_input_grad[0] and x.dtype == torch.float32
+        save_grad = ctx.needs_input_grad[0] and x.dtype == torch.float32 and reduction != "none"
         loss, ctx.grad_x = forward(x.contiguous(), y.contiguous(), weight, pos_weight, reduction, out_dtype, save_grad)
         return loss
 
     @staticmethod
     def backward(ctx, grad):
-        if not ctx.needs_input_grad[0]:
-            return (None,) * 6
+        from bce_compat.backends.torch_fast import is_batched, portable_grads
+
         x, y, *saved = ctx.saved_tensors
         weight, pos_weight = (t if t is not None else n for t, n in zip(saved, ctx.numbers))
-        grad_x, ctx.grad_x = ctx.grad_x, None  # hand it over once; a retain_graph rerun recomputes
-        if grad_x is not None and not torch.is_grad_enabled():
-            return scale_(grad_x, grad), None, None, None, None, None
-        if torch.is_grad_enabled():  # create_graph=True
-            from bce_compat.backends.torch_fast import grad_reference
-
-            grad_x = grad_reference(x, y, weight, pos_weight, grad, ctx.reduction)
-        else:
-            grad_x = backward(x.contiguous(), y.contiguous(), weight, pos_weight, grad, ctx.reduction)
-        return grad_x, None, None, None, None, None
+        wanted = ctx.needs_input_grad[:4]
+        if torch.is_grad_enabled():  # create_graph=True: differentiable, through the portable formula
+            return (*portable_grads(x, y, weight, pos_weight, ctx.reduction, grad, wanted, create_graph=True), None, None)
+        grads = [None] * 6
+        if wanted[0]:
+            grad_x, ctx.grad_x = ctx.grad_x, None  # hand it over once; a retain_graph rerun recomputes
+            if is_batched(grad):  # a vmap level (is_grads_batched): torch ops only
+                if grad_x is None:
+                    grad_x = forward(x.contiguous(), y.contiguous(), weight, pos_weight, ctx.reduction, x.dtype, True)[1]
+                grads[0] = (grad_x * grad).to(x.dtype)
+            elif grad_x is not None:
+                grads[0] = scale_(grad_x, grad)
+            else:
+                grads[0] = backward(x.contiguous(), y.contiguous(), weight, pos_weight, grad, ctx.reduction)
+        if any(wanted[1:]):
+            grads[1:4] = portable_grads(x, y, weight, pos_weight, ctx.reduction, grad, (False, *wanted[1:]), False)[1:]
+        return tuple(grads)
 
 
 def bce_with_logits(x, y, weight, pos_weight, reduction, out_dtype):
-    """Triton: one fused forward kernel (reduction fused), one backward kernel, as an autograd.Function."""
+    """Triton: the one kernel (reduction fused) forward and backward, as an autograd.Function."""
     return _TritonLoss.apply(x, y, weight, pos_weight, reduction, out_dtype)

@@ -188,3 +188,24 @@ def test_docstring_examples_run():
 
     failures, tried = doctest.testmod(tt, optionflags=doctest.ELLIPSIS)
     assert tried > 0 and failures == 0
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_batched_upstream_and_gradients_for_every_argument(reduction):
+    """is_grads_batched (a legacy-vmap upstream) and target/weight/pos_weight gradients, as torch's CPU engine."""
+    gen = torch.Generator().manual_seed(3)
+    x = (torch.randn(4, 3, generator=gen) * 3).to(DEVICE).requires_grad_(True)
+    y = torch.rand(4, 3, generator=gen).to(DEVICE).requires_grad_(True)
+    w = (torch.rand(3, generator=gen) + 0.5).to(DEVICE).requires_grad_(True)
+    p = (torch.rand(3, generator=gen) + 0.5).to(DEVICE).requires_grad_(True)
+    out = tt.bce_with_logits(x, y, w, p, reduction, torch.float32)
+    reference = torch.nn.functional.softplus
+    ref = w * (p * y * reference(-x) + (1 - y) * reference(x))
+    ref = ref if reduction == "none" else (ref.mean() if reduction == "mean" else ref.sum())
+    eye = torch.eye(out.numel(), device=DEVICE).reshape(out.numel(), *out.shape)
+    (got,) = torch.autograd.grad(out, x, eye, is_grads_batched=True, retain_graph=True)
+    (expected,) = torch.autograd.grad(ref, x, eye, is_grads_batched=True, retain_graph=True)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    upstream = torch.ones_like(out)
+    for got, expected in zip(torch.autograd.grad(out, (y, w, p), upstream), torch.autograd.grad(ref, (y, w, p), upstream)):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
