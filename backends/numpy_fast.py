@@ -19,7 +19,7 @@ y = 0 gives 2.06e-9, not 0. The only product that can be 0 * inf is k*x at an in
 zero-coefficient rule (``_zero_coefficient_rule``) makes it exactly 0 there.
 
 Why float64 libm and not NumPy's float32 SIMD exp: the latter measures 2.52 ulp, and through
-the formula up to 5 ulp of the result (SPEC §4 allows 4). Chunks of ``CHUNK`` elements keep the
+the formula up to 5 ulp of the result (docs/contract.md §4 allows 4). Chunks of ``CHUNK`` elements keep the
 scratch buffers in L2; large inputs are split into one contiguous run of chunks per thread
 (NumPy releases the GIL inside ufuncs). A caller may lend faster float64 exp/log1p
 (``Elementary``, e.g. torch's vectorised ones) where its accuracy argument holds.

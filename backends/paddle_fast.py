@@ -1,7 +1,7 @@
 """Paddle CPU engine for BCE-with-logits: ``numpy_fast``'s kernel on zero-copy views of the tensors.
 
 Every dygraph call on CPU tensors of float16/32/64 takes it, whether a gradient is wanted or
-not, so the loss has the same bits either way (SPEC §3). With a gradient wanted for the logit,
+not, so the loss has the same bits either way (docs/contract.md §3). With a gradient wanted for the logit,
 the kernel runs inside a ``paddle.autograd.PyLayer`` whose forward is the very same NumPy call
 and whose backward is ``numpy_fast.grad``; when Paddle asks that backward for a graph of its
 own (``paddle.grad(..., create_graph=True)``) it is computed from Paddle ops, so the second

@@ -154,7 +154,7 @@ def _compute_dtype(dtype):
 
 # torch's own float64 exp and log1p (SLEEF, vectorised, within 1 ulp) are 2-3x faster than
 # libm's. For float16/float32 results that extra float64 ulp is ~2**-29 of a result ulp, so the
-# loss still rounds within SPEC §4; float64 results keep libm's (an ulp there counts). Up to one
+# loss still rounds within docs/contract.md §4; float64 results keep libm's (an ulp there counts). Up to one
 # chunk, wrapping the buffers for torch costs more than it saves.
 def _vectorised(op):
     def apply(a, out):

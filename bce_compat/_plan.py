@@ -1,6 +1,6 @@
 """What a call's argument types, dtypes and shapes decide, worked out once per such signature.
 
-Dispatch, the dtype and shape checks of SPEC §3 and §5 and the result dtype depend on nothing
+Dispatch, the dtype and shape checks of docs/contract.md §3 and §5 and the result dtype depend on nothing
 else, so a training loop that calls the loss with the same kinds of arrays pays for them once;
 only checks on values (BCE's [0, 1] range) run on every call. A bad call raises every time
 (it is never remembered).
@@ -35,7 +35,7 @@ _MAX_PLANS = 256  # distinct signatures kept; past that the memo starts afresh
 class Plan:
     backend: Backend
     xp: Any  # the array-API namespace of the inputs
-    out_dtype: object  # the promoted dtype of every array argument (SPEC §3)
+    out_dtype: object  # the promoted dtype of every array argument (docs/contract.md §3)
     cast_to_float: tuple  # (target, weight, pos_weight): a bool/int array, cast to the input's dtype
     compute_dtype: object  # out_dtype, or float32 for half precision (computed in float32, rounded once)
 
@@ -52,7 +52,7 @@ _plans: dict = {}
 
 
 def plan_for(fn: str, names: ArgNames, x, y, weight, pos_weight) -> Plan:
-    """The plan for these arguments, validated; raises the SPEC §5 errors for bad ones."""
+    """The plan for these arguments, validated; raises the docs/contract.md §5 errors for bad ones."""
     key = _signature(x, y, weight, pos_weight)
     plan = _plans.get(key) if key is not None else None
     if plan is None:

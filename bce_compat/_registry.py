@@ -65,7 +65,7 @@ class Backend:
         return self.adapter.values_are_concrete(x)
 
     def as_result(self, value):
-        """The adapter's final touch, e.g. NumPy's reductions give scalars and SPEC §2 wants 0-d arrays."""
+        """The adapter's final touch, e.g. NumPy's reductions give scalars and docs/contract.md §2 wants 0-d arrays."""
         as_result = getattr(self.adapter, "as_result", None)
         return value if as_result is None else as_result(value)
 

@@ -1,4 +1,4 @@
-"""Checks that turn bad input into the clear errors of SPEC §5, and the dtype rules of §3."""
+"""Checks that turn bad input into the clear errors of docs/contract.md §5, and the dtype rules of §3."""
 
 from __future__ import annotations
 

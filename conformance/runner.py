@@ -228,7 +228,7 @@ def _skip_reason(case, fw, dtype: str, kind: str) -> str | None:
     if reason:
         return reason
     if kind == "shim" and case.eager_only and fw.lazy:
-        return "lazy backend: value checks are not made (SPEC 5)"
+        return "lazy backend: value checks are not made (docs/contract.md §5)"
     if kind == "native" and fw.value_and_grad is None:
         return "no native op"
     return None
@@ -382,7 +382,7 @@ def _check_grads(case, dtype: str, names: list, grads: list) -> tuple[dict, floa
 
 
 def tolerance(dtype: str, ref, scale, n_summed: int):
-    """Allowed |error|: a few ulp of the terms' magnitude (SPEC 4); halves: 1 ulp of the output."""
+    """Allowed |error|: a few ulp of the terms' magnitude (docs/contract.md §4); halves: 1 ulp of the output."""
     log_n = math.ceil(math.log2(max(n_summed, 1)))
     ref, scale = np.abs(np.asarray(ref)), np.asarray(scale)
     if dtype in HALF:

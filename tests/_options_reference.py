@@ -96,7 +96,7 @@ def _focal_terms(x, y, alpha, gamma):
     loss = _times(weight, mpmath.mpf(0) if mod == 0 else ce * mod)
     if mpmath.isinf(x):
         return loss, mpmath.nan, mpmath.nan
-    # d ce/dx = (1-y)*sigmoid(x) - y*sigmoid(-x): two terms that cancel near sigmoid(x) = y (SPEC §4 bound)
+    # d ce/dx = (1-y)*sigmoid(x) - y*sigmoid(-x): two terms that cancel near sigmoid(x) = y (docs/contract.md §4 bound)
     dce_terms = ((1 - y) * sp, y * sn)
     dmod = mpmath.mpf(0) if gamma == 0 else _mp(gamma) * m ** (_mp(gamma) - 1) * (1 - 2 * y) * sp * sn
     first, second = (dce_terms[0] - dce_terms[1]) * mod, ce * dmod

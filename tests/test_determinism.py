@@ -1,4 +1,4 @@
-"""SPEC §3 determinism: on one backend, the same inputs give the same bits whether or not a
+"""docs/contract.md §3 determinism: on one backend, the same inputs give the same bits whether or not a
 gradient is requested (of any argument), and from run to run.
 
 Issue 12 item 2: the Paddle dialect once gave different last bits with ``stop_gradient=False``

@@ -2,7 +2,7 @@
 
 An engine must decline every kind and option it does not implement, so no option is silently
 ignored; the portable path then computes it, or raises a clear error for an option nobody knows.
-Also: the same inputs give the same bits whether or not a gradient is wanted (SPEC §3, issue 12.2).
+Also: the same inputs give the same bits whether or not a gradient is wanted (docs/contract.md §3, issue 12.2).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Every row of SPEC §5: bad input gets a clear error naming the argument, and nothing is lost."""
+"""Every row of docs/contract.md §5: bad input gets a clear error naming the argument, and nothing is lost."""
 
 from __future__ import annotations
 

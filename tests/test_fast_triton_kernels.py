@@ -84,7 +84,7 @@ def _interpreter_bf16(result, exact, dtype):
 
 
 def _grad_bound(x, y, w, p):
-    """|w| * max(sigmoid(x) * (1 + (p - 1) y), p y): SPEC §4's scale for the gradient's error."""
+    """|w| * max(sigmoid(x) * (1 + (p - 1) y), p y): docs/contract.md §4's scale for the gradient's error."""
     p = torch.ones((), dtype=torch.float64) if p is None else p.double()
     w = torch.ones((), dtype=torch.float64) if w is None else w.double()
     first = torch.sigmoid(x.double()) * (1 + (p - 1) * y.double())

@@ -1,4 +1,4 @@
-"""Gradients through each library's own autograd, against the analytic gradient (SPEC §3-4), x = 0 included."""
+"""Gradients through each library's own autograd, against the analytic gradient (docs/contract.md §3-4), x = 0 included."""
 
 from __future__ import annotations
 

@@ -115,7 +115,7 @@ def test_grad_float64_all_arguments_match_analytic():
         loss = functools.partial(bce_compat.binary_cross_entropy_with_logits, reduction="sum")
         grads = jax.grad(lambda a, b, c, d: loss(a, b, c, pos_weight=d), argnums=(0, 1, 2, 3))(*args)
         expected = analytic_grads(x, y, w, p)
-        # SPEC §4: within a few ulp of the larger of the two terms (they may cancel; x = 25, y = 1 does)
+        # docs/contract.md §4: within a few ulp of the larger of the two terms (they may cancel; x = 25, y = 1 does)
         sig = 1 / (1 + np.exp(-x))
         scale = {
             "input": w * np.maximum(sig * (1 + (p - 1) * y), p * y),

@@ -1,4 +1,4 @@
-"""Every backend x dialect x {logits, probabilities} x reduction x weights, against the exact loss (SPEC §3-4)."""
+"""Every backend x dialect x {logits, probabilities} x reduction x weights, against the exact loss (docs/contract.md §3-4)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from _calls import DIALECTS, module, probs, with_logits
 from _reference import assert_result, exact_logits_loss, exact_probs_loss, reduce_exact, skip_unless_dtype
 
-# Rows: logits from the extremes of SPEC §4 (|x| up to 1e30, x = -20 for cancellation, 0) ...
+# Rows: logits from the extremes of docs/contract.md §4 (|x| up to 1e30, x = -20 for cancellation, 0) ...
 LOGITS = [-1e30, -100.0, -20.0, -1.0, -1e-3, 0.0, 1e-3, 1.0, 20.0, 100.0, 1e30]
 # ... columns: targets, each column with its own weight and pos_weight (shape [C] broadcast).
 TARGETS = [0.0, 0.3, 1.0]
@@ -84,7 +84,7 @@ def test_module_form_equals_functional(framework, dialect, kind):
     assert_result(loss(x, y), x, framework, "float64", (), expected, size=x_np.size)
 
 
-INFINITE_CASES = [  # (x, y, exact) — SPEC §3: a zero coefficient contributes exactly 0
+INFINITE_CASES = [  # (x, y, exact) — docs/contract.md §3: a zero coefficient contributes exactly 0
     (np.inf, 1.0, 0.0),
     (np.inf, 0.0, np.inf),
     (-np.inf, 0.0, 0.0),
@@ -139,7 +139,7 @@ def test_pos_weight_broadcasts_per_channel_for_images(framework):
 
 
 def test_label_minus_100_is_not_ignored(framework):
-    """SPEC §3: Paddle's native op ignores labels equal to -100; our Paddle dialect computes them."""
+    """docs/contract.md §3: Paddle's native op ignores labels equal to -100; our Paddle dialect computes them."""
     skip_unless_dtype(framework, "float64")
     x_np = np.asarray([0.5, -2.0]); y_np = np.asarray([-100.0, 1.0])
     x, y = framework.asarray(x_np, "float64"), framework.asarray(y_np, "float64")

@@ -1,8 +1,8 @@
-"""SPEC §5 / issue 11 item 4: NumPy operands where the library itself accepts them (Dask, JAX).
+"""docs/contract.md §5 / issue 11 item 4: NumPy operands where the library itself accepts them (Dask, JAX).
 
 A small NumPy ``pos_weight`` beside a large lazy Dask array is the usual case; Dask's and JAX's
 own operations take NumPy operands, so the loss does too (converted to the input's library).
-Every other mix stays the TypeError of SPEC §5.
+Every other mix stays the TypeError of docs/contract.md §5.
 """
 
 from __future__ import annotations

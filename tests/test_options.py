@@ -242,7 +242,7 @@ def test_focal_loss_bad_parameters_name_the_argument(alpha, gamma, arg):
         bce_compat.sigmoid_focal_loss(np.zeros(1), np.zeros(1), reduction="batchmean")
 
 
-# --- the edge cases of every option on the layouts SPEC §3 names --------------------------------
+# --- the edge cases of every option on the layouts docs/contract.md §3 names --------------------------------
 
 
 @pytest.mark.parametrize("shape", [(), (1,), (0,)], ids=["0d", "one", "empty"])

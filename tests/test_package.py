@@ -19,7 +19,7 @@ FRAMEWORK_MODULES = ("numpy", "torch", "paddle", "tensorflow", "jax", "dask", "a
 
 
 def test_import_imports_no_array_library():
-    """SPEC §1, proved in a fresh interpreter (array-api-compat tests/test_no_dependencies.py does the same)."""
+    """docs/contract.md §1, proved in a fresh interpreter (array-api-compat tests/test_no_dependencies.py does the same)."""
     code = (
         "import sys, bce_compat, bce_compat.dialects.paddle, bce_compat.cli\n"
         f"print(sorted(m for m in {FRAMEWORK_MODULES!r} if m in sys.modules))"

@@ -134,7 +134,7 @@ def test_mode_gives_dygraph_values_and_gradients(mode, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_dygraph_matches_paddles_own_op_and_the_exact_loss(dtype):
-    """Where Paddle's op is exact, its numbers; everywhere, within SPEC §4 of the exact value."""
+    """Where Paddle's op is exact, its numbers; everywhere, within docs/contract.md §4 of the exact value."""
     F = paddle.nn.functional
     x, y, q, w, pw = _inputs(dtype)
     for reduction in REDUCTIONS:

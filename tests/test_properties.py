@@ -12,7 +12,7 @@ from _calls import probs, with_logits
 from _reference import assert_result, exact_logits_loss, exact_probs_loss, flushable_logits_terms, reduce_exact
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-LOGIT = st.floats(-1.0000000150474662e30, 1.0000000150474662e30, width=32)  # |x| up to 1e30 (SPEC §4) | st.floats(-40, 40, width=32)
+LOGIT = st.floats(-1.0000000150474662e30, 1.0000000150474662e30, width=32)  # |x| up to 1e30 (docs/contract.md §4) | st.floats(-40, 40, width=32)
 UNIT = st.floats(0, 1, width=32, allow_subnormal=False)  # FTZ kernels (TF, XLA) may flush those
 WEIGHT = st.floats(0, 10, width=32, allow_subnormal=False)
 # y is the smallest normal float32 and p = 0.5, so p*y is subnormal; softplus(-x) = 100 makes the term normal.

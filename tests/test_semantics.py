@@ -1,4 +1,4 @@
-"""SPEC §2-3 beyond the values: dtypes, casting, half precision, empty inputs, legacy arguments, no mutation."""
+"""docs/contract.md §2-3 beyond the values: dtypes, casting, half precision, empty inputs, legacy arguments, no mutation."""
 
 from __future__ import annotations
 
