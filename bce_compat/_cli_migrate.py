@@ -4,9 +4,12 @@ Only text is rewritten; neither torch nor Paddle is imported. libcst is imported
 
     bce-compat migrate --to paddle train.py          # show the diff
     bce-compat migrate --to paddle --write src/      # apply it
+    cat train.py | bce-compat migrate --to torch     # piped stdin (or '-'); a terminal gets the usage
 """
 
 from __future__ import annotations
+
+import sys
 
 
 def register(subparsers) -> None:
@@ -25,18 +28,22 @@ def register(subparsers) -> None:
     parser.add_argument("--write", action="store_true",
                         help="apply the changes (for '-', print the rewritten source instead of a diff)")
     parser.add_argument("paths", nargs="*", metavar="PATH",
-                        help="files or directories (*.py, recursively); '-' or nothing reads stdin")
-    parser.set_defaults(run=run)
+                        help="files or directories (*.py, recursively); '-' reads stdin (as does no path when "
+                             "stdin is piped)")
+    parser.set_defaults(run=run, usage=parser.format_usage)
 
 
-def run(args) -> int:
+def run(args, stdin=None) -> int:
+    stdin = stdin or sys.stdin
+    if not args.paths and stdin.isatty():  # nothing piped in: waiting silently for typing would look hung
+        print(args.usage().rstrip(), file=sys.stderr)
+        print("bce-compat migrate: give files or directories, or '-' to read the source from stdin", file=sys.stderr)
+        return 2
     try:
         import libcst  # noqa: F401
     except ImportError:
-        import sys
-
         print("bce-compat migrate needs libcst: pip install 'bce_compat[migrate]'", file=sys.stderr)
         return 2
     from bce_compat.migrate._driver import migrate_paths
 
-    return migrate_paths(args.paths, args.to, write=args.write)
+    return migrate_paths(args.paths, args.to, write=args.write, stdin=stdin)

@@ -1,4 +1,5 @@
-"""The ``bce-compat`` command: each subcommand lives in its own module with a ``register(subparsers)``.
+"""The ``bce-compat`` command (also ``python -m bce_compat``): each subcommand lives in its own module
+with a ``register(subparsers)``.
 
 >>> main(["--version"])  # doctest: +SKIP
 bce-compat 0.1.0
@@ -10,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+from bce_compat._cli_quiet import framework_warnings_ignored, silence_framework_logs
 from bce_compat._version import __version__
 
 # Modules whose register(subparsers) adds one subcommand each (imported only to build the parser;
@@ -35,12 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run one subcommand; the exit status. Frameworks' log lines and warnings are kept out of the output."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
-    return int(args.run(args) or 0)
+    silence_framework_logs()  # before any subcommand imports a framework
+    with framework_warnings_ignored():
+        return int(args.run(args) or 0)
 
 
 if __name__ == "__main__":

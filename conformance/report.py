@@ -15,7 +15,7 @@ SHORT = {"numpy": "numpy", "torch": "torch", "paddle": "paddle", "tensorflow": "
          "dask": "dask", "array_api_strict": "strict"}
 MARK = {"pass": "ok", "fail": "FAIL", "diverges": "div", "skipped": "skip"}
 _RANK = {"fail": 3, "diverges": 2, "pass": 1, "skipped": 0}
-_ID_WIDTH = 30  # 30 + 11 columns of 6 + " | " fits 100 columns
+_MIN_ID_WIDTH = 24  # the id column is never narrower, however narrow the terminal
 
 
 def _short_name(backend: str) -> str:
@@ -28,12 +28,16 @@ def summary_line(counts: dict) -> str:
             f"{counts['diverges']} diverges (native), {counts['skipped']} skipped")
 
 
-def table(result) -> str:
+def table(result, width: int = 100) -> str:
     """Rows: cases; columns: our shim on each backend (both dialects, all dtypes), then each native op.
 
-    A cell shows the worst of its checks: FAIL > div > ok > skip ("-" where nothing ran).
+    A cell shows the worst of its checks: FAIL > div > ok > skip ("-" where nothing ran). The
+    native block is left out when no native op ran (``--no-native``). Case ids are shown whole:
+    the id column is as wide as the longest id if the line then fits ``width``; an id too long
+    for it gets a line of its own, its cells on the next.
     """
-    natives = [b for b in result.backends if has_native(b)]
+    ran_native = {o.backend for o in result.outcomes if o.path == "native"}
+    natives = [b for b in result.backends if has_native(b) and b in ran_native]
     columns = [("shim", b) for b in result.backends] + [("native", b) for b in natives]
     cells = {}
     for o in result.outcomes:
@@ -46,15 +50,24 @@ def table(result) -> str:
     def join(texts, kind):
         return "".join(f"{t:>{w}}" for t, w, (k, _) in zip(texts, widths, columns) if k == kind)
 
+    def cells_text(texts):
+        return join(texts, "shim") + (f" | {join(texts, 'native')}" if natives else "")
+
     heads = [_short_name(b) for _, b in columns]
     shim_head, native_head = join(heads, "shim"), join(heads, "native")
-    lines = [f"{'':<{_ID_WIDTH}}{'our shim on each backend':^{len(shim_head)}} | {'native op':^{len(native_head)}}",
-             f"{'case':<{_ID_WIDTH}}{shim_head} | {native_head}"]
+    longest = max([len("case")] + [len(case.id) for case in result.cases])
+    id_width = min(longest, max(_MIN_ID_WIDTH, width - len(cells_text(heads)) - len(" !!"))) + 1
+    title = f"{'our shim on each backend':^{len(shim_head)}}"
+    if natives:
+        title += f" | {'native op':^{len(native_head)}}"
+    lines = [f"{'':<{id_width}}{title}".rstrip(), f"{'case':<{id_width}}{cells_text(heads)}"]
     for case in result.cases:
         row = [MARK.get(cells.get((case.id, kind, b)), "-") for kind, b in columns]
-        name = case.id if len(case.id) <= _ID_WIDTH else case.id[: _ID_WIDTH - 1] + "…"
         flag = " !!" if case.id in disagree else ""
-        lines.append(f"{name:<{_ID_WIDTH}}{join(row, 'shim')} | {join(row, 'native')}{flag}")
+        if len(case.id) < id_width:
+            lines.append(f"{case.id:<{id_width}}{cells_text(row)}{flag}")
+        else:  # whole, on its own line: a cut id cannot be searched for or passed to --cases
+            lines += [case.id, f"{'':<{id_width}}{cells_text(row)}{flag}"]
     return "\n".join(lines)
 
 
@@ -140,9 +153,23 @@ def diff_rows(result, a: str, b: str) -> list[dict]:
             if not _differ(oa, ob, dtype):
                 continue
             rows.append({"case": case.id, "dtype": dtype, "quote": case.quote, "source": case.source,
-                         a: _behaviour(oa), b: _behaviour(ob),
-                         "advice": case.advice or "use bce_compat to get one answer on both"})
+                         a: _behaviour(oa), b: _behaviour(ob), "advice": diff_advice(case, a, oa, b, ob)})
     return rows
+
+
+def diff_advice(case, a: str, oa, b: str, ob) -> str:
+    """The advice line of a diff row: what was measured (who raises, who returns what), then the case's advice.
+
+    The part that names frameworks comes from the two outcomes, so it cannot contradict the row;
+    a case's ``advice`` text says what to do, not which framework does what.
+    """
+    advice = case.advice or "use bce_compat to get one answer on both"
+    if (oa.error is None) == (ob.error is None):
+        if oa.error is None and oa.shape != ob.shape:
+            return f"{a} returns shape {oa.shape}, {b} shape {ob.shape}; {advice}"
+        return advice
+    (raiser, err), (other, ok) = ((a, oa), (b, ob)) if oa.error else ((b, ob), (a, oa))
+    return f"{raiser} refuses this ({err.error.split(':')[0]}), {other} returns shape {ok.shape}; {advice}"
 
 
 _DIFF_RTOL = {"float16": 1e-2, "bfloat16": 1e-2, "float32": 1e-5, "float64": 1e-12}
