@@ -66,3 +66,18 @@ def row(case: str, ours: float, native: float | None, native_name: str = "", flo
         "floor_ratio": None if floor is None else ours / floor,
         "note": note,
     }
+
+
+def _fmt(value, spec):
+    return "-" if value is None else format(value, spec)
+
+
+def print_table(rows: list[dict]) -> None:
+    width = max(len(r["case"]) for r in rows)
+    native_width = max(len(r["native"] or "-") for r in rows)
+    print(f"{'case':<{width}}  {'ours ms':>10}  {'native':<{native_width}}  {'native ms':>10}  {'ratio':>6}  {'floor':>6}  note")
+    for r in rows:
+        print(
+            f"{r['case']:<{width}}  {_fmt(r['ours_ms'], '10.3f')}  {r['native'] or '-':<{native_width}}  "
+            f"{_fmt(r['native_ms'], '10.3f')}  {_fmt(r['ratio'], '6.2f')}  {_fmt(r['floor_ratio'], '6.2f')}  {r['note']}"
+        )

@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 import numpy as np
-from _timing import interleaved, row
+from _timing import interleaved, print_table, row
 
 
 def data(n: int, seed: int = 0):
@@ -168,8 +168,6 @@ def all_rows(sizes=(2**24, 128), repeat: int = 5) -> list[dict]:
 
 
 def main(argv=None) -> None:
-    from run import print_table
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[2**24, 128])
     parser.add_argument("--repeat", type=int, default=5)

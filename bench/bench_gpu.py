@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from _timing import cuda_interleaved, row
+from _timing import cuda_interleaved, print_table, row
 
 
 def available() -> bool:
@@ -151,8 +151,6 @@ def plot(points: list[dict], path: str) -> None:
 
 
 def main(argv=None) -> None:
-    from run import print_table
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=27, help="log2 of the element count for the table")
     parser.add_argument("--sizes", type=int, nargs="*", default=[16, 18, 20, 22, 24, 26, 27], help="log2 sizes for the plot")

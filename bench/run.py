@@ -1,10 +1,10 @@
-"""Every benchmark of issue 6 on whatever is installed, as one table: case, ours, native, ratio, floor ratio.
+"""Every benchmark on whatever is installed: the CPU size sweep, per-call overhead, GPU rows.
 
 ratio = ours / native (below 1: we are faster); floor ratio = ours / memory floor (bytes that
 must move / copy bandwidth measured in the same run). GPU rows only where torch sees CUDA.
 
-    python bench/run.py                  # CPU: 2**24 and 128 elements; GPU: 2**27 (+ plot)
-    python bench/run.py --quick          # 2**20 and 128, fewer repeats (a smoke run)
+    python bench/run.py                  # sweep 2**7 ... 2**24 (+ bench/cpu_sweep.png), 128-element rows, GPU
+    python bench/run.py --quick          # 2**7, 2**12, 2**20, fewer repeats (a smoke run)
     python bench/run.py --json out.json  # the rows as JSON too
 """
 
@@ -17,28 +17,16 @@ import os
 import platform
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from _timing import print_table, row  # noqa: E402
 
 for _name in ("torch", "paddle"):  # the safe import order (never tensorflow: it breaks paddle and triton)
     try:
         __import__(_name)
     except ImportError:
         pass
-
-
-def _fmt(value, spec):
-    return "-" if value is None else format(value, spec)
-
-
-def print_table(rows: list[dict]) -> None:
-    width = max(len(r["case"]) for r in rows)
-    native_width = max(len(r["native"] or "-") for r in rows)
-    print(f"{'case':<{width}}  {'ours ms':>10}  {'native':<{native_width}}  {'native ms':>10}  {'ratio':>6}  {'floor':>6}  note")
-    for r in rows:
-        print(
-            f"{r['case']:<{width}}  {_fmt(r['ours_ms'], '10.3f')}  {r['native'] or '-':<{native_width}}  "
-            f"{_fmt(r['native_ms'], '10.3f')}  {_fmt(r['ratio'], '6.2f')}  {_fmt(r['floor_ratio'], '6.2f')}  {r['note']}"
-        )
 
 
 def describe_machine() -> str:
@@ -61,24 +49,39 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", help="also write the rows here")
-    parser.add_argument("--plot", default="bench/gpu_time_vs_size.png", help="GPU time-vs-size plot (GPU only)")
+    parser.add_argument("--plot", default=os.path.join(HERE, "cpu_sweep.png"), help="CPU sweep plot")
+    parser.add_argument("--gpu-plot", default=os.path.join(HERE, "gpu_time_vs_size.png"), help="GPU time-vs-size plot (GPU only)")
     args = parser.parse_args(argv)
 
     import bench_cpu
     import bench_gpu
+    import sweep
 
     print(f"# {datetime.date.today()}  {describe_machine()}")
     print(f"# {' '.join([os.path.basename(sys.executable), *sys.argv])}")
-    cpu_sizes = (2**20, 128) if args.quick else (2**24, 128)
-    rows = bench_cpu.all_rows(cpu_sizes, 2 if args.quick else args.repeat)
-    if bench_gpu.available():
+    repeat = 2 if args.quick else args.repeat
+    rows = []
+    if bench_gpu.available():  # first: Triton cannot be imported after TensorFlow
         rows += bench_gpu.rows(2**24 if args.quick else 2**27, 5 if args.quick else 20)
+        if not args.quick:
+            bench_gpu.plot(bench_gpu.sweep([16, 18, 20, 22, 24, 26, 27]), args.gpu_plot)
+            print(f"# GPU plot: {args.gpu_plot}")
     else:
         print("# no CUDA device: GPU rows skipped")
+    exponents = [7, 12, 20] if args.quick else list(range(7, 25))
+    points = sweep.measure(exponents, repeat)
+    rows += sweep.table_rows(points)
+    rows += bench_cpu.all_rows((128,), repeat)
+    memory = sweep.peak_extra_memory()
+    rows.append(row("numpy peak extra memory, 2^22", 0.0, None,
+                    note=f"x {memory['mean']:.3f} of the input for mean, {memory['none']:.3f} for none (beyond the result)"))
     print_table(rows)
-    if bench_gpu.available() and not args.quick:
-        bench_gpu.plot(bench_gpu.sweep([16, 18, 20, 22, 24, 26, 27]), args.plot)
-        print(f"# plot: {args.plot}")
+    if not args.quick:
+        try:
+            sweep.plot(points, args.plot)
+            print(f"# plot: {args.plot}")
+        except ImportError:
+            print("# no matplotlib: pip install 'bce_compat[bench]' for the plot")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"machine": describe_machine(), "date": str(datetime.date.today()), "rows": rows}, fh, indent=1)
