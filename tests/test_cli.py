@@ -109,6 +109,19 @@ def test_migrate_dash_still_reads_stdin():
     assert "bce_compat" in done.stdout
 
 
+# ---- backends
+
+
+def test_backends_listing_speaks_plainly(capsys):
+    assert cli.main(["backends"]) == 0
+    out = capsys.readouterr().out
+    assert "numpy" in out
+    for jargon in ("NotImplemented", "Declined", "engine"):
+        assert jargon not in out
+    for line in filter(str.strip, out.splitlines()):
+        assert len(line.split(None, 2)) == 3, line  # name, version (or '-'), what runs (or how to install)
+
+
 # ---- the table
 
 
