@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import io
 import re
 import subprocess
 import sys
@@ -135,7 +136,6 @@ def test_migration_after_is_what_migrate_prints_for_before():
     """The README's "After `--to paddle`" block is the tool's output for its "Before" block."""
     pytest.importorskip("libcst")
     from bce_compat.migrate._driver import migrate_paths
-    import io
 
     pair = [b for b in BLOCKS if b.section.startswith("Migrating")]
     assert len(pair) >= 2, "the migration section's Before/After blocks are missing"
