@@ -1,6 +1,8 @@
 """Backend adapters: one module per array library, all with the same names.
 
-Each adapter module defines:
+The contract is written out in ``contract.py``: ``AdapterModule`` (what an adapter provides) and
+``ArrayNamespace`` (what ``namespace(x)`` returns); ``tests/test_contract.py`` checks every
+adapter, built-in or plugin, against both. In short, each adapter module defines:
 
 - ``NAME``: the backend's name, which is also the array library's module name
   (the one that must already be in ``sys.modules`` for its arrays to exist);
@@ -12,7 +14,12 @@ Each adapter module defines:
   (False under tracing or for lazy arrays, where value checks are skipped);
 - ``engines()``: the backend's fast paths, a tuple (possibly empty) of engines, each called
   with a ``contract.Problem`` and returning the result or a ``contract.Declined``;
-- optionally ``as_result(value)``: a last conversion of the result (NumPy: scalar -> 0-d array).
+- optionally ``as_result(value)``: a last conversion of the result (NumPy: scalar -> 0-d array);
+- optionally the test bench: ``bench()`` returning a ``contract.Bench`` (NumPy data in, arrays
+  out, read back, gradients), ``AUTOGRAD = True`` where the library differentiates, and
+  ``BENCH_NAME`` where the bench is not named ``NAME``. With it, the conformance suite and the
+  tests run on the backend.
 
-The registry that picks an adapter for an array is ``bce_compat._registry``.
+The one list of backends (built-ins, then entry-point plugins) is ``bce_compat._registry``;
+adding a backend is one module here plus one line in its ``BUILTIN_ADAPTERS``.
 """
