@@ -141,7 +141,19 @@ def import_installed(names_: tuple[str, ...] | None = None) -> dict[str, ModuleT
             modules[name] = importlib.import_module(lib)
         except Exception:  # not installed, or broken: the library is simply absent
             continue
+        if name == "torch" and "tensorflow" in wanted:
+            _import_triton()
     return modules
+
+
+def _import_triton() -> None:
+    """Triton, which torch loads lazily (``torch.compile``, the optimizers), aborts the process when it
+    comes after TensorFlow ("LLVM ERROR: ... registered more than once"); loaded first, both work."""
+    try:
+        if importlib.util.find_spec("triton") is not None:
+            importlib.import_module("triton")
+    except Exception:  # a broken triton only matters to torch.compile, which reports it itself
+        pass
 
 
 def load_backend(name: str) -> Backend | None:
