@@ -53,7 +53,7 @@ def engines():
     return (paddle_fast.ENGINE,)
 
 
-_NAMESPACE = None
+_NAMESPACE: "PaddleNamespace | None" = None
 # is_float64 -> (exp rounds to 0 below, exp is normal above, shift for the subnormal range)
 _EXP_UNDERFLOW = {False: (-104.0, -87.0, 32.0), True: (-746.0, -708.0, 64.0)}
 

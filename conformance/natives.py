@@ -60,18 +60,18 @@ def _torch_style_op(prefix, nn, functional, case):
     if case.function in ("BCEWithLogitsLoss", "BCELoss"):
         cls = getattr(nn, case.function)
 
-        def call(input, target, weight=None, pos_weight=None):
+        def call_module(input, target, weight=None, pos_weight=None):
             extra = {"pos_weight": pos_weight} if case.logits else {}
             return cls(weight=weight, **extra, **kwargs)(input, target)
 
-        return f"{prefix}.nn.{case.function}", call
+        return f"{prefix}.nn.{case.function}", call_module
     fn = getattr(functional, case.function)
 
-    def call(input, target, weight=None, pos_weight=None):
+    def call_function(input, target, weight=None, pos_weight=None):
         extra = {"pos_weight": pos_weight} if case.logits else {}
         return fn(input, target, weight=weight, **extra, **kwargs)
 
-    return f"{prefix}.nn.functional.{case.function}", call
+    return f"{prefix}.nn.functional.{case.function}", call_function
 
 
 def _runner_reduction(case) -> str:

@@ -39,7 +39,7 @@ def table(result, width: int = 100) -> str:
     ran_native = {o.backend for o in result.outcomes if o.path == "native"}
     natives = [b for b in result.backends if has_native(b) and b in ran_native]
     columns = [("shim", b) for b in result.backends] + [("native", b) for b in natives]
-    cells = {}
+    cells: dict[tuple, str] = {}
     for o in result.outcomes:
         key = (o.case, "native" if o.path == "native" else "shim", o.backend)
         if key not in cells or _RANK[o.status] > _RANK[cells[key]]:
@@ -62,7 +62,7 @@ def table(result, width: int = 100) -> str:
         title += f" | {'native op':^{len(native_head)}}"
     lines = [f"{'':<{id_width}}{title}".rstrip(), f"{'case':<{id_width}}{cells_text(heads)}"]
     for case in result.cases:
-        row = [MARK.get(cells.get((case.id, kind, b)), "-") for kind, b in columns]
+        row = [MARK.get(cells.get((case.id, kind, b), ""), "-") for kind, b in columns]
         flag = " !!" if case.id in disagree else ""
         if len(case.id) < id_width:
             lines.append(f"{case.id:<{id_width}}{cells_text(row)}{flag}")
@@ -83,7 +83,7 @@ def failures_text(result) -> str:
 
 def skips_text(result) -> str:
     """Skip reasons, counted (the table only says 'skip')."""
-    counts = {}
+    counts: dict[str, int] = {}
     for o in result.outcomes:
         if o.status == "skipped":
             key = f"{o.backend} {o.path}: {o.detail}"
@@ -101,7 +101,7 @@ def agreement_text(result) -> str:
 
 def divergences_text(result) -> str:
     """Where each framework's own op departs from the document or the exact math."""
-    by_case = {}
+    by_case: dict[str, list] = {}
     for o in result.divergences:
         by_case.setdefault(o.case, []).append(o)
     cases = {c.id: c for c in result.cases}

@@ -177,18 +177,18 @@ def _shim_call(case, module, dialect):
     if case.function in ("BCEWithLogitsLoss", "BCELoss"):
         cls = getattr(module, case.function)
 
-        def call(input, target, weight=None, pos_weight=None):
+        def call_module(input, target, weight=None, pos_weight=None):
             extra = {"pos_weight": pos_weight} if case.logits else {}
             return cls(weight=weight, **extra, **kwargs)(input, target)
 
-        return label, call
+        return label, call_module
     fn = getattr(module, case.function)
 
-    def call(input, target, weight=None, pos_weight=None):
+    def call_function(input, target, weight=None, pos_weight=None):
         extra = {"pos_weight": pos_weight} if case.logits else {}
         return fn(input, target, weight=weight, **extra, **kwargs)
 
-    return label, call
+    return label, call_function
 
 
 @functools.lru_cache(maxsize=512)

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
+
 import numpy as np
 import pytest
 
