@@ -15,8 +15,8 @@ from dataclasses import dataclass
 class Api:
     """One callable: its framework, which loss it is, and its parameters in positional order."""
 
-    framework: str  # "torch" | "paddle"
-    loss: str  # "with_logits" | "probs"
+    framework: str  # "torch" | "paddle"; "keras" | "tf" | "optax" (these only --to portable)
+    loss: str  # "with_logits" | "probs"; "either" for Keras (its from_logits flag decides)
     kind: str  # "function" | "module"
     qualified: str  # the public dotted name we emit
     params: tuple[str, ...]
@@ -44,6 +44,16 @@ _APIS = (
         ("weight", "reduction", "pos_weight", "name")),
     Api("paddle", "probs", "module", "paddle.nn.BCELoss",
         ("weight", "reduction", "name")),
+    # Keras 3 (keras.io API pages), tf.nn (TF 2 API pages) and optax: migrated to bce_compat only.
+    Api("keras", "either", "function", "keras.losses.binary_crossentropy",
+        ("y_true", "y_pred", "from_logits", "label_smoothing", "axis")),
+    Api("keras", "either", "module", "keras.losses.BinaryCrossentropy",
+        ("from_logits", "label_smoothing", "axis", "reduction", "name", "dtype")),
+    Api("tf", "with_logits", "function", "tensorflow.nn.sigmoid_cross_entropy_with_logits",
+        ("labels", "logits", "name")),
+    Api("tf", "with_logits", "function", "tensorflow.nn.weighted_cross_entropy_with_logits",
+        ("labels", "logits", "pos_weight", "name")),
+    Api("optax", "with_logits", "function", "optax.sigmoid_binary_cross_entropy", ("logits", "labels")),
 )
 
 # Other public spellings that resolve to the same callables.
@@ -58,6 +68,13 @@ _ALIASES = {
     "paddle.nn.layer.loss.BCELoss": "paddle.nn.BCELoss",
     "paddle.nn.layer.BCEWithLogitsLoss": "paddle.nn.BCEWithLogitsLoss",
     "paddle.nn.layer.BCELoss": "paddle.nn.BCELoss",
+    "keras.metrics.binary_crossentropy": "keras.losses.binary_crossentropy",
+    "tensorflow.keras.losses.binary_crossentropy": "keras.losses.binary_crossentropy",
+    "tensorflow.keras.metrics.binary_crossentropy": "keras.losses.binary_crossentropy",
+    "tensorflow.keras.losses.BinaryCrossentropy": "keras.losses.BinaryCrossentropy",
+    "tensorflow.compat.v2.nn.sigmoid_cross_entropy_with_logits": "tensorflow.nn.sigmoid_cross_entropy_with_logits",
+    "tensorflow.compat.v2.nn.weighted_cross_entropy_with_logits": "tensorflow.nn.weighted_cross_entropy_with_logits",
+    "optax.losses.sigmoid_binary_cross_entropy": "optax.sigmoid_binary_cross_entropy",
 }
 
 API_BY_NAME: dict[str, Api] = {api.qualified: api for api in _APIS}
@@ -69,25 +86,25 @@ _TO_CANONICAL = {
     "paddle": {"logit": "input", "label": "target"},
 }
 
-# Where ``--to portable`` sends each (framework, kind): the import to add, and the callee's dotted prefix.
-# Module constructions become bce_compat's framework module classes (a torch.nn.Module, a paddle.nn.Layer),
-# so ``.to(device)``, ``state_dict`` and checkpoints keep working; functional calls become the dialect's.
+# Where ``--to portable`` sends each (framework, kind): the import to add, and the callee's dotted prefix;
+# the callee keeps the source's own name, and its signature, so every argument stays as written.
+# Module constructions become bce_compat's framework module classes (a torch.nn.Module, a paddle.nn.Layer,
+# a keras.losses.Loss), so ``.to(device)``, checkpoints and ``model.compile`` keep working.
 PORTABLE_TARGETS: dict[tuple[str, str], tuple[tuple[str, str | None, str | None], str]] = {
     ("torch", "function"): (("bce_compat", None, None), "bce_compat"),
     ("torch", "module"): (("bce_compat.torch", None, None), "bce_compat.torch"),
     ("paddle", "function"): (("bce_compat.dialects", "paddle", "bce_paddle"), "bce_paddle"),
     ("paddle", "module"): (("bce_compat.paddle", None, None), "bce_compat.paddle"),
+    ("keras", "function"): (("bce_compat.dialects", "keras", "bce_keras"), "bce_keras"),
+    ("keras", "module"): (("bce_compat.keras", None, None), "bce_compat.keras"),
+    ("tf", "function"): (("bce_compat.dialects", "tf", "bce_tf"), "bce_tf"),
+    ("optax", "function"): (("bce_compat.dialects", "optax", "bce_optax"), "bce_optax"),
 }
-_PORTABLE_NAMES = {
-    ("with_logits", "function"): "binary_cross_entropy_with_logits",
-    ("probs", "function"): "binary_cross_entropy",
-    ("with_logits", "module"): "BCEWithLogitsLoss",
-    ("probs", "module"): "BCELoss",
-}
+CONVERTIBLE_BETWEEN = ("torch", "paddle")  # frameworks --to torch / --to paddle convert between
 
 
 def target_api(source: Api, framework: str) -> Api:
-    """The same loss and kind in ``framework`` ("torch" or "paddle")."""
+    """The same loss and kind in ``framework`` ("torch" or "paddle"), for a torch or Paddle ``source``."""
     return next(api for api in _APIS if api.framework == framework and api.key == source.key)
 
 
@@ -96,8 +113,10 @@ def portable_callee(source: Api) -> str:
 
     >>> portable_callee(API_BY_NAME["paddle.nn.functional.binary_cross_entropy"])
     'bce_paddle.binary_cross_entropy'
+    >>> portable_callee(API_BY_NAME["tensorflow.keras.losses.BinaryCrossentropy"])
+    'bce_compat.keras.BinaryCrossentropy'
     """
-    return f"{PORTABLE_TARGETS[source.framework, source.kind][1]}.{_PORTABLE_NAMES[source.key]}"
+    return f"{PORTABLE_TARGETS[source.framework, source.kind][1]}.{source.qualified.rsplit('.', 1)[1]}"
 
 
 def portable_import(source: Api) -> tuple[str, str | None, str | None]:

@@ -18,7 +18,9 @@ import libcst.matchers as m
 from libcst.metadata import PositionProvider, QualifiedNameProvider, QualifiedNameSource, ScopeProvider
 
 from bce_compat.migrate._arguments import Unconvertible, convert_args
-from bce_compat.migrate._table import API_BY_NAME, Api, portable_callee, portable_import, target_api
+from bce_compat.migrate._table import (
+    API_BY_NAME, CONVERTIBLE_BETWEEN, Api, portable_callee, portable_import, target_api,
+)
 
 TARGETS = ("paddle", "torch", "portable")
 
@@ -45,7 +47,10 @@ class Finding:
 
 
 class LossCallTransformer(cst.CSTTransformer):
-    """Rewrites torch/Paddle BCE calls for ``to`` ("paddle", "torch" or "portable"); collects findings."""
+    """Rewrites BCE calls for ``to`` ("paddle", "torch" or "portable"); collects findings.
+
+    torch and Paddle calls convert to each other; with "portable", Keras, tf.nn and optax calls too.
+    """
 
     METADATA_DEPENDENCIES = (PositionProvider, QualifiedNameProvider, ScopeProvider)
 
@@ -87,7 +92,7 @@ class LossCallTransformer(cst.CSTTransformer):
         except Unconvertible as why:
             self._report(original, "left", str(why))
             return updated
-        if api is None or api.framework == self.to:
+        if not self._concerns(api):
             return updated
         try:
             callee, args, import_spec, expected_binding, note = self._plan(api, updated.args)
@@ -102,6 +107,12 @@ class LossCallTransformer(cst.CSTTransformer):
             self._noted = True
             self._report(original, "note", note)
         return updated.with_changes(func=cst.parse_expression(callee), args=args)
+
+    def _concerns(self, api: Api | None) -> bool:
+        """Whether this run converts ``api``: torch <-> Paddle, and every known API ``--to portable``."""
+        if api is None or api.framework == self.to:
+            return False
+        return self.to == "portable" or api.framework in CONVERTIBLE_BETWEEN
 
     def _plan(self, api: Api, args):
         """(dotted callee, new args, import to add, qualified name the callee's root must have, note)."""
@@ -180,7 +191,7 @@ class LossCallTransformer(cst.CSTTransformer):
             api = self._resolve(node)
         except Unconvertible:
             return
-        if api is not None and api.framework != self.to:
+        if self._concerns(api):
             self._report(node, "left", f"`{_code(node)}` is used without being called here (passed, aliased or "
                                        "subclassed), so its arguments cannot be converted")
 
