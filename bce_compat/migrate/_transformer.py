@@ -19,7 +19,12 @@ from libcst.metadata import PositionProvider, QualifiedNameProvider, QualifiedNa
 
 from bce_compat.migrate._arguments import Unconvertible, convert_args
 from bce_compat.migrate._table import (
-    API_BY_NAME, CONVERTIBLE_BETWEEN, Api, portable_callee, portable_import, target_api,
+    API_BY_NAME,
+    CONVERTIBLE_BETWEEN,
+    Api,
+    portable_callee,
+    portable_import,
+    target_api,
 )
 
 TARGETS = ("paddle", "torch", "portable")
