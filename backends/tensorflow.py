@@ -4,6 +4,7 @@ from bce_compat.backends import _float_dtypes
 
 NAME = "tensorflow"
 INSTALL = "pip install 'bce_compat[tf]'"
+NUMPY_OPERANDS = True  # TF's own operations accept NumPy arrays beside tensors (tf.nn losses take NumPy labels)
 AUTOGRAD = True
 
 

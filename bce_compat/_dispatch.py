@@ -46,7 +46,7 @@ def backend_of(fn_name: str, arrays: dict) -> Backend:
 
 
 def accepts_numpy_operand(owner: Backend, operand: Backend) -> bool:
-    """A NumPy array beside a library whose own operations take NumPy operands (Dask, JAX: ``NUMPY_OPERANDS``)."""
+    """A NumPy array beside a library whose own operations take NumPy operands (Dask, JAX, TF: ``NUMPY_OPERANDS``)."""
     return operand.name == "numpy" and getattr(owner.adapter, "NUMPY_OPERANDS", False)
 
 

@@ -19,8 +19,11 @@ W = np.array([1.0, 2.0, 0.5], np.float32)
 P = np.array([3.0, 1.0, 0.25], np.float32)
 
 
-@pytest.fixture(params=["dask", "jax"])
+@pytest.fixture(params=["dask", "jax", "tensorflow"])
 def lazy_library(request):
+    if request.param == "tensorflow":
+        tf = pytest.importorskip("tensorflow")
+        return "tensorflow", tf.constant, lambda r: r.numpy()
     if request.param == "dask":
         da = pytest.importorskip("dask.array")
         return "dask", lambda a: da.from_array(a, chunks=1), lambda r: np.asarray(r.compute())
@@ -30,7 +33,7 @@ def lazy_library(request):
 
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 @pytest.mark.parametrize("numpy_args", [("pos_weight",), ("weight", "pos_weight"), ("target", "weight", "pos_weight")])
-def test_numpy_operands_beside_dask_and_jax_inputs(lazy_library, numpy_args, reduction):
+def test_numpy_operands_beside_dask_jax_and_tf_inputs(lazy_library, numpy_args, reduction):
     name, make, read = lazy_library
     args = {"target": Y, "weight": W, "pos_weight": P}
     args = {k: (v if k in numpy_args else make(v)) for k, v in args.items()}
