@@ -22,22 +22,29 @@ from importlib import resources
 
 import numpy as np
 
-FUNCTIONS = ("binary_cross_entropy_with_logits", "binary_cross_entropy", "BCEWithLogitsLoss", "BCELoss")
+# A case is written in canonical (torch) terms: the function, ``input``/``target``/``weight``/
+# ``pos_weight`` and kwargs; ``calls.py`` maps it onto each dialect's own signature.
+FUNCTIONS = ("binary_cross_entropy_with_logits", "binary_cross_entropy", "BCEWithLogitsLoss", "BCELoss",
+             "sigmoid_focal_loss")
 ARRAY_ARGS = ("input", "target", "weight", "pos_weight")
 DEFAULT_DTYPES = ("float32", "float64")
-DIALECTS = ("torch", "paddle")
+DIALECTS = ("torch", "paddle", "keras", "tf", "optax")
+DEFAULT_DIALECTS = ("torch", "paddle")  # for a file that names no ``dialects``
+# kwargs beyond a function's torch arguments: options, and Keras' per-sample mean over an axis
+OPTION_KWARGS = ("label_smoothing", "ignore_index", "mean_axis")
 _GENERATORS = ("randn", "rand", "bernoulli", "sigmoid_randn")
 
 # The schema: key -> the TOML types it may have.
 _NUMBER, _LIST = (int, float), (list,)
 FILE_KEYS = {"source": (str,), "kind": (str,), "function": (str,), "dtypes": _LIST,
-             "default_dialect": (str,), "case": _LIST}
+             "default_dialect": (str,), "dialects": _LIST, "case": _LIST}
 CASE_KEYS = {"id": (str,), "source": (str,), "kind": (str,), "quote": (str,), "function": (str,),
              "dialects": _LIST, "dtypes": _LIST, "inputs": (dict,), "kwargs": (dict,), "expect": (dict,),
              "advice": (str,), "eager_only": (bool,)}
 REQUIRED_CASE_KEYS = ("id", "quote", "inputs")
 EXPECT_KEYS = {
     "value": _NUMBER, "value_atol": _NUMBER, "value_rtol": _NUMBER,  # a documented number
+    "values": _LIST,  # documented numbers, one per element (tolerance: value_atol/value_rtol)
     "error": (str,),  # the exception class name the call must raise
     "shape": _LIST, "doc_shape": _LIST,  # the result's shape; the shape the document claims
     "reduction": (str,),  # the reduction the result must have (after legacy arguments)
@@ -69,12 +76,31 @@ class Case:
 
     @property
     def logits(self) -> bool:
-        return self.function in ("binary_cross_entropy_with_logits", "BCEWithLogitsLoss")
+        """Whether ``input`` holds logits (the focal loss takes logits too)."""
+        return self.function in ("binary_cross_entropy_with_logits", "BCEWithLogitsLoss", "sigmoid_focal_loss")
+
+    @property
+    def focal(self) -> bool:
+        return self.function == "sigmoid_focal_loss"
 
     @property
     def reduction(self) -> str:
         """The reduction the result must have (after legacy arguments are applied)."""
-        return self.expect.get("reduction") or self.kwargs.get("reduction", "mean")
+        default = "none" if self.focal else "mean"  # torchvision's focal loss defaults to "none"
+        return self.expect.get("reduction") or self.kwargs.get("reduction", default)
+
+    @property
+    def options(self) -> dict:
+        """The options the exact reference applies (label smoothing, ignore_index, mean over an axis, focal)."""
+        opts = {k: self.kwargs[k] for k in OPTION_KWARGS if k in self.kwargs}
+        if self.focal:
+            opts["focal"] = (float(self.kwargs.get("alpha", 0.25)), float(self.kwargs.get("gamma", 2.0)))
+        return opts
+
+    def shapes(self) -> dict:
+        """Argument name -> shape (``None`` for a Python number)."""
+        return {name: (None if isinstance(v, str) else tuple(np.shape(v)))
+                for name, (v, _) in self.numpy_inputs("float64").items()}
 
     @property
     def error(self) -> str | None:
@@ -128,7 +154,7 @@ def parse_file(name: str, text: str) -> list[Case]:
         function = raw.get("function", data.get("function"))
         if function not in FUNCTIONS:
             raise ValueError(f"{where}: function must be one of {FUNCTIONS}, got {function!r}")
-        default_dialects = DIALECTS if "default_dialect" not in data else (data["default_dialect"], *[d for d in DIALECTS if d != data["default_dialect"]])
+        default_dialects = _file_dialects(name, data)
         cases.append(
             Case(
                 id=raw["id"],
@@ -137,7 +163,7 @@ def parse_file(name: str, text: str) -> list[Case]:
                 kind=raw.get("kind", data.get("kind", "documented")),
                 quote=raw["quote"],
                 function=function,
-                dialects=tuple(raw.get("dialects", default_dialects)),
+                dialects=_check_dialects(where, raw.get("dialects", default_dialects)),
                 dtypes=tuple(raw.get("dtypes", data.get("dtypes", DEFAULT_DTYPES))),
                 inputs=dict(raw["inputs"]),
                 kwargs=dict(raw.get("kwargs", {})),
@@ -147,6 +173,20 @@ def parse_file(name: str, text: str) -> list[Case]:
             )
         )
     return cases
+
+
+def _file_dialects(name: str, data: dict) -> tuple:
+    """The dialects a file's cases run on by default: its ``dialects``, its ``default_dialect`` first."""
+    dialects = _check_dialects(f"{name}: file", data.get("dialects", DEFAULT_DIALECTS))
+    first = data.get("default_dialect")
+    return dialects if first is None else (first, *[d for d in dialects if d != first])
+
+
+def _check_dialects(where: str, dialects) -> tuple:
+    unknown = [d for d in dialects if d not in DIALECTS]
+    if unknown:
+        raise ValueError(f"{where}: unknown dialect {unknown[0]!r} (known: {', '.join(DIALECTS)})")
+    return tuple(dialects)
 
 
 def _check_case(raw: dict, where: str) -> None:

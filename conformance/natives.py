@@ -1,34 +1,49 @@
 """Each framework's own BCE op, called the way a user of that framework would call it.
 
-``native_op(framework, modules, case)`` gives ``(label, fn)`` where ``fn(**arrays)`` calls the
+``native_op(contender, modules, case)`` gives ``(label, fn)`` where ``fn(**arrays)`` calls the
 framework's op, or raises ``Unsupported`` with the reason (that cell is then "skipped"): also
-when the package holding the op is not installed (optax for JAX), with a ``pip install`` hint.
-Where the op has no ``weight`` or ``reduction`` argument (tf.nn, keras, optax) the runner
-applies them with the framework's own multiply and mean/sum, and the label says so.
+when the package holding the op is not installed (optax for JAX, torchvision for torch's focal
+loss), with a ``pip install`` hint. A contender is named after its framework and runs on that
+framework's test bench; ``keras`` (``keras.losses``) runs on TensorFlow's. The arguments are
+mapped by the same per-dialect mappers as our shim (``calls.py``). Where the op has no
+``weight`` or ``reduction`` argument (tf.nn, keras.ops, optax) the runner applies them with
+the framework's own multiply and mean/sum, and the label says so.
 A backend without a native contender here (NumPy, Dask, a plugin) simply has none.
 
->>> sorted(NATIVE_FRAMEWORKS), has_native("numpy")
-(['jax', 'paddle', 'tensorflow', 'torch'], False)
+>>> sorted(NATIVE_FRAMEWORKS), has_native("numpy"), bench_of("keras")
+(['jax', 'keras', 'paddle', 'tensorflow', 'torch'], False, 'tensorflow')
 """
 
 from __future__ import annotations
 
 import importlib
 
+from bce_compat.conformance import calls
+from bce_compat.conformance.calls import Unsupported
+
+__all__ = ["Unsupported", "NATIVE_FRAMEWORKS", "has_native", "bench_of", "contenders_for", "native_op"]
+
 _LEGACY = ("size_average", "reduce")
-
-
-class Unsupported(Exception):
-    """The native op has no way to express this case (the reason is the message)."""
+_OPTIONS = ("label_smoothing", "ignore_index", "mean_axis")
 
 
 def has_native(framework: str) -> bool:
-    """Whether ``framework`` has a native contender in the suite."""
+    """Whether ``framework`` (a contender name) has a native op in the suite."""
     return framework in _BUILDERS
 
 
+def bench_of(contender: str) -> str:
+    """The test bench a contender runs on (its framework's; TensorFlow's for keras)."""
+    return _BENCH.get(contender, contender)
+
+
+def contenders_for(benches) -> list[str]:
+    """The native contenders whose bench is among ``benches``, in table order."""
+    return [c for c in _BUILDERS if bench_of(c) in benches]
+
+
 def native_op(framework: str, modules: dict, case):
-    """(label, fn) for ``framework``'s own op on ``case``; raises Unsupported with a reason."""
+    """(label, fn) for contender ``framework``'s own op on ``case``; raises Unsupported with a reason."""
     if framework not in _BUILDERS:
         raise Unsupported(f"{framework} has no native BCE op in the suite")
     return _BUILDERS[framework](modules, case)
@@ -42,90 +57,111 @@ def _optional(module: str, install: str):
         raise Unsupported(f"{module} is not installed ({install})") from exc
 
 
+def _no_options(case, framework: str) -> None:
+    for key in _OPTIONS:
+        if key in case.kwargs:
+            raise Unsupported(f"{framework}'s op has no {key} argument")
+
+
 def _torch(modules, case):
     torch = modules["torch"]
-    return _torch_style_op("torch", torch.nn, torch.nn.functional, case)
+    if case.focal:
+        ops = _optional("torchvision.ops", "pip install torchvision")
+        return calls.focal_call(case, ops, "torchvision.ops")
+    _no_options(case, "torch")
+    return calls.torch_style_call(case, torch.nn.functional, torch.nn, "torch.nn.functional", "torch.nn")
 
 
 def _paddle(modules, case):
     paddle = modules["paddle"]
+    if case.focal:
+        raise Unsupported("paddle.nn.functional.sigmoid_focal_loss weights soft labels differently "
+                          "(-y*alpha*(1-p)^gamma*log p - ...), not torchvision's (1-p_t)^gamma")
     if any(k in case.kwargs for k in _LEGACY):
         raise Unsupported("paddle has no size_average/reduce arguments")
-    return _torch_style_op("paddle", paddle.nn, paddle.nn.functional, case)
-
-
-def _torch_style_op(prefix, nn, functional, case):
-    """torch and Paddle share the shape of the API: ``nn.BCE*Loss(...)(x, y)`` or ``nn.functional.bce*(x, y, ...)``."""
-    kwargs = dict(case.kwargs)
-    if case.function in ("BCEWithLogitsLoss", "BCELoss"):
-        cls = getattr(nn, case.function)
-
-        def call_module(input, target, weight=None, pos_weight=None):
-            extra = {"pos_weight": pos_weight} if case.logits else {}
-            return cls(weight=weight, **extra, **kwargs)(input, target)
-
-        return f"{prefix}.nn.{case.function}", call_module
-    fn = getattr(functional, case.function)
-
-    def call_function(input, target, weight=None, pos_weight=None):
-        extra = {"pos_weight": pos_weight} if case.logits else {}
-        return fn(input, target, weight=weight, **extra, **kwargs)
-
-    return f"{prefix}.nn.functional.{case.function}", call_function
+    _no_options(case, "paddle")
+    return calls.torch_style_call(case, paddle.nn.functional, paddle.nn, "paddle.nn.functional", "paddle.nn")
 
 
 def _runner_reduction(case) -> str:
     if any(k in case.kwargs for k in _LEGACY):
         raise Unsupported("no size_average/reduce arguments")
-    reduction = case.kwargs.get("reduction", "mean")
+    reduction = case.kwargs.get("reduction", "none" if case.focal else "mean")
     if reduction not in ("none", "mean", "sum"):
         raise Unsupported(f"no reduction argument (the runner applies none/mean/sum, not {reduction!r})")
     return reduction
 
 
+def _elementwise_reduced(case, call, reduce_fns: dict, label: str):
+    """A torch-style case on an element-wise op: weight and reduction applied by the runner."""
+    reduce = reduce_fns[_runner_reduction(case)]
+
+    def reduced(input, target, weight=None, pos_weight=None):
+        loss = call(input, target, pos_weight=pos_weight)
+        return reduce(loss if weight is None else loss * weight)
+
+    return f"{label} (weight, reduction by runner)", reduced
+
+
 def _tensorflow(modules, case):
     tf = modules["tensorflow"]
-    reduction = _runner_reduction(case)
-    reduce = {"none": lambda v: v, "mean": tf.reduce_mean, "sum": tf.reduce_sum}[reduction]
-    if case.logits:
-        def call(input, target, weight=None, pos_weight=None):
-            if pos_weight is None:
-                loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=input)
-            else:
-                loss = tf.nn.weighted_cross_entropy_with_logits(labels=target, logits=input, pos_weight=pos_weight)
-            return reduce(loss if weight is None else loss * weight)
+    if case.focal:
+        raise Unsupported("tf.nn has no focal loss")
+    _no_options(case, "tf.nn")
+    if not case.logits:
+        raise Unsupported("tf.nn has no probability-input BCE (Keras' is the keras column)")
+    elementwise = case.reduction == "none" and "weight" not in case.inputs
+    if elementwise and not any(k in case.kwargs for k in _LEGACY):
+        return calls.tf_call(case, tf.nn, "tf.nn")
+    unreduced = _unreduced(case)
+    label, call = calls.tf_call(unreduced, tf.nn, "tf.nn")
+    return _elementwise_reduced(case, call, {"none": lambda v: v, "mean": tf.reduce_mean, "sum": tf.reduce_sum}, label)
 
-        label = "tf.nn.sigmoid_cross_entropy_with_logits / weighted_cross_entropy_with_logits"
-    else:
-        keras = _optional("keras", "pip install keras")
 
-        def call(input, target, weight=None, pos_weight=None):
-            loss = keras.ops.binary_crossentropy(target, input, from_logits=False)
-            return reduce(loss if weight is None else loss * weight)
+def _keras(modules, case):
+    keras = _optional("keras", "pip install keras")
+    try:
+        return calls.keras_call(case, keras.losses, "keras.losses")
+    except Unsupported as exc:  # a torch-style element-wise case: keras.ops, reduced by the runner
+        if case.focal or "pos_weight" in case.inputs or "mean_axis" in case.kwargs:
+            raise
+        _no_options(case, "keras")
+        if any(k in case.kwargs for k in _LEGACY):
+            raise Unsupported("keras has no size_average/reduce arguments") from exc
 
-        label = "keras.ops.binary_crossentropy"
-    return f"{label} (weight, reduction by runner)", call
+        def call(input, target, pos_weight=None):
+            return keras.ops.binary_crossentropy(target, input, from_logits=case.logits)
+
+        ops = keras.ops
+        return _elementwise_reduced(case, call, {"none": lambda v: v, "mean": ops.mean, "sum": ops.sum},
+                                    "keras.ops.binary_crossentropy")
 
 
 def _jax(modules, case):
-    jax = modules["jax"]
+    import jax.numpy as jnp
+
+    optax = _optional("optax", "pip install optax, or pip install 'bce_compat[jax]'")
+    if not case.focal:
+        _no_options(case, "optax")
     if not case.logits:
         raise Unsupported("optax has no probability-input BCE")
     if "pos_weight" in case.inputs:
         raise Unsupported("optax.sigmoid_binary_cross_entropy has no pos_weight")
-    reduction = _runner_reduction(case)
-    import jax.numpy as jnp
-
-    optax = _optional("optax", "pip install optax, or pip install 'bce_compat[jax]'")
-    reduce = {"none": lambda v: v, "mean": jnp.mean, "sum": jnp.sum}[reduction]
-
-    def call(input, target, weight=None, pos_weight=None):
-        loss = optax.sigmoid_binary_cross_entropy(input, target)
-        return reduce(loss if weight is None else loss * weight)
-
-    del jax
-    return "optax.sigmoid_binary_cross_entropy (weight, reduction by runner)", call
+    if case.reduction == "none" and "weight" not in case.inputs:
+        return calls.optax_call(case, optax, "optax")
+    label, call = calls.optax_call(_unreduced(case), optax, "optax")
+    return _elementwise_reduced(case, call, {"none": lambda v: v, "mean": jnp.mean, "sum": jnp.sum}, label)
 
 
-_BUILDERS = {"torch": _torch, "paddle": _paddle, "tensorflow": _tensorflow, "jax": _jax}
+def _unreduced(case):
+    """``case`` as its element-wise loss: no reduction, no weight (the runner applies them)."""
+    import dataclasses
+
+    kwargs = {k: v for k, v in case.kwargs.items() if k != "reduction"}
+    inputs = {k: v for k, v in case.inputs.items() if k != "weight"}
+    return dataclasses.replace(case, kwargs={**kwargs, "reduction": "none"}, inputs=inputs)
+
+
+_BUILDERS = {"torch": _torch, "paddle": _paddle, "tensorflow": _tensorflow, "keras": _keras, "jax": _jax}
+_BENCH = {"keras": "tensorflow"}
 NATIVE_FRAMEWORKS = tuple(_BUILDERS)

@@ -58,28 +58,38 @@ _PADDLE_FORMULAS = {
 }
 
 
-def _logits_element(x, y, w, p, formula="torch"):
+def _smoothed(y, eps):
+    """(y', 1 - y') of Keras' label smoothing y' = y*(1-eps) + eps/2, both formed without cancellation."""
+    if eps == 0:
+        return y, 1 - y
+    keep, shift = 1 - eps, eps / 2
+    return y * keep + shift, (1 - y) * keep + shift
+
+
+def _logits_element(x, y, w, p, formula="torch", eps=0):
     """(loss, scale, dloss/dx, scale, d/dy, scale, d/dw, scale, d/dp, scale) at one element."""
     x, y, w, p = map(_mpf, (x, y, w, p))
     if any(mp.isnan(v) for v in (x, y, w, p)):
         return (mp.nan,) * 10
+    ys, yn = _smoothed(y, eps)
     sp_neg, sp_pos = _softplus(-x), _softplus(x)
-    pos_term = _mul(p * y, sp_neg)
-    neg_term = _mul(1 - y, sp_pos)
+    pos_term = _mul(p * ys, sp_neg)
+    neg_term = _mul(yn, sp_pos)
     loss = _mul(w, pos_term + neg_term)
     if formula != "torch":  # seed 004's two forms (no pos_weight there); exact in mpmath for finite x
-        if p != 1 or mp.isinf(x):
+        if p != 1 or mp.isinf(x) or eps:
             raise ValueError(f"formula {formula!r} is stated for finite logits without pos_weight")
         alt = _PADDLE_FORMULAS[formula](x, y)
         loss = _mul(w, alt)
     scale = abs(w) * (abs(pos_term) + abs(neg_term))
     s = _sigmoid(x)
-    gx_a, gx_b = _mul(w, s * (1 + (p - 1) * y)), _mul(w, p * y)
+    gx_a, gx_b = _mul(w, s * (1 + (p - 1) * ys)), _mul(w, p * ys)
     gx = gx_a - gx_b
-    gy_a, gy_b = _mul(w * p, sp_neg), _mul(w, sp_pos)
+    keep = 1 - mp.mpf(eps)  # d y'/dy
+    gy_a, gy_b = _mul(w * p * keep, sp_neg), _mul(w * keep, sp_pos)
     gy = gy_a - gy_b
     gw = pos_term + neg_term
-    gp = _mul(w * y, sp_neg)
+    gp = _mul(w * ys, sp_neg)
     return (
         loss, scale, gx, abs(gx_a) + abs(gx_b), gy, abs(gy_a) + abs(gy_b),
         gw, abs(pos_term) + abs(neg_term), gp, abs(gp),
@@ -94,43 +104,106 @@ def _log_clamped(v):
     return (mp.mpf(CLAMP), mp.mpf(0)) if lv < CLAMP else (lv, 1 / v)
 
 
-def _probs_element(q, y, w, _p=None, formula="torch"):
+def _probs_element(q, y, w, _p=None, formula="torch", eps=0):
     q, y, w = map(_mpf, (q, y, w))
     if any(mp.isnan(v) for v in (q, y, w)):
         return (mp.nan,) * 10
+    ys, yn = _smoothed(y, eps)
     log_q, dlog_q = _log_clamped(q)
     log_1mq, dlog_1mq = _log_clamped(1 - q)
-    a, b = _mul(y, log_q), _mul(1 - y, log_1mq)
+    a, b = _mul(ys, log_q), _mul(yn, log_1mq)
     loss = -w * (a + b)
-    ga, gb = _mul(y, dlog_q), _mul(1 - y, dlog_1mq)
+    ga, gb = _mul(ys, dlog_q), _mul(yn, dlog_1mq)
     gq = -w * (ga - gb)
-    gy = -w * (log_q - log_1mq)
+    keep = 1 - mp.mpf(eps)
+    gy = -w * keep * (log_q - log_1mq)
     gw = -(a + b)
     return (
         loss, abs(w) * (abs(a) + abs(b)), gq, abs(w) * (abs(ga) + abs(gb)),
-        gy, abs(w) * (abs(log_q) + abs(log_1mq)), gw, abs(a) + abs(b), mp.mpf(0), mp.mpf(0),
+        gy, abs(w * keep) * (abs(log_q) + abs(log_1mq)), gw, abs(a) + abs(b), mp.mpf(0), mp.mpf(0),
     )
 
 
-def exact(logits: bool, x, y, weight, pos_weight, reduction: str, formula: str = "torch") -> Exact:
-    """The exact loss and gradients; ``weight``/``pos_weight`` are arrays, numbers or None."""
+def _focal_element(x, y, alpha, gamma):
+    """torchvision's focal loss alpha_t * ce * (1 - p_t)**gamma and its d/dx (alpha < 0: no alpha_t).
+
+    (loss, scale, d/dx, scale); 1 - p_t = (1-y)*sigmoid(x) + y*sigmoid(-x). A product with an
+    exactly-zero factor is 0, so the limits at x = +-inf are finite.
+    """
+    x, y = _mpf(x), _mpf(y)
+    if mp.isnan(x) or mp.isnan(y):
+        return (mp.nan,) * 4
+    alpha, gamma = mp.mpf(alpha), mp.mpf(gamma)
+    ce = _mul(y, _softplus(-x)) + _mul(1 - y, _softplus(x))
+    s, sn = _sigmoid(x), _sigmoid(-x)
+    m = (1 - y) * s + y * sn
+    mod = mp.mpf(1) if gamma == 0 else m**gamma
+    a_t = alpha * y + (1 - alpha) * (1 - y) if alpha >= 0 else mp.mpf(1)
+    loss = _mul(a_t, _mul(mod, ce))
+    dce_pos, dce_neg = (1 - y) * s, y * sn  # d ce/dx = dce_pos - dce_neg: they cancel near sigmoid(x) = y
+    dm = (1 - 2 * y) * s * sn
+    dmod = mp.mpf(0) if gamma == 0 or dm == 0 else gamma * m ** (gamma - 1) * dm
+    first, second = _mul(mod, dce_pos - dce_neg), _mul(dmod, ce)
+    scale = abs(a_t) * ((abs(dce_pos) + abs(dce_neg)) * mod + abs(second))
+    return loss, abs(loss), a_t * (first + second), scale
+
+
+def _element_fn(logits: bool, formula: str, options: dict):
+    """The per-element function for this loss: (x, y, w, p) -> the ten values of ``_logits_element``."""
+    if "focal" in options:
+        alpha, gamma = options["focal"]
+
+        def focal(x, y, w, p):
+            loss, scale, gx, gx_scale = _focal_element(x, y, alpha, gamma)
+            nan = mp.nan  # d/dy, d/dw, d/dp: not part of the reference (the runner checks d/dx only)
+            return loss, scale, gx, gx_scale, nan, nan, nan, nan, nan, nan
+
+        return focal
+    eps = mp.mpf(float(options.get("label_smoothing", 0.0)))
+    element = _logits_element if logits else _probs_element
+    return lambda x, y, w, p: element(x, y, w, p, formula, eps)
+
+
+def exact(logits: bool, x, y, weight, pos_weight, reduction: str, formula: str = "torch", options=None) -> Exact:
+    """The exact loss and gradients; ``weight``/``pos_weight`` are arrays, numbers or None.
+
+    ``options``: ``label_smoothing`` (eps), ``ignore_index`` (those targets give 0 and leave the
+    mean's denominator), ``mean_axis`` (Keras: the mean over that axis first, then ``reduction``
+    over the per-sample values), ``focal`` ((alpha, gamma): torchvision's focal loss).
+
+    >>> r = exact(True, np.array([[0.0, 0.0]]), np.array([[1.0, -100.0]]), None, None, "mean",
+    ...           options={"ignore_index": -100})
+    >>> round(float(r.value), 6), r.grads["input"][0].tolist()
+    (0.693147, [[-0.5, 0.0]])
+    """
     with mp.workdps(DIGITS):
-        return _exact(logits, x, y, weight, pos_weight, reduction, formula)
+        return _exact(logits, x, y, weight, pos_weight, reduction, formula, dict(options or {}))
 
 
-def _exact(logits: bool, x, y, weight, pos_weight, reduction: str, formula: str) -> Exact:
+def _exact(logits: bool, x, y, weight, pos_weight, reduction: str, formula: str, options: dict) -> Exact:
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
     w = np.asarray(1.0 if weight is None else weight, np.float64)
     p = np.asarray(1.0 if pos_weight is None else pos_weight, np.float64)
     shape = np.broadcast_shapes(x.shape, y.shape, w.shape, p.shape)
     bx, by, bw, bp = (np.broadcast_to(a, shape) for a in (x, y, w, p))
-    element = _logits_element if logits else _probs_element
+    element = _element_fn(logits, formula, options)
+    ignore = options.get("ignore_index")
     out = np.empty((10,) + shape, dtype=object)
+    kept = 0
     for idx in np.ndindex(*shape):
-        out[(slice(None),) + idx] = element(bx[idx], by[idx], bw[idx], bp[idx], formula)
+        if ignore is not None and by[idx] == ignore:  # exactly 0, gradients included
+            out[(slice(None),) + idx] = (mp.mpf(0),) * 10
+            continue
+        kept += 1
+        out[(slice(None),) + idx] = element(bx[idx], by[idx], bw[idx], bp[idx])
     n = int(np.prod(shape))
-    factor = mp.mpf(1) / n if (reduction == "mean" and n) else mp.mpf(1)
+    if "mean_axis" in options:
+        if ignore is not None:
+            raise ValueError("mean_axis and ignore_index together are not part of the reference")
+        return _exact_axis_mean(out, shape, int(options["mean_axis"]), reduction, x, y, w, p, weight, pos_weight, logits)
+    count = kept if ignore is not None else n
+    factor = mp.mpf(1) / count if (reduction == "mean" and count) else mp.mpf(1)
 
     def to_float(a):
         # a plain loop, not np.vectorize: a NaN result (NaN in, NaN out) would raise numpy's
@@ -153,8 +226,8 @@ def _exact(logits: bool, x, y, weight, pos_weight, reduction: str, formula: str)
         total = mp.fsum(loss.ravel()) if n else mp.mpf(0)
         total_scale = mp.fsum(loss_scale.ravel()) if n else mp.mpf(0)
         if reduction == "mean":
-            value = np.float64(float(total / n)) if n else np.float64("nan")
-            scale = np.float64(float(total_scale / n)) if n else np.float64(0.0)
+            value = np.float64(float(total / count)) if count else np.float64("nan")
+            scale = np.float64(float(total_scale / count)) if count else np.float64(0.0)
         else:
             value, scale = np.float64(float(total)), np.float64(float(total_scale))
     grads = {
@@ -166,6 +239,47 @@ def _exact(logits: bool, x, y, weight, pos_weight, reduction: str, formula: str)
     if pos_weight is not None and logits:
         grads["pos_weight"] = (reduce_to(out[8], p.shape), reduce_to(out[9], p.shape))
     return Exact(np.asarray(value), np.asarray(scale), grads, max(n, 1))
+
+
+def _to_float(a):
+    # a plain loop, not np.vectorize: a NaN result would raise numpy's "invalid value" RuntimeWarning there
+    return np.array([float(v) for v in np.asarray(a, object).ravel()], np.float64).reshape(np.shape(a))
+
+
+def _sum_to(a, target_shape):
+    """Sum a broadcast gradient back to an argument's shape (exactly, in mpmath)."""
+    lead = a.ndim - len(target_shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(target_shape) if d == 1 and a.shape[lead + i] != 1)
+    for axis in sorted(axes, reverse=True):
+        a = np.apply_along_axis(lambda v: mp.fsum(v), axis, a) if a.shape[axis] else np.zeros(a.shape[:axis] + a.shape[axis + 1:], object)
+    return _to_float(a.reshape(target_shape))
+
+
+def _exact_axis_mean(out, shape, axis, reduction, x, y, w, p, weight, pos_weight, logits) -> Exact:
+    """Keras: the per-sample mean over ``axis``, then ``reduction`` over the per-sample values."""
+    axis = axis % len(shape)
+    k = shape[axis]
+    per_sample = np.moveaxis(out[:2], axis + 1, -1)  # (loss, scale) x samples x k
+    samples = per_sample.shape[1:-1]
+    means = np.empty((2,) + samples, object)
+    for idx in np.ndindex(*((2,) + samples)):
+        means[idx] = mp.fsum(per_sample[idx]) / k if k else mp.nan
+    n_samples = int(np.prod(samples))
+    if reduction == "none":
+        value, scale, outer = _to_float(means[0]), _to_float(means[1]), mp.mpf(1)
+    else:
+        outer = mp.mpf(1) / n_samples if reduction == "mean" and n_samples else mp.mpf(1)
+        total = [mp.fsum(means[i].ravel()) * outer for i in (0, 1)]
+        value = np.float64(float(total[0])) if n_samples or reduction == "sum" else np.float64("nan")
+        scale = np.float64(float(total[1]))
+    factor = outer / k if k else mp.mpf(0)
+    grads = {"input": (_sum_to(out[2] * factor, x.shape), _sum_to(out[3] * factor, x.shape)),
+             "target": (_sum_to(out[4] * factor, y.shape), _sum_to(out[5] * factor, y.shape))}
+    if weight is not None:
+        grads["weight"] = (_sum_to(out[6] * factor, w.shape), _sum_to(out[7] * factor, w.shape))
+    if pos_weight is not None and logits:
+        grads["pos_weight"] = (_sum_to(out[8] * factor, p.shape), _sum_to(out[9] * factor, p.shape))
+    return Exact(np.asarray(value), np.asarray(scale), grads, max(int(np.prod(shape)), 1))
 
 
 def exact_logits(x, y, weight, pos_weight, reduction, formula="torch") -> Exact:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
-from bce_compat.conformance.natives import has_native
+from bce_compat.conformance.natives import contenders_for
 
 SHORT = {"numpy": "numpy", "torch": "torch", "paddle": "paddle", "tensorflow": "tf", "jax": "jax",
          "dask": "dask", "array_api_strict": "strict"}
@@ -37,7 +37,7 @@ def table(result, width: int = 100) -> str:
     for it gets a line of its own, its cells on the next.
     """
     ran_native = {o.backend for o in result.outcomes if o.path == "native"}
-    natives = [b for b in result.backends if has_native(b) and b in ran_native]
+    natives = [c for c in contenders_for(result.backends) if c in ran_native]  # keras runs on tensorflow's bench
     columns = [("shim", b) for b in result.backends] + [("native", b) for b in natives]
     cells: dict[tuple, str] = {}
     for o in result.outcomes:

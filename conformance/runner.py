@@ -7,10 +7,13 @@ In-process and injectable, so tests can feed it a deliberately wrong implementat
 >>> result.counts()["failed"], result.exit_code
 (0, 0)
 
-Paths: ``torch-dialect`` and ``paddle-dialect`` (our shim, ``bce_compat`` and
-``bce_compat.dialects.paddle``) on every backend (every test bench of the registry, plugins
-included), ``native`` (the framework's own op) where ``natives`` has one. A shim failure or a cross-backend disagreement fails the
-run; a native op that departs from the document or the exact math "diverges" (reported only).
+Paths: ``<dialect>-dialect`` for each dialect a case names (our shim: ``bce_compat`` for torch's
+signatures, ``bce_compat.dialects.paddle``, ``.keras``, ``.tf``, ``.optax``; ``calls.py`` maps the
+case onto each signature, and a dialect that cannot express it is a skip) on every backend
+(every test bench of the registry, plugins included), and ``native``: each framework's own op
+where ``natives`` has one (Keras' on the TensorFlow bench, reported as ``keras``). A shim failure
+or a cross-backend disagreement fails the run; a native op that departs from the document or
+the exact math "diverges" (reported only).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from bce_compat.conformance import casedata, frameworks, natives, reference
+from bce_compat.conformance import calls, casedata, frameworks, natives, reference
 
 HALF = ("float16", "bfloat16")
 _EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}
@@ -41,7 +44,7 @@ class Outcome:
 
     case: str
     backend: str
-    path: str  # "torch-dialect", "paddle-dialect" or "native"
+    path: str  # "<dialect>-dialect" (torch, paddle, keras, tf, optax) or "native"
     dtype: str
     status: str  # pass / fail / diverges / skipped
     detail: str = ""
@@ -113,9 +116,10 @@ class Result:
 
 def default_shim_modules() -> dict:
     import bce_compat
+    from bce_compat.dialects import keras, optax, tf
     from bce_compat.dialects import paddle as paddle_dialect
 
-    return {"torch": bce_compat, "paddle": paddle_dialect}
+    return {"torch": bce_compat, "paddle": paddle_dialect, "keras": keras, "tf": tf, "optax": optax}
 
 
 def run(cases=None, backends=None, native=True, shim=True, shim_module_override=None, progress=None) -> Result:
@@ -149,46 +153,48 @@ def run_case(case, fws: dict, modules: dict, shim_modules: dict, result: Result,
     for dtype in case.dtypes:
         if shim:
             for dialect in case.dialects:
-                path = f"{dialect}-dialect"
-                cells = [
-                    (name, _evaluate(case, fw, dtype, path, _shim_call(case, shim_modules[dialect], dialect), "shim"))
-                    for name, fw in fws.items()
-                ]
-                result.outcomes.extend(o for _, (o, _) in cells)
-                agreement = _agreement(case, path, dtype, [(n, o, got) for n, (o, got) in cells])
-                if agreement:
-                    result.agreements.append(agreement)
+                _run_dialect(case, dialect, shim_modules[dialect], fws, dtype, result)
         if native:
-            for name in fws:
-                if not natives.has_native(name):
-                    continue
-                try:
-                    label, fn = natives.native_op(name, modules, case)
-                except natives.Unsupported as exc:
-                    result.outcomes.append(Outcome(case.id, name, "native", dtype, "skipped", str(exc)))
-                    continue
-                outcome, _ = _evaluate(case, fws[name], dtype, "native", (label, fn), "native")
-                result.outcomes.append(outcome)
+            _run_natives(case, fws, modules, dtype, result)
+
+
+def _run_dialect(case, dialect: str, module, fws: dict, dtype: str, result: Result) -> None:
+    """Our shim in one dialect on every backend, and the backends' agreement."""
+    path = f"{dialect}-dialect"
+    try:
+        call = _shim_call(case, module, dialect)
+    except calls.Unsupported as exc:
+        result.outcomes.extend(Outcome(case.id, name, path, dtype, "skipped", str(exc)) for name in fws)
+        return
+    cells = [(name, _evaluate(case, fw, dtype, path, call, "shim")) for name, fw in fws.items()]
+    result.outcomes.extend(o for _, (o, _) in cells)
+    agreement = _agreement(case, path, dtype, [(n, o, got) for n, (o, got) in cells])
+    if agreement:
+        result.agreements.append(agreement)
+
+
+def _run_natives(case, fws: dict, modules: dict, dtype: str, result: Result) -> None:
+    """Each native contender whose framework's bench is here (Keras' runs on TensorFlow's)."""
+    for contender in natives.contenders_for(fws):
+        bench = natives.bench_of(contender)
+        try:
+            label, fn = natives.native_op(contender, modules, case)
+        except natives.Unsupported as exc:
+            result.outcomes.append(Outcome(case.id, contender, "native", dtype, "skipped", str(exc)))
+            continue
+        outcome, _ = _evaluate(case, fws[bench], dtype, "native", (label, fn), "native")
+        outcome.backend = contender
+        result.outcomes.append(outcome)
 
 
 def _shim_call(case, module, dialect):
-    kwargs = dict(case.kwargs)
-    label = f"{'bce_compat' if dialect == 'torch' else 'bce_compat.dialects.paddle'}.{case.function}"
-    if case.function in ("BCEWithLogitsLoss", "BCELoss"):
-        cls = getattr(module, case.function)
-
-        def call_module(input, target, weight=None, pos_weight=None):
-            extra = {"pos_weight": pos_weight} if case.logits else {}
-            return cls(weight=weight, **extra, **kwargs)(input, target)
-
-        return label, call_module
-    fn = getattr(module, case.function)
-
-    def call_function(input, target, weight=None, pos_weight=None):
-        extra = {"pos_weight": pos_weight} if case.logits else {}
-        return fn(input, target, weight=weight, **extra, **kwargs)
-
-    return label, call_function
+    """(label, fn) of our shim in ``dialect``; raises calls.Unsupported where the dialect cannot say it."""
+    if dialect in calls.MAPPERS:
+        return calls.MAPPERS[dialect](case, module, f"bce_compat.dialects.{dialect}")
+    prefix = "bce_compat" if dialect == "torch" else f"bce_compat.dialects.{dialect}"
+    if case.focal and dialect == "torch":
+        return calls.focal_call(case, module, prefix)
+    return calls.torch_style_call(case, module, module, prefix)
 
 
 @functools.lru_cache(maxsize=512)
@@ -203,7 +209,8 @@ def _exact_cached(case_id: str, dtype: str, formula: str, _case_key):
         return dt if isinstance(values, str) else np.asarray(values, np.float64)  # python number or array
 
     weight, pos_weight = plain("weight"), plain("pos_weight")
-    return reference.exact(case.logits, plain("input"), plain("target"), weight, pos_weight, case.reduction, formula)
+    return reference.exact(case.logits, plain("input"), plain("target"), weight, pos_weight, case.reduction, formula,
+                           case.options)
 
 
 class _Key:
@@ -289,7 +296,9 @@ def _grad_positions(case, fw, dtype: str, names: list, kind: str) -> list[int]:
     wrt = [i for i, n in enumerate(names) if floating[n][1] in _EPS]
     if "grad_wrt" in case.expect:
         wrt = [i for i in wrt if names[i] in case.expect["grad_wrt"]]
-    if kind == "native":  # torch refuses grads w.r.t. weight/pos_weight; compare the logits' gradient only
+    # torch refuses grads w.r.t. weight/pos_weight: compare a native op's logits' gradient only;
+    # the exact focal reference differentiates w.r.t. the logits only
+    if kind == "native" or case.focal:
         wrt = [i for i in wrt if names[i] == "input"]
     return wrt
 
@@ -338,12 +347,19 @@ def _check_result(case, fw, dtype: str, kind: str, value, got: np.ndarray, warne
         problems.append("no warning for a deprecated argument")
     if case.expect.get("finite") and not np.all(np.isfinite(got)):
         problems.append("non-finite result")
-    if "value" in case.expect:
-        doc = case.expect["value"]
-        tol = case.expect.get("value_atol", 0.0) + case.expect.get("value_rtol", 0.0) * abs(doc)
-        if not np.all(np.abs(got - doc) <= tol):
-            problems.append(f"documented {doc} (±{tol:g}), got {_fmt(got)}")
+    for key in ("value", "values"):
+        if key in case.expect:
+            problems += _check_documented(case, np.asarray(case.expect[key], np.float64), got)
     return problems
+
+
+def _check_documented(case, doc: np.ndarray, got: np.ndarray) -> list[str]:
+    """The documented number(s), within the case's absolute/relative tolerance."""
+    tol = case.expect.get("value_atol", 0.0) + case.expect.get("value_rtol", 0.0) * np.abs(doc)
+    if doc.shape not in ((), got.shape) or not np.all(np.abs(got - doc) <= tol):
+        shown = f"{float(doc):.9g}" if doc.ndim == 0 else np.array2string(doc, precision=8)
+        return [f"documented {shown} (±{np.max(tol):g}), got {_fmt(got)}"]
+    return []
 
 
 def _check_exact(case, dtype: str, got: np.ndarray) -> tuple[float, list[str]]:

@@ -1,0 +1,191 @@
+"""Per-dialect argument mappers: a case (written in torch's terms) as a call in another signature.
+
+A case names ``input``, ``target``, ``weight``, ``pos_weight`` and torch-style kwargs (plus the
+options ``label_smoothing``, ``ignore_index``, Keras' ``mean_axis`` and the focal loss's
+``alpha``/``gamma``). Each mapper takes the case and a module with that dialect's API (ours, or
+the framework's own: ``bce_compat.dialects.keras`` or ``keras.losses``, ``bce_compat.dialects.tf``
+or ``tf.nn``, ...) and returns ``(label, fn)`` where ``fn(input, target, weight=None,
+pos_weight=None)`` makes the call in that dialect's argument order, or raises ``Unsupported``
+when the dialect cannot express the case (that cell is then "skipped", with the reason).
+
+>>> from bce_compat.conformance import casedata
+>>> from bce_compat.dialects import keras
+>>> case = casedata.load_cases(["keras-BinaryCrossentropy-logits-example-2"])[0]
+>>> label, fn = keras_call(case, keras, "bce_compat.dialects.keras")
+>>> import numpy as np
+>>> y, x = np.array([[0.0, 1.0], [0.0, 0.0]]), np.array([[-18.6, 0.51], [2.94, -12.8]])
+>>> label, round(float(fn(x, y)), 4)
+('bce_compat.dialects.keras.BinaryCrossentropy', 0.8655)
+"""
+
+from __future__ import annotations
+
+from bce_compat.conformance.casedata import OPTION_KWARGS
+
+_LEGACY = ("size_average", "reduce")
+_FOCAL_KWARGS = ("alpha", "gamma", "reduction")
+# canonical reduction -> Keras' name for the same number (after the per-sample mean over an axis)
+_KERAS_REDUCTION = {"none": "none", "mean": "sum_over_batch_size", "sum": "sum"}
+
+
+class Unsupported(Exception):
+    """The dialect or op has no way to express this case (the reason is the message)."""
+
+
+def torch_style_call(case, functional, classes, prefix: str, class_prefix: str | None = None):
+    """torch and Paddle: ``classes.BCE*Loss(...)(x, y)`` or ``functional.bce*(x, y, ...)``, kwargs as written."""
+    if case.focal:
+        raise Unsupported(f"{prefix} has no sigmoid_focal_loss with torchvision's semantics")
+    if "mean_axis" in case.kwargs:
+        raise Unsupported(f"{prefix} has no per-sample mean over an axis (Keras' reduction)")
+    kwargs = dict(case.kwargs)
+    if case.function in ("BCEWithLogitsLoss", "BCELoss"):
+        cls = getattr(classes, case.function)
+
+        def call_module(input, target, weight=None, pos_weight=None):
+            extra = {"pos_weight": pos_weight} if case.logits else {}
+            return cls(weight=weight, **extra, **kwargs)(input, target)
+
+        return f"{class_prefix or prefix}.{case.function}", call_module
+    fn = getattr(functional, case.function)
+
+    def call_function(input, target, weight=None, pos_weight=None):
+        extra = {"pos_weight": pos_weight} if case.logits else {}
+        return fn(input, target, weight=weight, **extra, **kwargs)
+
+    return f"{prefix}.{case.function}", call_function
+
+
+def focal_call(case, module, prefix: str):
+    """torchvision's ``sigmoid_focal_loss(inputs, targets, alpha, gamma, reduction)`` (ours: ``bce_compat``)."""
+    if not case.focal:
+        raise Unsupported(f"{prefix}.sigmoid_focal_loss is the focal loss only")
+    _no_weights(case, prefix + ".sigmoid_focal_loss")
+    kwargs = {k: case.kwargs[k] for k in _FOCAL_KWARGS if k in case.kwargs}
+    fn = module.sigmoid_focal_loss
+
+    def call(input, target, weight=None, pos_weight=None):
+        return fn(input, target, **kwargs)
+
+    return f"{prefix}.sigmoid_focal_loss", call
+
+
+def keras_call(case, module, prefix: str):
+    """Keras: ``binary_crossentropy(y_true, y_pred, from_logits, label_smoothing, axis)`` or the class.
+
+    With ``mean_axis`` the case is Keras' own loss: the function (reduction "none", no weight)
+    or ``BinaryCrossentropy(reduction=...)`` with ``sample_weight`` (a weight of size 1 along
+    the axis, one per sample). Without it, only a plain mean is the same number in Keras (the
+    mean of the per-sample means), so only "mean" cases of rank >= 1 map.
+    """
+    _plain_bce(case, prefix, allow=("label_smoothing", "mean_axis"))
+    if "pos_weight" in case.inputs:
+        raise Unsupported(f"{prefix} has no pos_weight")
+    shapes = case.shapes()
+    rank = len(shapes["input"])
+    axis = int(case.kwargs.get("mean_axis", -1))
+    if rank == 0:
+        raise Unsupported(f"{prefix} needs y_pred of rank >= 1 (it averages over an axis)")
+    if "mean_axis" not in case.kwargs:
+        if case.reduction != "mean":
+            raise Unsupported(f"{prefix}: only the mean over all elements is a Keras reduction of the element-wise loss")
+        if 0 in shapes["input"]:
+            raise Unsupported(f"{prefix}: the mean of nothing is 0 in Keras (divide_no_nan), NaN in torch")
+    sample_weight = _sample_weight(case, shapes, axis % rank, prefix)
+    options = {"from_logits": case.logits, "label_smoothing": float(case.kwargs.get("label_smoothing", 0.0)),
+               "axis": axis}
+    if "mean_axis" in case.kwargs and case.reduction == "none" and "weight" not in case.inputs:
+        fn = module.binary_crossentropy
+
+        def call_function(input, target, weight=None, pos_weight=None):
+            return fn(target, input, **options)
+
+        return f"{prefix}.binary_crossentropy", call_function
+    loss = module.BinaryCrossentropy(reduction=_KERAS_REDUCTION[case.reduction], **options)
+
+    def call_class(input, target, weight=None, pos_weight=None):
+        return loss(target, input, sample_weight=sample_weight(weight))
+
+    return f"{prefix}.BinaryCrossentropy", call_class
+
+
+def tf_call(case, module, prefix: str):
+    """``tf.nn``: ``sigmoid_cross_entropy_with_logits(labels, logits)``, ``weighted_...(labels, logits, pos_weight)``."""
+    _plain_bce(case, prefix)
+    _elementwise(case, prefix)
+    if not case.logits:
+        raise Unsupported(f"{prefix} has no probability-input BCE")
+    if "pos_weight" in case.inputs:
+        fn = module.weighted_cross_entropy_with_logits
+
+        def weighted(input, target, weight=None, pos_weight=None):
+            return fn(labels=target, logits=input, pos_weight=pos_weight)
+
+        return f"{prefix}.weighted_cross_entropy_with_logits", weighted
+    sigmoid = module.sigmoid_cross_entropy_with_logits
+
+    def plain(input, target, weight=None, pos_weight=None):
+        return sigmoid(labels=target, logits=input)
+
+    return f"{prefix}.sigmoid_cross_entropy_with_logits", plain
+
+
+def optax_call(case, module, prefix: str):
+    """optax: ``sigmoid_binary_cross_entropy(logits, labels)``, ``sigmoid_focal_loss(logits, labels, alpha, gamma)``."""
+    if case.focal:
+        _no_weights(case, prefix + ".sigmoid_focal_loss")
+        _elementwise(case, prefix)
+        alpha, gamma = case.options["focal"]
+        fn = module.sigmoid_focal_loss
+
+        def focal(input, target, weight=None, pos_weight=None):
+            return fn(input, target, alpha=None if alpha < 0 else alpha, gamma=gamma)  # optax: None = no alpha_t
+
+        return f"{prefix}.sigmoid_focal_loss", focal
+    _plain_bce(case, prefix)
+    _elementwise(case, prefix)
+    if not case.logits:
+        raise Unsupported(f"{prefix} has no probability-input BCE")
+    if "pos_weight" in case.inputs:
+        raise Unsupported(f"{prefix}.sigmoid_binary_cross_entropy has no pos_weight")
+    fn = module.sigmoid_binary_cross_entropy
+
+    def call(input, target, weight=None, pos_weight=None):
+        return fn(input, target)
+
+    return f"{prefix}.sigmoid_binary_cross_entropy", call
+
+
+def _plain_bce(case, prefix: str, allow=()) -> None:
+    """Raise Unsupported for the focal loss, legacy arguments or options the dialect does not have."""
+    if case.focal:
+        raise Unsupported(f"{prefix} has no focal loss")
+    for key in (*_LEGACY, *OPTION_KWARGS):
+        if key in case.kwargs and key not in allow:
+            raise Unsupported(f"{prefix} has no {key} argument")
+
+
+def _elementwise(case, prefix: str) -> None:
+    if case.reduction != "none" or "weight" in case.inputs:
+        raise Unsupported(f"{prefix} is element-wise: no weight or reduction")
+
+
+def _no_weights(case, name: str) -> None:
+    given = [k for k in ("weight", "pos_weight") if k in case.inputs]
+    if given:
+        raise Unsupported(f"{name} has no {given[0]} argument")
+
+
+def _sample_weight(case, shapes: dict, axis: int, prefix: str):
+    """A function weight -> Keras ``sample_weight``: the weight without ``axis`` (it must be 1 there)."""
+    if "weight" not in case.inputs or shapes["weight"] is None:
+        return lambda weight: weight  # None, or a Python number
+    shape = shapes["weight"]
+    rank = len(shapes["input"])
+    if len(shape) != rank or shape[axis] != 1:
+        raise Unsupported(f"{prefix}: sample_weight is one weight per sample (weight of size 1 along the axis)")
+    index = (slice(None),) * axis + (0,)
+    return lambda weight: weight[index]
+
+
+MAPPERS = {"keras": keras_call, "tf": tf_call, "optax": optax_call}
