@@ -248,3 +248,12 @@ def test_keras_loss_subclass_trains_like_keras():
     np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-5, atol=1e-6)
     config = BinaryCrossentropy(from_logits=True, label_smoothing=0.1).get_config()
     assert BinaryCrossentropy.from_config(config).label_smoothing == 0.1
+
+
+@pytest.mark.parametrize("missing", ["y_true", "y_pred"])
+def test_keras_dialect_names_a_missing_argument(missing):
+    args = {"y_true": np.zeros((2, 3)), "y_pred": np.full((2, 3), 0.5), missing: None}
+    with pytest.raises(TypeError, match=f"`{missing}` must be an array; got None"):
+        K.binary_crossentropy(**args)
+    with pytest.raises(TypeError, match=f"`{missing}` must be an array; got None"):
+        K.BinaryCrossentropy()(**args)

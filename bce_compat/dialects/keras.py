@@ -18,7 +18,7 @@ from typing import Any, Literal
 from bce_compat import _loss, _options
 from bce_compat._dispatch import backend_of, is_array
 from bce_compat._types import Array, Weight
-from bce_compat._validate import ArgNames
+from bce_compat._validate import ArgNames, check_is_array
 
 __all__ = ["binary_crossentropy", "BinaryCrossentropy"]
 
@@ -43,6 +43,8 @@ def binary_crossentropy(
         [0.916, 0.714]
     """
     fn = "binary_crossentropy"
+    check_is_array(fn, "y_true", y_true)
+    check_is_array(fn, "y_pred", y_pred)
     options = _options.options(fn, label_smoothing=label_smoothing)
     options["mean_axis"] = _check_axis(fn, axis, y_pred)
     y_true = _cast_like(fn, y_true, y_pred)
@@ -84,6 +86,8 @@ class BinaryCrossentropy:
         self.dtype = dtype
 
     def __call__(self, y_true: Array, y_pred: Array, sample_weight: Weight = None) -> Array:
+        check_is_array("BinaryCrossentropy", "y_true", y_true)
+        check_is_array("BinaryCrossentropy", "y_pred", y_pred)
         if self.dtype is not None:
             y_true, y_pred = (_astype(a, self.dtype) if is_array(a) else a for a in (y_true, y_pred))
         y_true, y_pred = same_rank(y_true, y_pred)
