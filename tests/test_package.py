@@ -157,3 +157,16 @@ def test_cli_version_and_backends():
             assert "not installed" in lines[name]
         else:
             assert sys.modules[name].__version__ in lines[name]
+
+
+def test_installed_distribution_ships_types_license_and_urls():
+    """py.typed marks the package typed (PEP 561); the licence file and project URLs are in the metadata."""
+    from importlib import metadata, resources
+
+    assert resources.files("bce_compat").joinpath("py.typed").is_file()
+    meta = metadata.metadata("bce_compat")
+    assert "Apache" in (meta.get("License") or meta.get("License-Expression") or "")
+    urls = dict(u.split(", ", 1) for u in meta.get_all("Project-URL") or [])
+    assert {"Source", "Issues", "Changelog"} <= set(urls), urls
+    files = {f.name for f in metadata.files("bce_compat") or []}
+    assert "LICENSE" in files, "the licence text is not in the installed distribution"
