@@ -1,6 +1,8 @@
 """``bce-compat diff torch paddle``: where two frameworks' own BCE ops give different numbers or behaviour.
 
-Built from the conformance suite's native-op results; one line of advice per difference.
+Built from the conformance suite's native-op results; one line of advice per difference. A side
+is a native contender: torch, paddle, tensorflow (``tf.nn``), keras (``keras.losses``, run on
+TensorFlow), jax (optax).
 """
 
 from __future__ import annotations
@@ -22,14 +24,15 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import json
 
-    from bce_compat.conformance import casedata, report, runner
+    from bce_compat.conformance import casedata, natives, report, runner
 
     if args.a == args.b:
         print("diff needs two different frameworks", file=sys.stderr)
         return 2
     cases = casedata.load_cases([p.strip() for p in args.cases.split(",")] if args.cases else None)
-    result = runner.run(cases, [args.a, args.b], native=True, shim=False)
-    missing = [f for f in (args.a, args.b) if f not in result.backends]
+    benches = list(dict.fromkeys(natives.bench_of(side) for side in (args.a, args.b)))  # keras runs on tensorflow
+    result = runner.run(cases, benches, native=True, shim=False)
+    missing = [f for f in (args.a, args.b) if natives.bench_of(f) not in result.backends]
     if missing:
         print(f"not installed: {', '.join(missing)}", file=sys.stderr)
         return 2
