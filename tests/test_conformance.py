@@ -64,3 +64,31 @@ def test_documented_examples_are_present():
     paddle_example = by_id["paddle-F-logits-example"]
     assert paddle_example.expect["value"] == pytest.approx(0.45618808)
     assert paddle_example.expect["doc_shape"] == [1] and paddle_example.expect["shape"] == []
+
+
+NEW_SOURCES = {  # issue 15: one case file per document
+    "keras.losses.binary_crossentropy": "005_keras_binary_crossentropy.toml",
+    "keras.losses.BinaryCrossentropy": "006_keras_BinaryCrossentropy.toml",
+    "tf.nn.sigmoid_cross_entropy_with_logits": "007_tf_sigmoid_cross_entropy_with_logits.toml",
+    "tf.nn.weighted_cross_entropy_with_logits": "008_tf_weighted_cross_entropy_with_logits.toml",
+    "optax.losses.sigmoid_binary_cross_entropy": "009_optax_losses.toml",
+    "torchvision.ops.sigmoid_focal_loss": "010_torchvision_sigmoid_focal_loss.toml",
+}
+
+
+@pytest.mark.parametrize("name", NEW_SOURCES)
+def test_every_new_source_document_has_cases(name):
+    cases = [c for c in CASES if c.file == NEW_SOURCES[name]]
+    assert len(cases) >= 4 and all(name in c.source and c.quote for c in cases)
+    first = cases[0].dialects[0]
+    assert first == {"005": "keras", "006": "keras", "007": "tf", "008": "tf", "009": "optax", "010": "torch"}[cases[0].file[:3]]
+
+
+def test_new_documented_examples_are_present():
+    by_id = {c.id: c for c in CASES}
+    assert by_id["keras-BinaryCrossentropy-logits-example-2"].expect["value"] == pytest.approx(0.865)
+    assert by_id["keras-BinaryCrossentropy-sample-weight"].expect["value"] == pytest.approx(0.243)
+    assert by_id["keras-binary_crossentropy-example"].expect["values"] == pytest.approx([0.916, 0.714])
+    assert by_id["tf-sigmoid-xent-example"].expect["values"][0] == pytest.approx(1.3132617)
+    clip = by_id["keras-binary_crossentropy-probability-clip"]
+    assert clip.expect["values"] == [100.0] and "1e-7" in clip.advice  # the contract's clamp, Keras' clip diverges

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import types
@@ -12,7 +13,7 @@ import pytest
 
 import bce_compat
 from bce_compat import cli
-from bce_compat.conformance import casedata, natives, reference, report, runner
+from bce_compat.conformance import calls, casedata, natives, reference, report, runner
 from bce_compat.dialects import paddle as paddle_dialect
 
 POS_WEIGHT_CASES = ["torch-module-pos-weight-3-triples-positives", "paddle-F-logits-pos-weight-per-class"]
@@ -177,3 +178,121 @@ def test_report_accepts_a_backend_it_has_no_short_name_for():
     result.backends = ["numpy", "some_plugin_backend"]
     table = report.table(result)
     assert "some_p" in table.splitlines()[1]
+
+
+# --- the keras, tf and optax dialects and the focal loss -----------------------------------------
+
+
+class _Recorder:
+    """A dialect module that records each call's arguments (to check the argument order)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        def record(*args, **kwargs):
+            self.calls.append((name, args, kwargs))
+            return np.zeros(())
+
+        return record
+
+
+def test_mappers_put_arguments_in_each_dialects_order():
+    x, y = np.array([0.5]), np.array([1.0])
+    case = casedata.load_cases(["tf-sigmoid-xent-example"])[0]
+    tf_mod, optax_mod = _Recorder(), _Recorder()
+    calls.tf_call(case, tf_mod, "tf.nn")[1](x, y)
+    calls.optax_call(case, optax_mod, "optax")[1](x, y)
+    assert tf_mod.calls == [("sigmoid_cross_entropy_with_logits", (), {"labels": y, "logits": x})]
+    assert optax_mod.calls[0][:2] == ("sigmoid_binary_cross_entropy", (x, y))
+    focal = casedata.load_cases(["torchvision-focal-alpha-ignore"])[0]
+    calls.optax_call(focal, optax_mod, "optax")[1](x, y)
+    assert optax_mod.calls[1] == ("sigmoid_focal_loss", (x, y), {"alpha": None, "gamma": 2.0})  # alpha -1 is None
+
+
+@pytest.mark.parametrize("case_id, dialect, reason", [
+    ("keras-BinaryCrossentropy-sum", "torch", "no per-sample mean over an axis"),
+    ("tf-weighted-xent-formula", "keras", "has no pos_weight"),
+    ("keras-BinaryCrossentropy-logits-example-1", "tf", "element-wise: no weight or reduction"),
+    ("torchvision-focal-defaults", "paddle", "no sigmoid_focal_loss"),
+    ("keras-BinaryCrossentropy-sample-weight", "optax", "element-wise"),
+])
+def test_a_dialect_that_cannot_express_a_case_is_a_skip_with_the_reason(case_id, dialect, reason):
+    result = runner.run(casedata.load_cases([case_id]), ["numpy"], native=False)
+    cells = [o for o in result.outcomes if o.path == f"{dialect}-dialect" and o.case == case_id]
+    assert cells and all(o.status == "skipped" and reason in o.detail for o in cells)
+    assert result.exit_code == 0
+
+
+def _keras_ignoring_sample_weight():
+    from bce_compat.dialects import keras
+
+    class Loss(keras.BinaryCrossentropy):
+        def __call__(self, y_true, y_pred, sample_weight=None):
+            return super().__call__(y_true, y_pred)
+
+    return types.SimpleNamespace(binary_crossentropy=keras.binary_crossentropy, BinaryCrossentropy=Loss)
+
+
+def _focal_without_alpha():
+    def sigmoid_focal_loss(input, target, alpha=0.25, gamma=2.0, reduction="none"):
+        return bce_compat.sigmoid_focal_loss(input, target, alpha=-1.0, gamma=gamma, reduction=reduction)
+
+    return types.SimpleNamespace(sigmoid_focal_loss=sigmoid_focal_loss)
+
+
+def test_wrong_keras_or_focal_implementation_fails():
+    keras_cases = ["keras-BinaryCrossentropy-sample-weight", "keras-BinaryCrossentropy-sample-weight-none"]
+    result = runner.run(casedata.load_cases(keras_cases), ["numpy"], native=False,
+                        shim_module_override={"keras": _keras_ignoring_sample_weight()})
+    assert {(o.case, o.path) for o in result.failures} == {(c, "keras-dialect") for c in keras_cases}
+    focal = runner.run(casedata.load_cases(["torchvision-focal-defaults"]), ["numpy"], native=False,
+                       shim_module_override={"torch": _focal_without_alpha()})
+    assert {o.path for o in focal.failures} == {"torch-dialect"} and focal.exit_code == 1
+
+
+def test_documented_values_are_checked_elementwise():
+    (case,) = casedata.load_cases(["keras-binary_crossentropy-example"])
+    wrong = dataclasses.replace(case, expect={**case.expect, "values": [0.916, 0.800]})
+    result = runner.run([wrong], ["numpy"], native=False)
+    assert result.failures and all(o.detail.startswith("documented [0.916 0.8") for o in result.failures)
+
+
+def test_missing_torchvision_is_a_skip_with_an_install_hint(monkeypatch):
+    pytest.importorskip("torch")
+    monkeypatch.setitem(sys.modules, "torchvision", None)
+    result = runner.run(casedata.load_cases(["torchvision-focal-defaults"]), ["torch"], native=True, shim=False)
+    native = [o for o in result.outcomes if o.path == "native" and o.backend == "torch"]
+    assert native and all(o.status == "skipped" and "pip install torchvision" in o.detail for o in native)
+
+
+def test_keras_native_is_its_own_column_and_diverges_at_the_clip():
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("keras")
+    result = runner.run(casedata.load_cases(["keras-binary_crossentropy-probability-clip"]), ["tensorflow"])
+    keras_cells = [o for o in result.outcomes if o.backend == "keras"]
+    assert keras_cells and all(o.status == "diverges" and "documented [100.]" in o.detail for o in keras_cells)
+    assert all(16.0 < o.value[0] < 16.2 for o in keras_cells)  # -log(1e-7), not 100
+    assert result.exit_code == 0  # a native divergence is reported, never fatal
+    assert "keras" in report.table(result).splitlines()[1]
+
+
+def test_reference_options():
+    focal = reference.exact(True, np.array([0.0]), np.array([1.0]), None, None, "none", options={"focal": (0.25, 2.0)})
+    assert float(focal.value[0]) == pytest.approx(0.25 * np.log(2) * 0.25, rel=1e-15)
+    smooth = reference.exact(True, np.array([0.0, 50.0]), np.array([1.0, 1.0]), None, None, "none",
+                             options={"label_smoothing": 1.0})
+    assert smooth.value[0] == pytest.approx(np.log(2), rel=1e-15) and smooth.value[1] == pytest.approx(25.0, rel=1e-15)
+    axis = reference.exact(False, np.array([[0.5, 0.25], [0.5, 0.5]]), np.array([[1.0, 0.0], [1.0, 1.0]]), None, None,
+                           "sum", options={"mean_axis": -1})
+    assert float(axis.value) == pytest.approx(np.log(2) + (np.log(2) - np.log(0.75)) / 2, rel=1e-15)
+    assert axis.grads["input"][0][0, 1] == pytest.approx(1 / 0.75 / 2, rel=1e-15)
+    empty = reference.exact(True, np.array([0.0]), np.array([-100.0]), None, None, "mean", options={"ignore_index": -100})
+    assert np.isnan(empty.value) and empty.grads["input"][0].tolist() == [0.0]
+
+
+def test_case_schema_checks_dialects():
+    with pytest.raises(ValueError, match="demo.toml: case 'demo': unknown dialect 'jax'"):
+        casedata.parse_file("demo.toml", _CASE + 'dialects = ["torch", "jax"]\n')
+    (case,) = casedata.parse_file("demo.toml", 'dialects = ["tf", "keras"]\n' + _CASE)
+    assert case.dialects == ("tf", "keras")
