@@ -14,6 +14,7 @@ only checks on values (BCE's [0, 1] range) run on every call. A bad call raises 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,10 @@ _plans: dict = {}
 
 def plan_for(fn: str, names: ArgNames, x, y, weight, pos_weight) -> Plan:
     """The plan for these arguments, validated; raises the docs/contract.md §5 errors for bad ones."""
+    if _torch_compiling():
+        # Dynamo would have to hash every key of the memo, and a NumPy dtype left there by an
+        # earlier NumPy call is a graph break ("Untraceable C tp_hash"); tracing runs once anyway.
+        return _make_plan(fn, names, x, y, weight, pos_weight)
     key = _signature(x, y, weight, pos_weight)
     plan = _plans.get(key) if key is not None else None
     if plan is None:
@@ -62,6 +67,11 @@ def plan_for(fn: str, names: ArgNames, x, y, weight, pos_weight) -> Plan:
                 _plans.clear()
             _plans[key] = plan
     return plan
+
+
+def _torch_compiling() -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and torch.compiler.is_compiling()
 
 
 def _signature(*args):

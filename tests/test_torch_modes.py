@@ -76,6 +76,21 @@ def test_compile_fullgraph_no_graph_break_no_warning(dtype, caplog):
     torch.testing.assert_close(grad, expected_grad, **tol(dtype))
 
 
+def test_compile_fullgraph_after_calls_on_other_libraries():
+    """The per-signature plan memo holds other libraries' dtypes after their calls; Dynamo cannot
+    hash some (TF's C-level DType: "Untraceable C tp_hash"), so a compiled torch call must not
+    trace the memo (it broke the graph in the all-backends test run)."""
+    from bce_compat.conformance import frameworks
+
+    torch._dynamo.reset()
+    for bench in frameworks.available().values():
+        if "float32" in bench.dtypes:
+            bce_compat.binary_cross_entropy_with_logits(bench.asarray([0.5], "float32"), bench.asarray([1.0], "float32"))
+    x, y, w, p = data(torch.float32)
+    compiled = torch.compile(lambda *a: ours(*a, "mean"), fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(x, y, w, p), native(x, y, w, p, "mean"), **tol(torch.float32))
+
+
 @pytest.mark.slow  # inductor compiles C++: about a minute on a small machine
 def test_compile_with_inductor_matches_eager():
     torch._dynamo.reset()
