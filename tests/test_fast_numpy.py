@@ -1,4 +1,4 @@
-"""The NumPy fast path (backends/numpy_fast.py) against the exact loss and the portable path (SPEC §3-4)."""
+"""The NumPy fast path (backends/numpy_fast.py) against the exact loss and the portable path (docs/contract.md §3-4)."""
 
 from __future__ import annotations
 
