@@ -20,7 +20,8 @@ when the dialect cannot express the case (that cell is then "skipped", with the 
 
 from __future__ import annotations
 
-from bce_compat.conformance.casedata import OPTION_KWARGS
+# kwargs beyond a function's torch arguments: options, and Keras' per-sample mean over an axis
+OPTION_KWARGS = ("label_smoothing", "ignore_index", "mean_axis")
 
 _LEGACY = ("size_average", "reduce")
 _FOCAL_KWARGS = ("alpha", "gamma", "reduction")

@@ -22,6 +22,8 @@ from importlib import resources
 
 import numpy as np
 
+from bce_compat.conformance.calls import OPTION_KWARGS
+
 # A case is written in canonical (torch) terms: the function, ``input``/``target``/``weight``/
 # ``pos_weight`` and kwargs; ``calls.py`` maps it onto each dialect's own signature.
 FUNCTIONS = ("binary_cross_entropy_with_logits", "binary_cross_entropy", "BCEWithLogitsLoss", "BCELoss",
@@ -30,8 +32,6 @@ ARRAY_ARGS = ("input", "target", "weight", "pos_weight")
 DEFAULT_DTYPES = ("float32", "float64")
 DIALECTS = ("torch", "paddle", "keras", "tf", "optax")
 DEFAULT_DIALECTS = ("torch", "paddle")  # for a file that names no ``dialects``
-# kwargs beyond a function's torch arguments: options, and Keras' per-sample mean over an axis
-OPTION_KWARGS = ("label_smoothing", "ignore_index", "mean_axis")
 _GENERATORS = ("randn", "rand", "bernoulli", "sigmoid_randn")
 
 # The schema: key -> the TOML types it may have.

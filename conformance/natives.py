@@ -24,7 +24,6 @@ from bce_compat.conformance.calls import Unsupported
 __all__ = ["Unsupported", "NATIVE_FRAMEWORKS", "has_native", "bench_of", "contenders_for", "native_op"]
 
 _LEGACY = ("size_average", "reduce")
-_OPTIONS = ("label_smoothing", "ignore_index", "mean_axis")
 
 
 def has_native(framework: str) -> bool:
@@ -58,7 +57,7 @@ def _optional(module: str, install: str):
 
 
 def _no_options(case, framework: str) -> None:
-    for key in _OPTIONS:
+    for key in calls.OPTION_KWARGS:
         if key in case.kwargs:
             raise Unsupported(f"{framework}'s op has no {key} argument")
 

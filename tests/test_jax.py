@@ -242,9 +242,12 @@ def test_shape_errors_are_raised_while_tracing():
         jax.jit(bce_compat.binary_cross_entropy_with_logits)(jnp.zeros(3), jnp.zeros(2))
 
 
-def test_mixing_jax_and_numpy_is_a_type_error():
+def test_numpy_target_beside_jax_input_is_converted_but_not_the_reverse():
+    # JAX's own operations take NumPy operands (issue 11.4); the input decides the library
+    result = bce_compat.binary_cross_entropy_with_logits(jnp.zeros(2), np.zeros(2))
+    assert isinstance(result, jax.Array)
     with pytest.raises(TypeError, match="one library"):
-        bce_compat.binary_cross_entropy_with_logits(jnp.zeros(2), np.zeros(2))
+        bce_compat.binary_cross_entropy_with_logits(np.zeros(2), jnp.zeros(2))
 
 
 # ---- optax: same semantics without weight/pos_weight
