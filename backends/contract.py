@@ -5,13 +5,13 @@ the arrays (already dispatched to one backend, bool/int ones cast), the reductio
 dtype and any options beyond torch's signature. Every engine (a backend's fused or fast path)
 receives that one object and either computes it, or returns a :class:`Declined` saying why; the
 portable array-API path (``bce_compat._math``) then computes it. An engine must decline every
-option it does not implement (``unsupported_options`` does that check), so no option can be
+option it does not implement (``unsupported`` does that check), so no option can be
 silently ignored.
 
 >>> p = Problem("logits", x=None, y=None, reduction="mean", out_dtype="float32", options={"label_smoothing": 0.1})
->>> unsupported_options(p, supported=())
+>>> unsupported(p, kinds=("logits",))
 Declined(reason="option 'label_smoothing' is not implemented")
->>> unsupported_options(p, supported=("label_smoothing",)) is None
+>>> unsupported(p, kinds=("logits",), options=("label_smoothing",)) is None
 True
 """
 
@@ -68,10 +68,15 @@ class Engine(Protocol):
     def __call__(self, problem: Problem) -> Any: ...
 
 
-def unsupported_options(problem: Problem, supported: Collection[str]) -> Declined | None:
-    """Declined for the first option of ``problem`` not in ``supported``; None if all are."""
+def unsupported(problem: Problem, kinds: Collection[str], options: Collection[str] = ()) -> Declined | None:
+    """Declined if ``problem``'s kind is not in ``kinds`` or one of its options not in ``options``; else None.
+
+    Every engine starts with this, so no engine can compute a kind or option it does not know.
+    """
+    if problem.kind not in kinds:
+        return Declined(f"kind {problem.kind!r} is not implemented")
     for option in problem.options:
-        if option not in supported:
+        if option not in options:
             return Declined(f"option {option!r} is not implemented")
     return None
 

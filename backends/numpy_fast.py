@@ -45,7 +45,7 @@ from numbers import Real
 
 import numpy as np
 
-from bce_compat.backends.contract import Declined, NamedEngine, Problem, unsupported_options
+from bce_compat.backends.contract import Declined, NamedEngine, Problem, unsupported
 
 CHUNK = 1 << 13  # elements per chunk: 7 float64 buffers of it (448 KiB) stay in L2
 PARALLEL_MIN = 1 << 16  # below this, one thread (the pool hand-off costs more than it saves)
@@ -264,9 +264,7 @@ OPTIONS: tuple = ()  # options beyond torch's signature that this engine impleme
 
 def _solve(problem: Problem):
     """The engine's entry: the logits loss on NumPy arrays of float16/32/64, without options."""
-    if problem.kind != "logits":
-        return Declined(f"kind {problem.kind!r} is not implemented")
-    declined = unsupported_options(problem, OPTIONS)
+    declined = unsupported(problem, kinds=("logits",), options=OPTIONS)
     if declined is not None:
         return declined
     out_dtype = np.dtype(problem.out_dtype)

@@ -25,7 +25,7 @@ import paddle
 
 from bce_compat.backends import numpy_fast
 from bce_compat.backends._float_dtypes import dtype_name
-from bce_compat.backends.contract import Declined, NamedEngine, Problem, unsupported_options
+from bce_compat.backends.contract import Declined, NamedEngine, Problem, unsupported
 
 _DTYPES = ("float16", "float32", "float64")
 _COPY_BELOW = 2048  # elements: a copy to NumPy costs less than a DLPack view up to here
@@ -190,9 +190,7 @@ _OPTIONS: tuple = ()  # options beyond torch's signature that this engine implem
 
 def _solve(problem: Problem):
     """The engine's entry: the logits loss without options, or Declined."""
-    if problem.kind != "logits":
-        return Declined(f"kind {problem.kind!r} is not implemented")
-    declined = unsupported_options(problem, _OPTIONS)
+    declined = unsupported(problem, kinds=("logits",), options=_OPTIONS)
     if declined is not None:
         return declined
     result = bce_with_logits(*problem.arrays(), problem.reduction, problem.out_dtype)

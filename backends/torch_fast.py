@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from bce_compat.backends import numpy_fast
-from bce_compat.backends.contract import Declined, NamedEngine, Problem, unsupported_options
+from bce_compat.backends.contract import Declined, NamedEngine, Problem, unsupported
 
 _CPU_DTYPES = (torch.float16, torch.float32, torch.float64)
 _CUDA_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -41,9 +41,7 @@ OPTIONS: tuple = ()  # options beyond torch's signature that this engine impleme
 
 def _solve(problem: Problem):
     """The engine's entry: the logits loss without options on plain tensors, or Declined."""
-    if problem.kind != "logits":
-        return Declined(f"kind {problem.kind!r} is not implemented")
-    declined = unsupported_options(problem, OPTIONS)
+    declined = unsupported(problem, kinds=("logits",), options=OPTIONS)
     if declined is not None:
         return declined
     x, out_dtype = problem.x, problem.out_dtype
