@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from _calls import DIALECTS, probs, with_logits
+from _reference import skip_unless_dtype
 
 SIZES = (1, 97, 70_000)  # one element, one small chunk, several chunks (threaded) of the CPU kernels
 REDUCTIONS = ("none", "mean", "sum")
@@ -58,8 +59,7 @@ def _with_gradient(framework, arrays: list, index: int):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_same_bits_with_and_without_a_gradient(autograd_framework, dtype, size, kind, dialect, reduction):
     framework = autograd_framework
-    if dtype not in framework.dtypes:
-        pytest.skip(f"{framework.name} has no {dtype} here")
+    skip_unless_dtype(framework, dtype)
     values = _problem(size, kind)
     arrays = [framework.asarray(v, dtype) for v in values]
     if kind == "probs":

@@ -20,6 +20,7 @@ from _reference import (
     exact_probs_grad,
     exact_probs_loss,
     reduce_exact,
+    skip_unless_dtype,
 )
 
 LAYOUTS = ("zero_d", "one_element", "empty", "sliced", "transposed", "broadcast")
@@ -98,8 +99,7 @@ def _rounded(framework, values, dtype):
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_every_layout_gives_the_exact_loss(framework, dtype, layout, kind, dialect, reduction):
-    if dtype not in framework.dtypes:
-        pytest.skip(f"{framework.name} has no {dtype} here")
+    skip_unless_dtype(framework, dtype)
     x_values, y_values = _base_values(layout, kind)
     x, x_seen = _layout(framework, layout, _rounded(framework, x_values, dtype), dtype)
     y, y_seen = _layout(framework, layout, _rounded(framework, y_values, dtype), dtype)
@@ -117,8 +117,7 @@ def test_every_layout_gives_the_exact_loss(framework, dtype, layout, kind, diale
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_every_layout_gives_the_exact_gradient(autograd_framework, dtype, layout, kind, reduction):
     framework = autograd_framework
-    if dtype not in framework.dtypes:
-        pytest.skip(f"{framework.name} has no {dtype} here")
+    skip_unless_dtype(framework, dtype)
     x_values, y_values = _base_values(layout, kind)
     x_values, y_values = _rounded(framework, x_values, dtype), _rounded(framework, y_values, dtype)
     y, y_seen = _layout(framework, layout, y_values, dtype)
