@@ -9,10 +9,13 @@ _NAMES: dict = {}
 
 def dtype_name(dtype):
     """``paddle.float32`` -> ``"float32"``; ``tf.float32`` -> ``"float32"``."""
+    # keyed with the dtype's type first: a dict probe may compare dtypes of two libraries, which
+    # some refuse with a warning (array-api-strict against NumPy); tuples compare the types first
+    key = (type(dtype), dtype)
     try:
-        return _NAMES[dtype]
+        return _NAMES[key]
     except KeyError:
-        name = _NAMES[dtype] = str(getattr(dtype, "name", dtype)).rsplit(".", 1)[-1].lower()
+        name = _NAMES[key] = str(getattr(dtype, "name", dtype)).rsplit(".", 1)[-1].lower()
         return name
     except TypeError:  # an unhashable dtype object
         return str(getattr(dtype, "name", dtype)).rsplit(".", 1)[-1].lower()

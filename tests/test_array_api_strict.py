@@ -154,3 +154,16 @@ def test_inputs_are_not_modified():
     bce_compat.binary_cross_entropy_with_logits(x, y, pos_weight=2.0)
     for a, b in zip((x, y), before):
         np.testing.assert_array_equal(np.from_dlpack(a), b)
+
+
+def test_dtype_names_of_two_libraries_are_not_compared_with_each_other():
+    """The dtype-name memo once held NumPy and array-api-strict dtypes side by side; a dict probe
+    compared them, which array-api-strict answers with a UserWarning on every such call."""
+    import warnings
+
+    from bce_compat.backends._float_dtypes import dtype_name
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert dtype_name(np.dtype("float32")) == "float32"
+        assert dtype_name(xps.float32) == "float32"
