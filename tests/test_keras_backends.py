@@ -37,12 +37,13 @@ print("ok", ours)
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
-def test_model_fit_with_our_loss_matches_keras_own(backend):
+def test_model_fit_with_our_loss_matches_keras_own(backend, tmp_path):
     for module in ("keras", backend):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"{module} is not installed")
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    run = subprocess.run([sys.executable, "-c", SCRIPT.format(backend=backend)], env=env,
+    # from an empty folder: the installed package, not the source tree (whose backends/ is not a subpackage)
+    run = subprocess.run([sys.executable, "-c", SCRIPT.format(backend=backend)], env=env, cwd=tmp_path,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.startswith("ok")
