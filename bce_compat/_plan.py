@@ -39,8 +39,7 @@ class Plan:
     out_dtype: object  # the promoted dtype of every array argument (docs/contract.md §3)
     cast_to_float: tuple  # (target, weight, pos_weight): a bool/int array, cast to the input's dtype
     compute_dtype: object  # out_dtype, or float32 for half precision (computed in float32, rounded once)
-
-    numpy_operands: tuple = (False, False, False)  # (target, weight, pos_weight): NumPy beside Dask/JAX, converted
+    numpy_operands: tuple = (False, False, False)  # (target, weight, pos_weight): NumPy beside TF/JAX/Dask, converted
 
     def cast(self, x, y, weight, pos_weight) -> tuple:
         """``y, weight, pos_weight`` as arrays of ``x``'s library, bool/int ones cast to ``x``'s dtype."""
@@ -55,8 +54,9 @@ _plans: dict = {}
 def plan_for(fn: str, names: ArgNames, x, y, weight, pos_weight) -> Plan:
     """The plan for these arguments, validated; raises the docs/contract.md §5 errors for bad ones."""
     if _torch_compiling():
-        # Dynamo would have to hash every key of the memo, and a NumPy dtype left there by an
-        # earlier NumPy call is a graph break ("Untraceable C tp_hash"); tracing runs once anyway.
+        # Dynamo may hash every key of the memo, and another library's dtype left there by an
+        # earlier call (TF's C-level DType) is a graph break ("Untraceable C tp_hash"); tracing
+        # runs once anyway.
         return _make_plan(fn, names, x, y, weight, pos_weight)
     key = _signature(x, y, weight, pos_weight)
     plan = _plans.get(key) if key is not None else None
