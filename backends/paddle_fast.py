@@ -193,6 +193,8 @@ def _solve(problem: Problem):
     declined = unsupported(problem, kinds=("logits",), options=_OPTIONS)
     if declined is not None:
         return declined
+    if not numpy_fast.AVAILABLE:
+        return Declined("the compiled CPU pass was not built")
     result = bce_with_logits(*problem.arrays(), problem.reduction, problem.out_dtype)
     return Declined("inputs outside this engine's dtypes, devices or modes") if result is NotImplemented else result
 

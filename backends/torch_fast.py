@@ -1,6 +1,6 @@
 """Torch engine for BCE-with-logits: one ``torch.autograd.Function`` per device kind.
 
-CPU tensors run ``numpy_fast``'s fused kernel on zero-copy NumPy views: the forward computes
+CPU tensors run ``numpy_fast``'s fused compiled pass on zero-copy NumPy views: the forward computes
 the loss and, when x wants a gradient, d loss/d x in the same pass (saved; the backward only
 multiplies it by the upstream gradient with torch ops, so batched gradients work). CUDA
 tensors run the Triton kernels of ``torch_triton``. The forward is the same kernel whether or
@@ -51,6 +51,8 @@ def _solve(problem: Problem):
     if mode is not None:
         return mode
     if x.is_cpu:
+        if not numpy_fast.AVAILABLE:
+            return Declined("the compiled CPU pass was not built")
         if out_dtype not in _CPU_DTYPES or not _dtypes_ok(problem, _CPU_DTYPES):
             return Declined("CPU dtypes other than float16/32/64")
         return _cpu(*problem.arrays(), problem.reduction, out_dtype)
@@ -75,7 +77,7 @@ def _cpu(x, y, weight, pos_weight, reduction, out_dtype):
 def _loss_numpy(x, y, weight, pos_weight, reduction, out_dtype, grad_out=None):
     return numpy_fast.loss(
         _numpy(x), _numpy(y), _numpy(weight), _numpy(pos_weight), reduction, _numpy_dtype(out_dtype),
-        grad_out=grad_out, elementary=_elementary(out_dtype, x.numel()),
+        grad_out=grad_out,
     )
 
 
@@ -148,27 +150,6 @@ def portable_grads(x, y, weight, pos_weight, reduction, grad, wanted, create_gra
 
 def _compute_dtype(dtype):
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-
-
-# torch's own float64 exp and log1p (SLEEF, vectorised, within 1 ulp) are 2-3x faster than
-# libm's. For float16/float32 results that extra float64 ulp is ~2**-29 of a result ulp, so the
-# loss still rounds within docs/contract.md §4; float64 results keep libm's (an ulp there counts). Up to one
-# chunk, wrapping the buffers for torch costs more than it saves.
-def _vectorised(op):
-    def apply(a, out):
-        op(torch.from_numpy(a), out=torch.from_numpy(out))
-        return out
-
-    return apply
-
-
-_TORCH_ELEMENTARY = numpy_fast.Elementary(exp=_vectorised(torch.exp), log1p=_vectorised(torch.log1p))
-
-
-def _elementary(out_dtype, size):
-    if out_dtype == torch.float64 or size <= numpy_fast.CHUNK:
-        return numpy_fast.LIBM
-    return _TORCH_ELEMENTARY
 
 
 @functools.cache

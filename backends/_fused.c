@@ -1,0 +1,358 @@
+/* One fused pass of BCE-with-logits on the CPU: loss, its sum per block, and d loss / d x.
+ *
+ * The formula is numpy_fast's (see its docstring). With e = exp(-|x|), t = log1p(e),
+ * c+ = p*y (or y), c- = 1 - y, s = c+ + c-:
+ *
+ *     loss = s*t + k*x            k = c- where x > 0, else -c+
+ *     dloss/dx = (k + j*e) / (1 + e)   j = -c+ where x > 0, else c-
+ *
+ * Everything is computed in double. Two routes for exp and log1p:
+ *   - fast (precise == 0): the branch-free polynomials below, which the compiler vectorises.
+ *     Their error is near 1e-12 relative, under 1e-4 of a float32 ulp: for float16/float32
+ *     results the loss still rounds within docs/contract.md section 4.
+ *   - precise (precise == 1): libm's exp and log1p, for float64 results, where a double ulp
+ *     counts. Same pass, no temporaries; only the two calls are scalar.
+ *
+ * The input is cut into blocks of BLOCK elements (the unit of a reduction's partial sums, so
+ * the sum does not depend on how many threads ran), and blocks into chunks of CHUNK elements
+ * that stay in L1: operands are gathered into double buffers, the math runs over them, then the
+ * results are stored in the output dtype.
+ *
+ * Operands y, weight, pos_weight and upstream are each None, a number, or (buffer, repeat):
+ * element i of x uses buffer[(i / repeat) % len(buffer)]. That covers a full array (repeat 1,
+ * len N), pos_weight[C] over [B, C] (repeat 1, len C) and a per-row weight[B, 1] (repeat C).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define CHUNK 512
+#define BLOCK 16384
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
+typedef struct {
+    const char *data;  /* NULL: a constant */
+    int is_double;
+    Py_ssize_t length;  /* elements in the buffer */
+    Py_ssize_t repeat;
+    double constant;
+    int present;
+    Py_buffer view;
+    int has_view;
+} Operand;
+
+typedef struct {
+    char *data;  /* NULL: not wanted */
+    int is_double;
+    Py_buffer view;
+    int has_view;
+} Output;
+
+static inline double as_double(uint64_t bits) { double d; memcpy(&d, &bits, 8); return d; }
+static inline uint64_t as_bits(double d) { uint64_t b; memcpy(&b, &d, 8); return b; }
+
+/* The fast route's exp and log1p. They need a relative error far below a float32 ulp (2**-24),
+ * not a double ulp: both truncate near 1e-12, which moves a float32 result by under 1e-4 ulp.
+ * Polynomials are evaluated in Estrin's scheme (short dependency chains: the loop is
+ * latency-bound otherwise). */
+
+/* exp(a) for a <= 0 or NaN: 2**n * P(r), r = a - n*ln2, |r| <= ln2/2, P the Taylor polynomial of
+ * degree 10 (truncation 3e-13 relative). Below -708 the result is 0 (the loss is then below
+ * float32's range whatever the coefficients), NaN stays NaN. */
+static inline double exp_nonpositive(double a) {
+    const double shifter = 0x1.8p52, inv_ln2 = 0x1.71547652b82fep0;
+    /* fdlibm's split of ln2: n*ln2_hi is exact for |n| < 2**11 */
+    const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+    double clamped = a < -708.0 ? -708.0 : a;
+    double shifted = clamped * inv_ln2 + shifter;
+    double n = shifted - shifter;
+    double r = (clamped - n * ln2_hi) - n * ln2_lo;
+    double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    double q01 = 1.0 + r, q23 = 1.0 / 2 + r * (1.0 / 6), q45 = 1.0 / 24 + r * (1.0 / 120);
+    double q67 = 1.0 / 720 + r * (1.0 / 5040), q89 = 1.0 / 40320 + r * (1.0 / 362880);
+    double q8a = q89 + r2 * (1.0 / 3628800);
+    double p = (q01 + r2 * q23) + r4 * (q45 + r2 * q67) + r8 * q8a;
+    int64_t k = (int64_t)(as_bits(shifted) - as_bits(shifter));  /* n, as an integer */
+    double scale = as_double((uint64_t)(k + 1023) << 52);
+    double e = p * scale;
+    return a < -708.0 ? 0.0 : e;
+}
+
+/* log1p(e) for 0 <= e <= 1 or NaN: 2*atanh(s) with s = e/(2+e) <= 1/3, the atanh series to
+ * s**23 (truncation 1e-12 relative). */
+static inline double log1p_unit(double e) {
+    double s = e / (2.0 + e);
+    double z = s * s, z2 = z * z, z4 = z2 * z2, z8 = z4 * z4;
+    double q01 = 1.0 + z * (1.0 / 3), q23 = 1.0 / 5 + z * (1.0 / 7), q45 = 1.0 / 9 + z * (1.0 / 11);
+    double q67 = 1.0 / 13 + z * (1.0 / 15), q89 = 1.0 / 17 + z * (1.0 / 19), qab = 1.0 / 21 + z * (1.0 / 23);
+    double p = ((q01 + z2 * q23) + z4 * (q45 + z2 * q67)) + z8 * (q89 + z2 * qab);
+    return 2.0 * s * p;
+}
+
+/* buffer[(i / repeat) % length] for i in [start, start + count), as doubles */
+static void gather(const Operand *op, Py_ssize_t start, Py_ssize_t count, double *dst) {
+    if (!op->data) {
+        for (Py_ssize_t i = 0; i < count; i++) dst[i] = op->constant;
+        return;
+    }
+    Py_ssize_t i = 0;
+    while (i < count) {
+        Py_ssize_t g = start + i;
+        Py_ssize_t index = (g / op->repeat) % op->length;
+        Py_ssize_t run;
+        if (op->repeat == 1) {  /* a contiguous run up to the buffer's end */
+            run = op->length - index;
+            if (run > count - i) run = count - i;
+            if (op->is_double) {
+                memcpy(dst + i, (const double *)op->data + index, run * sizeof(double));
+            } else {
+                const float *src = (const float *)op->data + index;
+                for (Py_ssize_t m = 0; m < run; m++) dst[i + m] = src[m];
+            }
+        } else {  /* one value repeated up to the next multiple of repeat */
+            run = op->repeat - g % op->repeat;
+            if (run > count - i) run = count - i;
+            double v = op->is_double ? ((const double *)op->data)[index] : ((const float *)op->data)[index];
+            for (Py_ssize_t m = 0; m < run; m++) dst[i + m] = v;
+        }
+        i += run;
+    }
+}
+
+static void store(const Output *out, Py_ssize_t start, Py_ssize_t count, const double *src) {
+    if (out->is_double) {
+        memcpy((double *)out->data + start, src, count * sizeof(double));
+    } else {
+        float *dst = (float *)out->data + start;
+        for (Py_ssize_t i = 0; i < count; i++) dst[i] = (float)src[i];
+    }
+}
+
+typedef struct {
+    double x[CHUNK], y[CHUNK], w[CHUNK], p[CHUNK], u[CHUNK], loss[CHUNK], grad[CHUNK];
+} Scratch;
+
+/* The formula over one chunk of gathered doubles. Absent weight and upstream are gathered as
+ * 1.0 (a multiplication by 1 is exact); pos_weight is a flag, because without it the factor
+ * s = y + (1 - y) is not always exactly 1. Inlined with constant flags into the routes below,
+ * so that each loop has no branches or calls and vectorises. */
+static inline __attribute__((always_inline)) double chunk_math(
+    Scratch *s, Py_ssize_t count, const int has_p, const int want_loss, const int want_grad, double scale,
+    const int precise) {
+    for (Py_ssize_t i = 0; i < count; i++) {
+        double x = s->x[i], y = s->y[i];
+        double a = -fabs(x);
+        double e = precise ? exp(a) : exp_nonpositive(a);
+        int positive = x > 0.0;
+        double cp = has_p ? y * s->p[i] : y;
+        double cn = 1.0 - y;
+        double k = positive ? cn : -cp;
+        if (want_loss) {
+            double t = precise ? log1p(e) : log1p_unit(e);
+            if (has_p) t *= cp + cn;
+            double kx = (k == 0.0 && fabs(x) == INFINITY) ? 0.0 : k * x;  /* the zero-coefficient rule */
+            s->loss[i] = (t + kx) * s->w[i];
+        }
+        if (want_grad) {
+            double j = positive ? -cp : cn;
+            double g = (k + j * e) / (1.0 + e);
+            s->grad[i] = g * s->w[i] * s->u[i] * scale;
+        }
+    }
+    if (!want_loss) return 0.0;
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    Py_ssize_t i = 0;
+    for (; i + 8 <= count; i += 8)
+        for (int m = 0; m < 8; m++) acc[m] += s->loss[i + m];
+    double total = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < count; i++) total += s->loss[i];
+    return total;
+}
+
+#define CHUNK_ROUTE(name, precise)                                                                      \
+    static double name(Scratch *s, Py_ssize_t count, int has_p, int want_loss, int want_grad, double scale) { \
+        if (want_loss && want_grad)                                                                       \
+            return has_p ? chunk_math(s, count, 1, 1, 1, scale, precise)                                 \
+                         : chunk_math(s, count, 0, 1, 1, scale, precise);                                \
+        if (want_loss)                                                                                    \
+            return has_p ? chunk_math(s, count, 1, 1, 0, scale, precise)                                 \
+                         : chunk_math(s, count, 0, 1, 0, scale, precise);                                \
+        return has_p ? chunk_math(s, count, 1, 0, 1, scale, precise) : chunk_math(s, count, 0, 0, 1, scale, precise); \
+    }
+
+VECTOR_CLONES
+CHUNK_ROUTE(chunk_fast, 0)
+CHUNK_ROUTE(chunk_precise, 1)
+
+static void run(const Operand *xo, const Operand *ops, Output *loss_out, Output *grad_out, double *sums,
+                Py_ssize_t start, Py_ssize_t stop, double scale, int precise) {
+    Scratch *s = PyMem_RawMalloc(sizeof(Scratch));
+    int has_y = ops[0].present, has_w = ops[1].present, has_p = ops[2].present, has_u = ops[3].present;
+    int want_loss = loss_out->data != NULL || sums != NULL;
+    int want_grad = grad_out->data != NULL;
+    (void)has_y;
+    int first = 1;
+    for (Py_ssize_t block = start; block < stop; block += BLOCK) {
+        Py_ssize_t block_end = block + BLOCK < stop ? block + BLOCK : stop;
+        double sum = 0.0, compensation = 0.0;  /* Neumaier: chunk sums, in a fixed order */
+        for (Py_ssize_t c = block; c < block_end; c += CHUNK) {
+            Py_ssize_t count = c + CHUNK < block_end ? CHUNK : block_end - c;
+            gather(xo, c, count, s->x);
+            gather(&ops[0], c, count, s->y);
+            if (has_w || first) gather(&ops[1], c, count, s->w);  /* absent: 1.0, gathered once */
+            if (has_p) gather(&ops[2], c, count, s->p);
+            if (has_u || first) gather(&ops[3], c, count, s->u);
+            first = 0;
+            double part = precise ? chunk_precise(s, count, has_p, want_loss, want_grad, scale)
+                                  : chunk_fast(s, count, has_p, want_loss, want_grad, scale);
+            if (loss_out->data) store(loss_out, c, count, s->loss);
+            if (want_grad) store(grad_out, c, count, s->grad);
+            double t = sum + part;
+            compensation += fabs(sum) >= fabs(part) ? (sum - t) + part : (part - t) + sum;
+            sum = t;
+        }
+        if (sums) sums[block / BLOCK] = isfinite(sum) ? sum + compensation : sum;  /* inf - inf in the compensation */
+    }
+    PyMem_RawFree(s);
+}
+
+static int float_buffer(PyObject *obj, Py_buffer *view, int writable, int *is_double) {
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) < 0) return -1;
+    const char *f = view->format ? view->format : "B";
+    if (*f == '<' || *f == '=' || *f == '@') f++;
+    if ((strcmp(f, "d") == 0 && view->itemsize == 8) || (strcmp(f, "f") == 0 && view->itemsize == 4)) {
+        *is_double = *f == 'd';
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError, "expected a float32 or float64 buffer, got format '%s'", view->format);
+    PyBuffer_Release(view);
+    return -1;
+}
+
+/* None, a number, or (buffer, repeat) */
+static int parse_operand(PyObject *obj, Operand *op) {
+    memset(op, 0, sizeof(*op));
+    op->repeat = 1;
+    op->constant = 1.0;  /* an absent weight or upstream gathers as 1 */
+    if (obj == Py_None) return 0;
+    op->present = 1;
+    if (PyFloat_Check(obj) || PyLong_Check(obj)) {
+        op->constant = PyFloat_AsDouble(obj);
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    PyObject *buffer;
+    if (!PyArg_ParseTuple(obj, "On", &buffer, &op->repeat)) return -1;
+    if (float_buffer(buffer, &op->view, 0, &op->is_double) < 0) return -1;
+    op->has_view = 1;
+    op->data = op->view.buf;
+    op->length = op->view.len / op->view.itemsize;
+    if (op->length < 1 || op->repeat < 1) {
+        PyErr_SetString(PyExc_ValueError, "an operand buffer is empty or its repeat is below 1");
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_output(PyObject *obj, Output *out, Py_ssize_t size) {
+    memset(out, 0, sizeof(*out));
+    if (obj == Py_None) return 0;
+    if (float_buffer(obj, &out->view, 1, &out->is_double) < 0) return -1;
+    out->has_view = 1;
+    out->data = out->view.buf;
+    if (out->view.len / out->view.itemsize != size) {
+        PyErr_SetString(PyExc_ValueError, "an output buffer's length differs from x's");
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(logits_doc,
+"logits(x, y, weight, pos_weight, upstream, loss_out, grad_out, sums, start, stop, scale, precise)\n--\n\n"
+"The fused BCE-with-logits pass over x[start:stop] (a C-contiguous float32/float64 buffer).\n"
+"Operands: None, a number, or (buffer, repeat). Writes the loss into loss_out, d loss/d x\n"
+"times upstream and scale into grad_out, and each block's loss sum into sums[block]\n"
+"(float64, one per BLOCK elements of x); any of the three may be None. start is a multiple\n"
+"of BLOCK. precise: libm's exp/log1p instead of the vectorised polynomials.");
+
+static PyObject *logits(PyObject *self, PyObject *args) {
+    PyObject *x_obj, *operand_objs[4], *loss_obj, *grad_obj, *sums_obj;
+    Py_ssize_t start, stop;
+    double scale;
+    int precise;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOnndp", &x_obj, &operand_objs[0], &operand_objs[1], &operand_objs[2],
+                          &operand_objs[3], &loss_obj, &grad_obj, &sums_obj, &start, &stop, &scale, &precise))
+        return NULL;
+    Operand xo, ops[4];
+    Output loss_out, grad_out;
+    Py_buffer sums_view;
+    int has_sums = 0, ok = 0, sums_double = 0;
+    memset(&xo, 0, sizeof(xo));
+    memset(ops, 0, sizeof(ops));
+    memset(&loss_out, 0, sizeof(loss_out));
+    memset(&grad_out, 0, sizeof(grad_out));
+    if (float_buffer(x_obj, &xo.view, 0, &xo.is_double) < 0) goto done;
+    xo.has_view = 1;
+    xo.data = xo.view.buf;
+    xo.present = 1;
+    xo.repeat = 1;
+    xo.length = xo.view.len / xo.view.itemsize;
+    Py_ssize_t size = xo.length;
+    for (int i = 0; i < 4; i++)
+        if (parse_operand(operand_objs[i], &ops[i]) < 0) goto done;
+    if (!ops[0].present) {
+        PyErr_SetString(PyExc_ValueError, "the target is required");
+        goto done;
+    }
+    if (parse_output(loss_obj, &loss_out, size) < 0 || parse_output(grad_obj, &grad_out, size) < 0) goto done;
+    if (sums_obj != Py_None) {
+        if (float_buffer(sums_obj, &sums_view, 1, &sums_double) < 0) goto done;
+        has_sums = 1;
+        if (!sums_double || sums_view.len / 8 < (size + BLOCK - 1) / BLOCK) {
+            PyErr_SetString(PyExc_ValueError, "sums must be float64 with one element per block");
+            goto done;
+        }
+    }
+    if (start < 0 || stop > size || start > stop || start % BLOCK != 0) {
+        PyErr_SetString(PyExc_ValueError, "start and stop must satisfy 0 <= start <= stop <= len(x), start % BLOCK == 0");
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    run(&xo, ops, &loss_out, &grad_out, has_sums ? (double *)sums_view.buf : NULL, start, stop, scale, precise);
+    Py_END_ALLOW_THREADS
+    ok = 1;
+done:
+    if (xo.has_view) PyBuffer_Release(&xo.view);
+    for (int i = 0; i < 4; i++)
+        if (ops[i].has_view) PyBuffer_Release(&ops[i].view);
+    if (loss_out.has_view) PyBuffer_Release(&loss_out.view);
+    if (grad_out.has_view) PyBuffer_Release(&grad_out.view);
+    if (has_sums) PyBuffer_Release(&sums_view);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"logits", logits, METH_VARARGS, logits_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_fused", "The fused CPU pass of BCE-with-logits (see numpy_fast).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__fused(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m && (PyModule_AddIntConstant(m, "BLOCK", BLOCK) < 0 || PyModule_AddIntConstant(m, "CHUNK", CHUNK) < 0)) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

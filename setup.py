@@ -1,0 +1,25 @@
+"""The compiled part of the build: the fused CPU pass (backends/_fused.c).
+
+Everything else is declared in pyproject.toml. The extension is optional: where it cannot be
+compiled (no C compiler), the install still succeeds and the engines that use it decline, so
+the portable path computes (bce_compat.backends.numpy_fast.AVAILABLE tells which).
+"""
+
+import sys
+
+from setuptools import Extension, setup
+
+# -fno-trapping-math lets GCC turn the pass's selects into vector blends (it does not vectorise
+# the loop otherwise); the pass relies on no floating-point exception flags.
+UNIX_FLAGS = ["-O3", "-fno-trapping-math", "-std=c11"]
+
+setup(
+    ext_modules=[
+        Extension(
+            "bce_compat.backends._fused",
+            sources=["backends/_fused.c"],
+            extra_compile_args=[] if sys.platform == "win32" else UNIX_FLAGS,
+            optional=True,
+        )
+    ]
+)
