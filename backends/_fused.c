@@ -191,11 +191,14 @@ VECTOR_CLONES
 CHUNK_ROUTE(chunk_fast, 0)
 CHUNK_ROUTE(chunk_precise, 1)
 
-static void run(const Operand *xo, const Operand *ops, Output *loss_out, Output *grad_out, double *sums,
-                Py_ssize_t start, Py_ssize_t stop, double scale, int precise) {
+/* Returns the loss summed over [start, stop) when want_sum (block by block; with more than one
+ * block, callers wanting bits independent of the split use the per-block sums instead). */
+static double run(const Operand *xo, const Operand *ops, Output *loss_out, Output *grad_out, int want_sum,
+                  double *sums, Py_ssize_t start, Py_ssize_t stop, double scale, int precise) {
     Scratch *s = PyMem_RawMalloc(sizeof(Scratch));
     int has_y = ops[0].present, has_w = ops[1].present, has_p = ops[2].present, has_u = ops[3].present;
-    int want_loss = loss_out->data != NULL || sums != NULL;
+    int want_loss = loss_out->data != NULL || want_sum;
+    double total = 0.0;
     int want_grad = grad_out->data != NULL;
     (void)has_y;
     int first = 1;
@@ -218,9 +221,12 @@ static void run(const Operand *xo, const Operand *ops, Output *loss_out, Output 
             compensation += fabs(sum) >= fabs(part) ? (sum - t) + part : (part - t) + sum;
             sum = t;
         }
-        if (sums) sums[block / BLOCK] = isfinite(sum) ? sum + compensation : sum;  /* inf - inf in the compensation */
+        double block_sum = isfinite(sum) ? sum + compensation : sum;  /* inf - inf in the compensation */
+        if (sums) sums[block / BLOCK] = block_sum;
+        total += block_sum;
     }
     PyMem_RawFree(s);
+    return total;
 }
 
 static int float_buffer(PyObject *obj, Py_buffer *view, int writable, int *is_double) {
@@ -277,10 +283,11 @@ static int parse_output(PyObject *obj, Output *out, Py_ssize_t size) {
 PyDoc_STRVAR(logits_doc,
 "logits(x, y, weight, pos_weight, upstream, loss_out, grad_out, sums, start, stop, scale, precise)\n--\n\n"
 "The fused BCE-with-logits pass over x[start:stop] (a C-contiguous float32/float64 buffer).\n"
-"Operands: None, a number, or (buffer, repeat). Writes the loss into loss_out, d loss/d x\n"
-"times upstream and scale into grad_out, and each block's loss sum into sums[block]\n"
-"(float64, one per BLOCK elements of x); any of the three may be None. start is a multiple\n"
-"of BLOCK. precise: libm's exp/log1p instead of the vectorised polynomials.");
+"Operands: None, a number, or (buffer, repeat). Writes the loss into loss_out and d loss/d x\n"
+"times upstream and scale into grad_out (either may be None). sums: None (no sum), True\n"
+"(return the loss summed over the range), or a float64 buffer with one element per BLOCK\n"
+"elements of x, into which each block's sum is written as well. start is a multiple of\n"
+"BLOCK. precise: libm's exp/log1p instead of the vectorised polynomials.");
 
 static PyObject *logits(PyObject *self, PyObject *args) {
     PyObject *x_obj, *operand_objs[4], *loss_obj, *grad_obj, *sums_obj;
@@ -312,7 +319,8 @@ static PyObject *logits(PyObject *self, PyObject *args) {
         goto done;
     }
     if (parse_output(loss_obj, &loss_out, size) < 0 || parse_output(grad_obj, &grad_out, size) < 0) goto done;
-    if (sums_obj != Py_None) {
+    int want_sum = sums_obj != Py_None;
+    if (want_sum && sums_obj != Py_True) {
         if (float_buffer(sums_obj, &sums_view, 1, &sums_double) < 0) goto done;
         has_sums = 1;
         if (!sums_double || sums_view.len / 8 < (size + BLOCK - 1) / BLOCK) {
@@ -324,8 +332,10 @@ static PyObject *logits(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "start and stop must satisfy 0 <= start <= stop <= len(x), start % BLOCK == 0");
         goto done;
     }
+    double total;
     Py_BEGIN_ALLOW_THREADS
-    run(&xo, ops, &loss_out, &grad_out, has_sums ? (double *)sums_view.buf : NULL, start, stop, scale, precise);
+    total = run(&xo, ops, &loss_out, &grad_out, want_sum, has_sums ? (double *)sums_view.buf : NULL, start, stop,
+                scale, precise);
     Py_END_ALLOW_THREADS
     ok = 1;
 done:
@@ -336,6 +346,7 @@ done:
     if (grad_out.has_view) PyBuffer_Release(&grad_out.view);
     if (has_sums) PyBuffer_Release(&sums_view);
     if (!ok) return NULL;
+    if (want_sum) return PyFloat_FromDouble(total);
     Py_RETURN_NONE;
 }
 

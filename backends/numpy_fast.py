@@ -63,6 +63,7 @@ CHUNK = BLOCK  # the unit the pass's work is cut into (kept for callers and test
 PARALLEL_MIN = 1 << 15  # below this, one thread (the pool hand-off costs more than it saves)
 DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 _PASS_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what the compiled pass reads and writes
+_FLOAT64 = np.dtype(np.float64)
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -80,20 +81,20 @@ def loss(x, y, weight, pos_weight, reduction, out_dtype, *, grad_out=None) -> np
     if size == 0:
         return np.empty(x.shape, out_dtype) if reduction == "none" else np.asarray(
             math.nan if reduction == "mean" else 0.0, out_dtype)
+    shape = x.shape
     scale = 1.0 / size if reduction == "mean" and grad_out is not None else 1.0
-    operands = [_operand(a, x.shape) for a in (y, weight, pos_weight)] + [None]
-    precise = out_dtype == np.float64 or (grad_out is not None and grad_out.dtype == np.float64)
-    loss_out = finish_loss = None
+    operands = (_operand(y, shape), _operand(weight, shape), _operand(pos_weight, shape), None)
+    precise = out_dtype == _FLOAT64 or (grad_out is not None and grad_out.dtype == _FLOAT64)
+    grad_buffer, finish_grad = (None, None) if grad_out is None else _output(shape, grad_out.dtype, grad_out)
     if reduction == "none":
-        loss_out, finish_loss = _output(x.shape, out_dtype)
-    grad_buffer, finish_grad = _output(x.shape, grad_out.dtype, grad_out) if grad_out is not None else (None, None)
-    sums = None if reduction == "none" else np.empty(-(-size // BLOCK), np.float64)
-    _run(x, operands, loss_out, grad_buffer, sums, scale, precise)
+        loss_out, finish_loss = _output(shape, out_dtype)
+        _run(x, operands, loss_out, grad_buffer, None, scale, precise)
+    else:
+        total = _run(x, operands, None, grad_buffer, True, scale, precise)
     if finish_grad is not None:
         finish_grad()
     if reduction == "none":
         return finish_loss()
-    total = math.fsum(sums)  # exact sum of the block sums, whatever the thread count
     return np.asarray(total / size if reduction == "mean" else total, out_dtype)
 
 
@@ -108,72 +109,89 @@ def grad(x, y, weight, pos_weight, upstream, out_dtype) -> np.ndarray:
     out, finish = _output(x.shape, out_dtype)
     if x.size:
         operands = [_operand(a, x.shape) for a in (y, weight, pos_weight, upstream)]
-        _run(x, operands, None, out, None, 1.0, out_dtype == np.float64)
+        _run(x, operands, None, out, None, 1.0, out_dtype == _FLOAT64)
     return finish()
 
 
 def _pass_array(a) -> np.ndarray:
     """``a`` as a C-contiguous float32/float64 array (float16 and others are widened: exact)."""
-    a = np.asarray(a)
+    if type(a) is not np.ndarray:
+        a = np.asarray(a)
     if a.dtype not in _PASS_DTYPES:
         a = a.astype(np.float32 if a.dtype == np.float16 else np.float64)
     return a if a.flags.c_contiguous else a.copy(order="C")  # (np.ascontiguousarray makes 0-d 1-d)
 
 
 def _operand(a, shape):
-    """None, a number, or (flat buffer, repeat) such that element i of x uses buffer[(i // repeat) % len]."""
+    """None, a number, or (C-contiguous buffer, repeat) such that element i of x uses buffer[(i // repeat) % len]."""
     if a is None:
         return None
-    if isinstance(a, Real) and not isinstance(a, np.ndarray):
-        return float(a)
-    a = np.asarray(a)
+    if type(a) is not np.ndarray:
+        if isinstance(a, Real):
+            return float(a)
+        a = np.asarray(a)
+    if a.shape == shape and a.size > 1:
+        return _pass_array(a), 1
     if a.size == 1:
         return float(a.reshape(()))
     dims = (1,) * (len(shape) - a.ndim) + a.shape
     varying = [d for d, n in enumerate(dims) if n != 1]
     first, last = varying[0], varying[-1]
     if all(dims[d] == shape[d] for d in range(first, last + 1)):  # a tiling: one run of x's own dims
-        return _pass_array(a).reshape(-1), math.prod(shape[last + 1:])
-    return _pass_array(np.broadcast_to(a, shape)).reshape(-1), 1
+        return _pass_array(a), math.prod(shape[last + 1:])
+    return _pass_array(np.broadcast_to(a, shape)), 1
 
 
 def _output(shape, dtype, given=None):
-    """(flat buffer the pass writes, finish() -> the result): ``given`` itself where the pass can write it."""
+    """(buffer the pass writes, finish() -> the result): ``given`` itself where the pass can write it."""
     dtype = np.dtype(dtype)
     if given is not None and given.dtype in _PASS_DTYPES and given.flags.c_contiguous:
-        buffer = given.reshape(-1)
-        return buffer, lambda: given
+        return given, lambda: given
+    if given is None and dtype in _PASS_DTYPES:
+        out = np.empty(shape, dtype)
+        return out, lambda: out
     # float16 (and non-contiguous targets): computed in float64, rounded once
-    wide = np.empty(shape, dtype if dtype in _PASS_DTYPES else np.float64)
+    wide = np.empty(shape, np.float64)
 
     def finish():
-        if given is not None:
-            np.copyto(given, wide, casting="unsafe")
-            return given
-        return wide if wide.dtype == dtype else wide.astype(dtype)
+        if given is None:
+            return wide.astype(dtype)
+        np.copyto(given, wide, casting="unsafe")
+        return given
 
-    return wide.reshape(-1), finish
+    return wide, finish
 
 
-def _run(x, operands, loss_out, grad_out, sums, scale, precise) -> None:
-    """The compiled pass over all of x, split at block boundaries over threads when large."""
-    flat = x.reshape(-1)
-    size = flat.size
-    threads = _threads() if size >= PARALLEL_MIN else 1
-    if threads == 1:
-        _fused.logits(flat, *operands, loss_out, grad_out, sums, 0, size, scale, precise)
-        return
+def _run(x, operands, loss_out, grad_out, sums, scale, precise):
+    """The compiled pass over all of x (the loss sum when ``sums``), split over threads when large.
+
+    Past one block the sum is the exact sum of the per-block sums, so it does not depend on
+    how the blocks were split.
+    """
+    size = x.size
+    if size <= BLOCK or size < PARALLEL_MIN:
+        if size > BLOCK and sums:
+            sums = np.empty(-(-size // BLOCK), np.float64)
+            _fused.logits(x, *operands, loss_out, grad_out, sums, 0, size, scale, precise)
+            return math.fsum(sums)
+        return _fused.logits(x, *operands, loss_out, grad_out, sums, 0, size, scale, precise)
+    threads = _threads()
     blocks = -(-size // BLOCK)
     bounds = [min(size, blocks * i // threads * BLOCK) for i in range(threads)] + [size]
+    block_sums = np.empty(blocks, np.float64) if sums else None
 
     def part(i):
-        _fused.logits(flat, *operands, loss_out, grad_out, sums, bounds[i], bounds[i + 1], scale, precise)
+        _fused.logits(x, *operands, loss_out, grad_out, block_sums, bounds[i], bounds[i + 1], scale, precise)
 
-    list(_get_pool().map(part, range(threads)))
+    others = [_get_pool().submit(part, i) for i in range(1, threads)]
+    part(0)  # the calling thread takes the first part itself
+    for future in others:
+        future.result()
+    return math.fsum(block_sums) if sums else None
 
 
 def _threads() -> int:
-    return min(4, os.cpu_count() or 1)
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def _get_pool() -> ThreadPoolExecutor:

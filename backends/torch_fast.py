@@ -47,29 +47,58 @@ def _solve(problem: Problem):
     x, out_dtype = problem.x, problem.out_dtype
     if not isinstance(x, torch.Tensor):
         return Declined("input is not a torch.Tensor")
-    mode = _mode_declined(x, problem.arrays()[1:])
-    if mode is not None:
-        return mode
+    arrays = problem.arrays()
+    scanned = _scan(x, arrays)
+    if isinstance(scanned, Declined):
+        return scanned
     if x.is_cpu:
         if not numpy_fast.AVAILABLE:
             return Declined("the compiled CPU pass was not built")
-        if out_dtype not in _CPU_DTYPES or not _dtypes_ok(problem, _CPU_DTYPES):
+        if out_dtype not in _CPU_DTYPES:
             return Declined("CPU dtypes other than float16/32/64")
-        return _cpu(*problem.arrays(), problem.reduction, out_dtype)
-    if not x.is_cuda or out_dtype not in _CUDA_DTYPES or not _dtypes_ok(problem, _CUDA_DTYPES):
+        return _cpu(*arrays, problem.reduction, out_dtype, wants_grad=scanned)
+    if out_dtype not in _CUDA_DTYPES:
         return Declined("device or dtype outside CPU float16/32/64 and CUDA float16/bfloat16/32")
     if not triton_importable():
         return Declined("CUDA without an importable Triton")
     from bce_compat.backends import torch_triton
 
-    return torch_triton.bce_with_logits(*problem.arrays(), problem.reduction, out_dtype)
+    return torch_triton.bce_with_logits(*arrays, problem.reduction, out_dtype)
+
+
+def _scan(x, arrays) -> bool | Declined:
+    """One pass over the tensors: Declined where a mode, tensor kind, device or dtype needs the
+    portable path; else whether any of them wants a gradient (with grad mode on)."""
+    if x.numel() == 0:
+        return Declined("empty input")
+    if torch.compiler.is_compiling():
+        return Declined("torch.compile tracing")
+    if _forward_ad_active():
+        return Declined("forward-mode AD")
+    cpu = x.is_cpu
+    if not cpu and not x.is_cuda:
+        return Declined("device outside CPU and CUDA")
+    dtypes = _CPU_DTYPES if cpu else _CUDA_DTYPES
+    device = None if cpu else x.device
+    wants_grad = False
+    for t in arrays:
+        if t is None or type(t) is float or type(t) is int:
+            continue
+        if type(t) not in _PLAIN_TYPES or t.layout != torch.strided or _functorch_wrapped(t):
+            return Declined("tensor subclass, functorch transform or sparse layout")
+        if (t.is_cpu if cpu else t.device == device) is False:
+            return Declined("operands on another device")
+        if t.dtype not in dtypes:
+            return Declined("dtypes outside CPU float16/32/64 and CUDA float16/bfloat16/32")
+        wants_grad = wants_grad or t.requires_grad
+    return wants_grad and torch.is_grad_enabled()
 
 
 ENGINE = NamedEngine("torch-cpu-fused+triton-cuda", _solve)
 
 
-def _cpu(x, y, weight, pos_weight, reduction, out_dtype):
-    if torch.is_grad_enabled() and _wants_grad((x, y, weight, pos_weight)):
+def _cpu(x, y, weight, pos_weight, reduction, out_dtype, *, wants_grad):
+    if wants_grad:
         return _CPULoss.apply(x, y, weight, pos_weight, reduction, out_dtype)
     return torch.from_numpy(_loss_numpy(x, y, weight, pos_weight, reduction, out_dtype))
 
@@ -158,29 +187,6 @@ def triton_importable() -> bool:
     if "triton" in sys.modules:
         return True
     return "tensorflow" not in sys.modules and importlib.util.find_spec("triton") is not None
-
-
-def _mode_declined(x, others) -> Declined | None:
-    """Declined where a mode or tensor kind needs the portable path, else None."""
-    if x.numel() == 0:
-        return Declined("empty input")
-    if torch.compiler.is_compiling():
-        return Declined("torch.compile tracing")
-    if _forward_ad_active():
-        return Declined("forward-mode AD")
-    device = x.device
-    for t in (x, *others):
-        if torch.is_tensor(t) and (not _plain(t) or t.device != device):
-            return Declined("tensor subclass, functorch transform, sparse layout or another device")
-    return None
-
-
-def _dtypes_ok(problem: Problem, dtypes) -> bool:
-    return all(t.dtype in dtypes for t in problem.arrays() if torch.is_tensor(t))
-
-
-def _wants_grad(tensors) -> bool:
-    return any(torch.is_tensor(t) and t.requires_grad for t in tensors)
 
 
 _PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)

@@ -1,0 +1,190 @@
+"""The compiled CPU pass (backends/_fused.c) behind numpy_fast, torch_fast and paddle_fast.
+
+Its operand layouts (full, tiled, per-row, materialised broadcasts), its two exp/log1p routes,
+the thread split, its argument checks, and what happens where it was not built.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+
+import bce_compat
+from _reference import assert_close, exact_logits_grad, exact_logits_loss, reduce_exact
+from bce_compat.backends import numpy_fast
+
+needs_pass = pytest.mark.skipif(not numpy_fast.AVAILABLE, reason="the compiled pass was not built (no C compiler?)")
+
+
+def test_the_pass_is_built_in_ci():
+    """CI builds from source with a compiler: a silent fall-back to the slow path would hide there."""
+    if not os.environ.get("CI") and not numpy_fast.AVAILABLE:
+        pytest.skip("the compiled pass was not built here (no C compiler?); CI requires it")
+    assert numpy_fast.AVAILABLE, "bce_compat.backends._fused did not build"
+
+
+def _data(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * 4).astype(np.float32)
+    y = rng.random(shape).astype(np.float32)
+    return x, y
+
+
+# operand shape against x's shape: full, tiled along the last axes, per row, and a broadcast the
+# pass cannot view (materialised), 0-d and one-element arrays
+LAYOUTS = [
+    ((6, 5), (6, 5)),
+    ((6, 5), (5,)),
+    ((6, 5), (6, 1)),
+    ((6, 5), (1, 5)),
+    ((2, 3, 4, 5), (3, 1, 1)),  # pos_weight [C, 1, 1] over images [N, C, H, W]
+    ((2, 3, 4, 5), (2, 1, 4, 1)),  # materialised
+    ((2, 3, 4), (3, 4)),
+    ((2, 3, 4), ()),
+    ((2, 3, 4), (1, 1, 1)),
+    ((7,), (7,)),
+    ((), ()),
+]
+
+
+@needs_pass
+@pytest.mark.parametrize("x_shape, operand_shape", LAYOUTS)
+@pytest.mark.parametrize("which", ["weight", "pos_weight"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_operand_layouts_match_exact(x_shape, operand_shape, which, dtype):
+    x, y = _data(x_shape)
+    x, y = x.astype(dtype), y.astype(dtype)
+    operand = (np.random.default_rng(1).random(operand_shape) * 3).astype(dtype)
+    w, p = (operand, None) if which == "weight" else (None, operand)
+    expected = exact_logits_loss(x, y, w, p)
+    got = numpy_fast.loss(x, y, w, p, "none", np.dtype(dtype))
+    assert got.shape == x.shape and got.dtype == np.dtype(dtype)
+    assert_close(got, expected, dtype, ulps=4)
+    total = numpy_fast.loss(x, y, w, p, "sum", np.dtype(dtype))
+    assert_close(total, reduce_exact(expected, "sum"), dtype, ulps=4, size=max(1, x.size))
+    g = np.empty(x.shape, dtype)
+    numpy_fast.loss(x, y, w, p, "sum", np.dtype(dtype), grad_out=g)
+    grad, bound = exact_logits_grad(x, y, w, p)
+    assert_close(g, grad, dtype, ulps=4, bound=bound)
+
+
+@needs_pass
+@pytest.mark.parametrize("make", [
+    lambda a: a.T,  # transposed
+    lambda a: a[:, ::2],  # strided
+    lambda a: np.broadcast_to(a[:1], a.shape),  # stride 0
+    lambda a: a.astype(np.float16).astype(np.float32)[::-1],  # reversed
+], ids=["transposed", "strided", "stride-0", "reversed"])
+def test_non_contiguous_inputs_match_exact_and_are_not_modified(make):
+    x, y = _data((8, 6))
+    x, y = make(x), make(y)
+    before = x.copy(), y.copy()
+    got = numpy_fast.loss(x, y, None, 2.0, "none", np.dtype(np.float32))
+    assert_close(got, exact_logits_loss(x, y, None, 2.0), "float32", ulps=4)
+    g = numpy_fast.grad(x, y, None, 2.0, np.full(x.shape, 0.5), np.dtype(np.float32))
+    grad, bound = exact_logits_grad(x, y, None, 2.0)
+    assert_close(g, grad * 0.5, "float32", ulps=4, bound=bound * 0.5)
+    np.testing.assert_array_equal(x, before[0])
+    np.testing.assert_array_equal(y, before[1])
+
+
+@needs_pass
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_integer_bool_and_half_operands(dtype):
+    x, _ = _data((4, 8))
+    x = x.astype(dtype)
+    y = np.arange(32).reshape(4, 8) % 2 == 0
+    w = np.arange(8, dtype=np.int64)
+    p = np.full(8, 3, np.float16)
+    got = numpy_fast.loss(x, y, w, p, "none", np.dtype(dtype))
+    assert got.dtype == np.dtype(dtype)
+    assert_close(got, exact_logits_loss(x, y.astype(np.float64), w.astype(np.float64), p.astype(np.float64)), dtype,
+                 ulps=1 if dtype == "float16" else 4)
+
+
+@needs_pass
+def test_fast_route_exp_and_log1p_agree_with_libm_to_1e_11():
+    """The vectorised route (float16/float32 results) against libm's (float64 results), both written
+    in float64: the polynomials' error must stay far below a float32 ulp (6e-8) everywhere. Below
+    exp(-708) the fast route's exp is 0 (values under 1e-300, far outside float32's range)."""
+    x = np.concatenate([
+        np.linspace(-750.0, 750.0, 300_001),
+        np.geomspace(1e-300, 1e3, 20_000), -np.geomspace(1e-300, 1e3, 20_000),
+        [0.0, -0.0, 5e-324, -5e-324, 708.0, -708.0, 709.0, -745.0, 1e30, -1e30, math.inf, -math.inf],
+    ])
+    y = np.resize(np.array([0.0, 0.25, 1.0]), x.shape)
+    results = {}
+    for precise in (False, True):
+        loss = np.empty(x.shape)
+        grad = np.empty(x.shape)
+        numpy_fast._fused.logits(x, (y, 1), None, (np.array([1.5]), 1), None, loss, grad, None, 0, x.size, 1.0, precise)
+        results[precise] = loss, grad
+    for fast, libm in zip(results[False], results[True]):
+        finite = np.isfinite(libm) & (np.abs(libm) > 1e-290)
+        assert np.array_equal(np.isnan(fast), np.isnan(libm))
+        assert np.array_equal(fast[~np.isfinite(libm)], libm[~np.isfinite(libm)])
+        tiny = np.isfinite(libm) & ~finite
+        assert np.abs(fast[tiny] - libm[tiny]).max() < 1e-300
+        relative = np.abs(fast[finite] - libm[finite]) / np.abs(libm[finite])
+        assert relative.max() < 1e-11, relative.max()
+
+
+@needs_pass
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_same_bits_on_one_thread_and_on_many(monkeypatch, reduction):
+    x, y = _data((numpy_fast.BLOCK * 5 + 3,), seed=3)
+    p = np.float32(1.7)
+    g_many = np.empty(x.shape, np.float32)
+    many = numpy_fast.loss(x, y, None, p, reduction, np.dtype(np.float32), grad_out=g_many)
+    assert x.size >= numpy_fast.PARALLEL_MIN
+    monkeypatch.setattr(numpy_fast, "PARALLEL_MIN", 1 << 60)
+    g_one = np.empty(x.shape, np.float32)
+    one = numpy_fast.loss(x, y, None, p, reduction, np.dtype(np.float32), grad_out=g_one)
+    np.testing.assert_array_equal(many, one)
+    np.testing.assert_array_equal(g_many, g_one)
+    monkeypatch.setattr(numpy_fast, "_threads", lambda: 3)  # an uneven split
+    monkeypatch.setattr(numpy_fast, "PARALLEL_MIN", 1)
+    np.testing.assert_array_equal(numpy_fast.loss(x, y, None, p, reduction, np.dtype(np.float32)), many)
+
+
+@needs_pass
+def test_argument_errors_are_clear():
+    x = np.zeros(4, np.float32)
+    logits = numpy_fast._fused.logits
+    with pytest.raises(TypeError, match="float32 or float64"):
+        logits(np.zeros(4, np.int32), (x, 1), None, None, None, None, None, True, 0, 4, 1.0, False)
+    with pytest.raises(ValueError, match="length differs"):
+        logits(x, (x, 1), None, None, None, np.empty(3, np.float32), None, None, 0, 4, 1.0, False)
+    with pytest.raises(ValueError, match="start and stop"):
+        logits(x, (x, 1), None, None, None, None, None, True, 1, 4, 1.0, False)
+    with pytest.raises(ValueError, match="target is required"):
+        logits(x, None, None, None, None, None, None, True, 0, 4, 1.0, False)
+    with pytest.raises(ValueError, match="empty"):
+        logits(x, (np.zeros(0, np.float32), 1), None, None, None, None, None, True, 0, 4, 1.0, False)
+
+
+def test_without_the_pass_every_engine_on_it_declines_and_the_portable_path_computes(monkeypatch):
+    """A source install without a C compiler: same numbers, from the portable path."""
+    from bce_compat.backends.contract import Declined, Problem
+
+    x, y = _data((3, 4))
+    expected = bce_compat.binary_cross_entropy_with_logits(x, y, pos_weight=np.float32(2.0))
+    monkeypatch.setattr(numpy_fast, "AVAILABLE", False)
+    declined = numpy_fast.ENGINE(Problem("logits", x, y, None, 2.0, "mean", x.dtype))
+    assert isinstance(declined, Declined) and "not built" in declined.reason
+    got = bce_compat.binary_cross_entropy_with_logits(x, y, pos_weight=np.float32(2.0))
+    assert_close(got, expected, "float32", ulps=4)
+    for name in ("torch", "paddle"):
+        module = pytest.importorskip(name)
+        from bce_compat.backends import paddle_fast, torch_fast
+
+        engine = torch_fast.ENGINE if name == "torch" else paddle_fast.ENGINE
+        tx, ty = (module.to_tensor(a) if name == "paddle" else module.from_numpy(a) for a in (x, y))
+        problem = Problem("logits", tx, ty, None, 2.0, "mean", tx.dtype)
+        result = engine(problem)
+        assert isinstance(result, Declined) and "not built" in result.reason, (name, result)
+        value = bce_compat.binary_cross_entropy_with_logits(tx, ty, pos_weight=2.0)
+        assert_close(np.asarray(float(value)), expected, "float32", ulps=4)
