@@ -148,7 +148,7 @@ def _output(shape, dtype, given=None):
     if given is not None and given.dtype in _PASS_DTYPES and given.flags.c_contiguous:
         return given, lambda: given
     if given is None and dtype in _PASS_DTYPES:
-        out = np.empty(shape, dtype)
+        out = aligned_empty(shape, dtype)
         return out, lambda: out
     # float16 (and non-contiguous targets): computed in float64, rounded once
     wide = np.empty(shape, np.float64)
@@ -160,6 +160,20 @@ def _output(shape, dtype, given=None):
         return given
 
     return wide, finish
+
+
+def aligned_empty(shape, dtype, alignment: int = 64) -> np.ndarray:
+    """``np.empty`` whose data starts on an ``alignment``-byte boundary (TensorFlow requires 64
+    for tensors it adopts through DLPack; NumPy guarantees only 16).
+
+    >>> aligned_empty((3, 2), np.float32).ctypes.data % 64
+    0
+    """
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    raw = np.empty(nbytes + alignment, np.uint8)
+    start = -raw.ctypes.data % alignment
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 
 def _run(x, operands, loss_out, grad_out, sums, scale, precise):

@@ -34,7 +34,9 @@ def values_are_concrete(x):
 
 
 def engines():
-    return ()
+    from bce_compat.backends import tensorflow_fast
+
+    return (tensorflow_fast.ENGINE,)
 
 
 _NAMESPACE: "TensorFlowNamespace | None" = None

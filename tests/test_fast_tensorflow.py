@@ -1,0 +1,161 @@
+"""The TensorFlow CPU engine (backends/tensorflow_fast.py): values and gradients against the exact loss.
+
+Each test checks which path ran by calling the engine itself beside the public call: a result
+(not ``Declined``) means the compiled pass computed it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from _reference import assert_close, exact_logits_grad, exact_logits_loss, reduce_exact
+
+pytest.importorskip("torch")  # import order: torch, paddle, then tensorflow
+pytest.importorskip("paddle")
+tf = pytest.importorskip("tensorflow")
+
+import bce_compat  # noqa: E402
+from bce_compat._registry import load_backend  # noqa: E402
+from bce_compat.backends import numpy_fast, tensorflow_fast  # noqa: E402
+from bce_compat.backends.contract import Declined, Problem  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not numpy_fast.AVAILABLE, reason="the compiled pass was not built")
+
+X = [-math.inf, -1e30, -100.0, -20.0, -3.46522, -1e-4, 0.0, 1e-4, 1.5, 20.0, 100.0, 1e30, math.inf]
+Y, P, W = [0.0, 0.3, 1.0], [2.0, 0.5, 0.0], [0.5, 1.0, 2.0]
+DTYPES = {"float16": tf.float16, "float32": tf.float32, "float64": tf.float64}
+
+
+def edge_grid(dtype):
+    x = np.repeat(np.asarray(X, np.float64)[:, None], 3, axis=1)
+    y = np.broadcast_to(np.asarray(Y), x.shape)
+    arrays = [tf.constant(a, dtype=DTYPES[dtype]) for a in (x, y, W, P)]
+    return arrays, [a.numpy().astype(np.float64) for a in arrays]
+
+
+def loss(x, y, w=None, p=None, reduction="none"):
+    return bce_compat.binary_cross_entropy_with_logits(x, y, weight=w, pos_weight=p, reduction=reduction)
+
+
+def engine_result(x, y, w, p, reduction):
+    return tensorflow_fast.ENGINE(Problem("logits", x, y, w, p, reduction, x.dtype))
+
+
+def test_registered_for_tensorflow():
+    assert load_backend("tensorflow").engines == (tensorflow_fast.ENGINE,)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_values_and_gradients_match_exact(dtype, reduction):
+    (x, y, w, p), (xn, yn, wn, pn) = edge_grid(dtype)
+    assert not isinstance(engine_result(x, y, w, p, reduction), Declined)
+    plain = loss(x, y, w, p, reduction)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        result = loss(x, y, w, p, reduction)
+    assert result.dtype == x.dtype and result.shape == (x.shape if reduction == "none" else ())
+    np.testing.assert_array_equal(result.numpy(), plain.numpy())  # same bits with a tape
+    exact = reduce_exact(exact_logits_loss(xn, yn, wn, pn), reduction)
+    tight = 1 if dtype == "float16" else 4
+    assert_close(result.numpy(), exact, dtype, ulps=tight, size=1 if reduction == "none" else xn.size)
+    grad = tape.gradient(result, x)
+    expected, bound = exact_logits_grad(xn, yn, wn, pn)
+    if reduction == "mean":
+        expected, bound = expected / xn.size, bound / xn.size
+    assert grad.dtype == x.dtype
+    assert_close(grad.numpy(), expected, dtype, ulps=tight, bound=bound)
+
+
+def test_upstream_gradient_and_variables():
+    x = tf.Variable([[-20.0, 0.0, 3.0]])
+    y = tf.constant([[0.0, 1.0, 0.5]])
+    upstream = tf.constant([[1.0, -2.0, 0.5]])
+    with tf.GradientTape(persistent=True) as tape:
+        result = loss(x, y, 2.0, 3.0)
+    expected, bound = exact_logits_grad(x.numpy().astype(np.float64), y.numpy().astype(np.float64), 2.0, 3.0)
+    for _ in range(2):  # a persistent tape runs the backward twice: the saved derivative is not consumed
+        grad = tape.gradient(result, x, output_gradients=upstream)
+        assert_close(grad.numpy(), expected * upstream.numpy(), "float32", ulps=4, bound=bound * 2)
+
+
+@pytest.mark.parametrize("watched", [1, 2, 3])
+def test_gradients_of_target_weight_and_pos_weight_match_tf_autodiff(watched):
+    """The value stays the pass's; the operands' gradients come from TF's autodiff of the portable formula."""
+    rng = np.random.default_rng(watched)
+    x, y = tf.constant(rng.standard_normal((4, 5)) * 3), tf.constant(rng.random((4, 5)))
+    w, p = tf.constant(rng.random(5) + 0.5), tf.constant(rng.random((4, 1)) + 0.5)
+    arrays = [x, y, w, p]
+    plain = loss(*arrays, "mean")
+    with tf.GradientTape() as tape:
+        tape.watch([x, arrays[watched]])
+        result = loss(*arrays, "mean")
+    np.testing.assert_array_equal(result.numpy(), plain.numpy())
+    grads = tape.gradient(result, [x, arrays[watched]])
+    with tf.GradientTape() as tape:
+        tape.watch([x, arrays[watched]])
+        native = tf.reduce_mean(w * tf.nn.weighted_cross_entropy_with_logits(y, x, p))
+    expected = tape.gradient(native, [x, arrays[watched]])
+    for got, want in zip(grads, expected):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_second_derivative_matches_tf():
+    rng = np.random.default_rng(0)
+    x, y = tf.constant(rng.standard_normal(16) * 2), tf.constant(rng.random(16))
+    hessians = []
+    for fn in (lambda: loss(x, y, None, 1.5, "sum"),
+               lambda: tf.reduce_sum(tf.nn.weighted_cross_entropy_with_logits(y, x, 1.5))):
+        with tf.GradientTape() as outer:
+            outer.watch(x)
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                value = fn()
+            g = inner.gradient(value, x)
+        hessians.append(outer.gradient(g, x))
+    assert float(tf.reduce_max(tf.abs(hessians[0]))) > 0.01
+    np.testing.assert_allclose(hessians[0].numpy(), hessians[1].numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("case, reason", [
+    ("graph", "graph mode"),
+    ("bfloat16", "dtypes other than"),
+    ("empty", "empty input"),
+])
+def test_declines_and_the_portable_path_computes(case, reason):
+    x, y = tf.constant([[0.5, -2.0]]), tf.constant([[1.0, 0.0]])
+    if case == "bfloat16":
+        x, y = tf.cast(x, tf.bfloat16), tf.cast(y, tf.bfloat16)
+    if case == "empty":
+        x, y = tf.zeros([0, 2]), tf.zeros([0, 2])
+    if case == "graph":
+        seen = []
+
+        @tf.function
+        def run(a, b):
+            seen.append(engine_result(a, b, None, None, "sum"))
+            return loss(a, b, None, None, "sum")
+
+        value = run(x, y)
+        declined = seen[0]
+    else:
+        declined = engine_result(x, y, None, None, "sum")
+        value = loss(x, y, None, None, "sum")
+    assert isinstance(declined, Declined) and reason in declined.reason
+    expected = reduce_exact(exact_logits_loss(x.numpy().astype(np.float64), y.numpy().astype(np.float64)), "sum")
+    assert_close(tf.cast(value, tf.float64).numpy(), expected, "float32" if case != "bfloat16" else "bfloat16",
+                 ulps=4, size=max(1, x.shape.num_elements()))
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum"])
+def test_large_inputs_over_threads_and_numpy_operands(reduction):
+    rng = np.random.default_rng(5)
+    n = numpy_fast.PARALLEL_MIN * 2 + 3
+    xn, yn = (rng.standard_normal(n) * 5).astype(np.float32), rng.random(n).astype(np.float32)
+    value = loss(tf.constant(xn), yn, None, np.float32(2.5), reduction)  # NumPy operands beside a tensor
+    assert isinstance(value, tf.Tensor)
+    exact = reduce_exact(exact_logits_loss(xn.astype(np.float64), yn.astype(np.float64), None, 2.5), reduction)
+    assert_close(value.numpy(), exact, "float32", ulps=4, size=1 if reduction == "none" else n)
