@@ -69,8 +69,10 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
-def loss(x, y, weight, pos_weight, reduction, out_dtype, *, grad_out=None) -> np.ndarray:
+def loss(x, y, weight, pos_weight, reduction, out_dtype, *, grad_out=None, parallel_min=None) -> np.ndarray:
     """The loss in ``out_dtype`` (0-d for mean/sum); d loss/d x (upstream 1) into ``grad_out`` if given.
+
+    ``parallel_min``: the size from which the pass is split over threads (default ``PARALLEL_MIN``).
 
     >>> float(loss(np.array(0.0), np.array(1.0), None, None, "none", np.float64))
     0.6931471805599453
@@ -88,9 +90,9 @@ def loss(x, y, weight, pos_weight, reduction, out_dtype, *, grad_out=None) -> np
     grad_buffer, finish_grad = (None, None) if grad_out is None else _output(shape, grad_out.dtype, grad_out)
     if reduction == "none":
         loss_out, finish_loss = _output(shape, out_dtype)
-        _run(x, operands, loss_out, grad_buffer, None, scale, precise)
+        _run(x, operands, loss_out, grad_buffer, None, scale, precise, parallel_min)
     else:
-        total = _run(x, operands, None, grad_buffer, True, scale, precise)
+        total = _run(x, operands, None, grad_buffer, True, scale, precise, parallel_min)
     if finish_grad is not None:
         finish_grad()
     if reduction == "none":
@@ -98,7 +100,7 @@ def loss(x, y, weight, pos_weight, reduction, out_dtype, *, grad_out=None) -> np
     return np.asarray(total / size if reduction == "mean" else total, out_dtype)
 
 
-def grad(x, y, weight, pos_weight, upstream, out_dtype) -> np.ndarray:
+def grad(x, y, weight, pos_weight, upstream, out_dtype, *, parallel_min=None) -> np.ndarray:
     """d loss / d x times ``upstream`` (broadcastable to x, or a number), in ``out_dtype``, x's shape.
 
     >>> grad(np.array([0.0, 100.0]), np.zeros(2), None, None, np.array([2.0, 1.0]), np.float32).tolist()
@@ -109,7 +111,7 @@ def grad(x, y, weight, pos_weight, upstream, out_dtype) -> np.ndarray:
     out, finish = _output(x.shape, out_dtype)
     if x.size:
         operands = [_operand(a, x.shape) for a in (y, weight, pos_weight, upstream)]
-        _run(x, operands, None, out, None, 1.0, out_dtype == _FLOAT64)
+        _run(x, operands, None, out, None, 1.0, out_dtype == _FLOAT64, parallel_min)
     return finish()
 
 
@@ -176,14 +178,14 @@ def aligned_empty(shape, dtype, alignment: int = 64) -> np.ndarray:
     return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 
-def _run(x, operands, loss_out, grad_out, sums, scale, precise):
+def _run(x, operands, loss_out, grad_out, sums, scale, precise, parallel_min=None):
     """The compiled pass over all of x (the loss sum when ``sums``), split over threads when large.
 
     Past one block the sum is the exact sum of the per-block sums, so it does not depend on
     how the blocks were split.
     """
     size = x.size
-    if size <= BLOCK or size < PARALLEL_MIN:
+    if size <= BLOCK or size < (PARALLEL_MIN if parallel_min is None else parallel_min):
         if size > BLOCK and sums:
             sums = np.empty(-(-size // BLOCK), np.float64)
             _fused.logits(x, *operands, loss_out, grad_out, sums, 0, size, scale, precise)

@@ -103,10 +103,16 @@ def _cpu(x, y, weight, pos_weight, reduction, out_dtype, *, wants_grad):
     return torch.from_numpy(_loss_numpy(x, y, weight, pos_weight, reduction, out_dtype))
 
 
+# Right after a torch op, torch's OpenMP workers spin-wait on the other cores for a while, and a
+# thread of ours shares a core with one of them: split over threads below 2**20 elements, the
+# pass ran slower than on one thread (bench/README.md). NumPy inputs split from PARALLEL_MIN.
+TORCH_PARALLEL_MIN = 1 << 20
+
+
 def _loss_numpy(x, y, weight, pos_weight, reduction, out_dtype, grad_out=None):
     return numpy_fast.loss(
         _numpy(x), _numpy(y), _numpy(weight), _numpy(pos_weight), reduction, _numpy_dtype(out_dtype),
-        grad_out=grad_out,
+        grad_out=grad_out, parallel_min=TORCH_PARALLEL_MIN,
     )
 
 

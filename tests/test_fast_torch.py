@@ -68,10 +68,11 @@ def test_values_and_gradients_match_exact(dtype, reduction):
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
-def test_many_blocks_and_threads_match_exact(dtype):
+def test_many_blocks_and_threads_match_exact(dtype, monkeypatch):
     """Past one block and over the thread pool (vectorised exp/log1p; libm's for float64): same bounds."""
     from bce_compat.backends import numpy_fast
 
+    monkeypatch.setattr(torch_fast, "TORCH_PARALLEL_MIN", numpy_fast.PARALLEL_MIN)  # split over threads here too
     (x, y, w, p), (xn, yn, wn, pn) = edge_grid(dtype)
     reps = numpy_fast.PARALLEL_MIN // x.numel() + 2
     x, y = x.repeat(reps, 1), y.repeat(reps, 1)
