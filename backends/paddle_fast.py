@@ -22,23 +22,24 @@ from dataclasses import replace
 
 import numpy as np
 import paddle
+from paddle import _C_ops  # the kernel behind paddle.full, without its Python wrapper
 
 from bce_compat.backends import numpy_fast
 from bce_compat.backends._float_dtypes import dtype_name
 from bce_compat.backends.contract import Declined, NamedEngine, Problem, unsupported
 
-_DTYPES = ("float16", "float32", "float64")
+_NUMPY_DTYPES = {name: np.dtype(name) for name in ("float16", "float32", "float64")}
+_CPU = paddle.CPUPlace()
 _COPY_BELOW = 2048  # elements: a copy to NumPy costs less than a DLPack view up to here
 
 
 def bce_with_logits(x, y, weight, pos_weight, reduction, out_dtype):
-    """The loss from NumPy's kernel, differentiable where a gradient is wanted; NotImplemented if ineligible."""
-    out_name = dtype_name(out_dtype)
-    if out_name not in _DTYPES or not _eligible(x, (y, weight, pos_weight)):
+    """The loss from the compiled pass, differentiable where a gradient is wanted; NotImplemented if ineligible."""
+    numpy_dtype = _NUMPY_DTYPES.get(dtype_name(out_dtype))
+    wants = _scan(x, (y, weight, pos_weight)) if numpy_dtype is not None else None
+    if wants is None:
         return NotImplemented
-    grad_on = paddle.is_grad_enabled()
-    x_wants = grad_on and not x.stop_gradient
-    others_want = grad_on and any(_is_tensor(a) and not a.stop_gradient for a in (y, weight, pos_weight))
+    x_wants, others_want = wants
     if x_wants:
         value = _KernelLoss.apply(x, _Operands(y, weight, pos_weight), reduction, out_dtype)
     else:
@@ -48,10 +49,28 @@ def bce_with_logits(x, y, weight, pos_weight, reduction, out_dtype):
     return value
 
 
+def _scan(x, others):
+    """One pass over the tensors: None where ineligible, else (x wants a gradient, another operand does)."""
+    if not paddle.in_dynamic_mode() or not isinstance(x, paddle.Tensor):
+        return None
+    grad_on = paddle.is_grad_enabled()
+    others_want = False
+    for t in (x, *others):
+        if not _is_tensor(t):
+            continue
+        if not isinstance(t, paddle.Tensor) or dtype_name(t.dtype) not in _NUMPY_DTYPES or not t.place.is_cpu_place():
+            return None
+        if t is not x:
+            others_want = others_want or not t.stop_gradient
+    if 0 in x.shape:
+        return None
+    return grad_on and not x.stop_gradient, grad_on and others_want
+
+
 def _forward(x, y, weight, pos_weight, reduction, out_dtype):
     small = math.prod(x.shape) <= _COPY_BELOW
     operands = tuple(_numpy(a, small) for a in (y, weight, pos_weight))
-    result = numpy_fast.loss(_numpy(x, small), *operands, reduction, np.dtype(dtype_name(out_dtype)))
+    result = numpy_fast.loss(_numpy(x, small), *operands, reduction, _NUMPY_DTYPES[dtype_name(out_dtype)])
     return _to_paddle(result, out_dtype)
 
 
@@ -153,19 +172,6 @@ def _is_tensor(a) -> bool:
     return a is not None and type(a) not in (bool, int, float)
 
 
-def _eligible(x, others) -> bool:
-    if not paddle.in_dynamic_mode() or not isinstance(x, paddle.Tensor):
-        return False
-    if not x.place.is_cpu_place() or dtype_name(x.dtype) not in _DTYPES or math.prod(x.shape) == 0:
-        return False
-    for t in others:
-        if not _is_tensor(t):
-            continue
-        if not isinstance(t, paddle.Tensor) or dtype_name(t.dtype) not in _DTYPES or not t.place.is_cpu_place():
-            return False
-    return True
-
-
 def _numpy(t, small: bool):
     """NumPy data of a CPU tensor: a zero-copy DLPack view, or for small ones a copy (cheaper)."""
     if not _is_tensor(t):
@@ -176,13 +182,15 @@ def _numpy(t, small: bool):
 def _to_paddle(array, dtype):
     """Our results are fresh C-contiguous arrays: DLPack hands them over without a copy.
 
-    A 0-d result (mean, sum) is made with ``paddle.full`` instead, which costs half as much; the
-    value is already rounded to ``dtype``, so it is exact. ``paddle.full`` puts it on Paddle's
-    current device, so only when that is the CPU (like the inputs).
+    A 0-d result (mean, sum) is made by Paddle's ``full`` kernel on the CPU instead (2 us, against
+    12 for ``paddle.full``'s Python wrapper); the value is already rounded to ``dtype``, so it is exact.
     """
-    if array.ndim == 0 and paddle.get_device() == "cpu":
-        return paddle.full([], float(array), dtype)
-    return paddle.utils.dlpack.from_dlpack(np.ascontiguousarray(array))
+    if array.ndim == 0:
+        try:
+            return _C_ops.full([], float(array), dtype, _CPU)
+        except (AttributeError, TypeError, ValueError):  # another Paddle's internal signature: DLPack
+            pass
+    return paddle.utils.dlpack.from_dlpack(array if array.flags.c_contiguous else array.copy())
 
 
 _OPTIONS: tuple = ()  # options beyond torch's signature that this engine implements
