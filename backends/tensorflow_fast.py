@@ -55,7 +55,8 @@ def _solve(problem: Problem):
     others_recorded = record.should_record_backprop([a for a in others if isinstance(a, tf.Tensor)])
     if others_recorded or record.should_record_backprop([x]):
         return _with_gradient(arrays, problem.reduction, problem.out_dtype, others_recorded)
-    return _to_tf(_loss_numpy(*arrays, problem.reduction, problem.out_dtype), problem.out_dtype)
+    y, weight, pos_weight = others
+    return _to_tf(_loss_numpy(x, y, weight, pos_weight, problem.reduction, problem.out_dtype), problem.out_dtype)
 
 
 ENGINE = NamedEngine("tensorflow-cpu-fused", _solve)
@@ -75,11 +76,11 @@ def _with_gradient(arrays, reduction, out_dtype, others_recorded):
         full = list(arrays)
         for i, t in zip(at, tensors):
             full[i] = t
-        x = full[0]
+        x, y, weight, pos_weight = full
         derivative = None
         if not others_recorded:
             derivative = numpy_fast.aligned_empty(x.shape, np.float64 if x.dtype == tf.float64 else np.float32)
-        value = _loss_numpy(*full, reduction, out_dtype, derivative)
+        value = _loss_numpy(x, y, weight, pos_weight, reduction, out_dtype, derivative)
 
         def backward(upstream):
             if derivative is None or record.should_record_backprop(tensors):  # operands, or a second derivative
@@ -102,8 +103,8 @@ def _portable_grads(arrays, at, reduction, upstream):
     tensors = [arrays[i] for i in at]
     with tf.GradientTape() as tape:
         tape.watch(tensors)
-        cast = [tf.cast(a, compute) if isinstance(a, tf.Tensor) else a for a in arrays]
-        problem = Problem("logits", *cast, reduction, compute)
+        x_c, y_c, weight_c, pos_weight_c = (tf.cast(a, compute) if isinstance(a, tf.Tensor) else a for a in arrays)
+        problem = Problem("logits", x_c, y_c, weight_c, pos_weight_c, reduction, compute)
         value = _loss.portable(problem, namespace(x), compute)
     grads = tape.gradient(value, tensors, output_gradients=tf.cast(upstream, compute),
                           unconnected_gradients=tf.UnconnectedGradients.ZERO)
