@@ -31,23 +31,6 @@
 #define CHUNK 512
 #define BLOCK 16384
 
-/* element kinds of the buffers the pass reads and writes */
-enum { F32 = 0, F64 = 1, F16 = 2 };
-#if defined(__FLT16_MAX__)  /* the compiler has _Float16 (GCC 12+, Clang 15+ on x86-64 and AArch64) */
-#define HAS_FLOAT16 1
-typedef _Float16 half;
-#else
-#define HAS_FLOAT16 0
-#endif
-
-/* element i of a buffer of the given kind, as a double (half -> float -> double is exact) */
-static inline double read_element(const char *data, int kind, Py_ssize_t i) {
-#if HAS_FLOAT16
-    if (kind == F16) return (double)(float)((const half *)data)[i];
-#endif
-    return kind == F64 ? ((const double *)data)[i] : (double)((const float *)data)[i];
-}
-
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
@@ -56,7 +39,7 @@ static inline double read_element(const char *data, int kind, Py_ssize_t i) {
 
 typedef struct {
     const char *data;  /* NULL: a constant */
-    int kind;
+    int is_double;
     Py_ssize_t length;  /* elements in the buffer */
     Py_ssize_t repeat;
     double constant;
@@ -67,7 +50,7 @@ typedef struct {
 
 typedef struct {
     char *data;  /* NULL: not wanted */
-    int kind;
+    int is_double;
     Py_buffer view;
     int has_view;
 } Output;
@@ -137,21 +120,16 @@ static void gather(const Operand *op, Py_ssize_t start, Py_ssize_t count, double
         if (op->repeat == 1) {  /* a contiguous run up to the buffer's end */
             run = op->length - index;
             if (run > count - i) run = count - i;
-            if (op->kind == F64) {
+            if (op->is_double) {
                 memcpy(dst + i, (const double *)op->data + index, run * sizeof(double));
-            } else if (op->kind == F32) {
+            } else {
                 const float *src = (const float *)op->data + index;
                 for (Py_ssize_t m = 0; m < run; m++) dst[i + m] = src[m];
-            } else {
-#if HAS_FLOAT16
-                const half *src = (const half *)op->data + index;
-                for (Py_ssize_t m = 0; m < run; m++) dst[i + m] = (float)src[m];
-#endif
             }
         } else {  /* one value repeated up to the next multiple of repeat */
             run = op->repeat - g % op->repeat;
             if (run > count - i) run = count - i;
-            double v = read_element(op->data, op->kind, index);
+            double v = op->is_double ? ((const double *)op->data)[index] : ((const float *)op->data)[index];
             for (Py_ssize_t m = 0; m < run; m++) dst[i + m] = v;
         }
         i += run;
@@ -160,17 +138,11 @@ static void gather(const Operand *op, Py_ssize_t start, Py_ssize_t count, double
 
 VECTOR_CLONES
 static void store(const Output *out, Py_ssize_t start, Py_ssize_t count, const double *src) {
-    if (out->kind == F64) {
+    if (out->is_double) {
         memcpy((double *)out->data + start, src, count * sizeof(double));
-    } else if (out->kind == F32) {
+    } else {
         float *dst = (float *)out->data + start;
         for (Py_ssize_t i = 0; i < count; i++) dst[i] = (float)src[i];
-    } else {
-#if HAS_FLOAT16
-        /* through float (the vector conversions): within 0.5 + 2**-13 half ulps of the double */
-        half *dst = (half *)out->data + start;
-        for (Py_ssize_t i = 0; i < count; i++) dst[i] = (half)(float)src[i];
-#endif
     }
 }
 
@@ -268,16 +240,16 @@ static double run(const Operand *xo, const Operand *ops, Output *loss_out, Outpu
     return total;
 }
 
-static int float_buffer(PyObject *obj, Py_buffer *view, int writable, int *kind) {
+static int float_buffer(PyObject *obj, Py_buffer *view, int writable, int *is_double) {
     int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
     if (PyObject_GetBuffer(obj, view, flags) < 0) return -1;
     const char *f = view->format ? view->format : "B";
     if (*f == '<' || *f == '=' || *f == '@') f++;
-    if (strcmp(f, "d") == 0 && view->itemsize == 8) { *kind = F64; return 0; }
-    if (strcmp(f, "f") == 0 && view->itemsize == 4) { *kind = F32; return 0; }
-    if (HAS_FLOAT16 && strcmp(f, "e") == 0 && view->itemsize == 2) { *kind = F16; return 0; }
-    PyErr_Format(PyExc_TypeError, "expected a float32 or float64 buffer%s, got format '%s'",
-                 HAS_FLOAT16 ? " (or float16)" : "", view->format);
+    if ((strcmp(f, "d") == 0 && view->itemsize == 8) || (strcmp(f, "f") == 0 && view->itemsize == 4)) {
+        *is_double = *f == 'd';
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError, "expected a float32 or float64 buffer, got format '%s'", view->format);
     PyBuffer_Release(view);
     return -1;
 }
@@ -295,7 +267,7 @@ static int parse_operand(PyObject *obj, Operand *op) {
     }
     PyObject *buffer;
     if (!PyArg_ParseTuple(obj, "On", &buffer, &op->repeat)) return -1;
-    if (float_buffer(buffer, &op->view, 0, &op->kind) < 0) return -1;
+    if (float_buffer(buffer, &op->view, 0, &op->is_double) < 0) return -1;
     op->has_view = 1;
     op->data = op->view.buf;
     op->length = op->view.len / op->view.itemsize;
@@ -309,7 +281,7 @@ static int parse_operand(PyObject *obj, Operand *op) {
 static int parse_output(PyObject *obj, Output *out, Py_ssize_t size) {
     memset(out, 0, sizeof(*out));
     if (obj == Py_None) return 0;
-    if (float_buffer(obj, &out->view, 1, &out->kind) < 0) return -1;
+    if (float_buffer(obj, &out->view, 1, &out->is_double) < 0) return -1;
     out->has_view = 1;
     out->data = out->view.buf;
     if (out->view.len / out->view.itemsize != size) {
@@ -339,12 +311,12 @@ static PyObject *logits(PyObject *self, PyObject *args) {
     Operand xo, ops[4];
     Output loss_out, grad_out;
     Py_buffer sums_view;
-    int has_sums = 0, ok = 0, sums_kind = F32;
+    int has_sums = 0, ok = 0, sums_double = 0;
     memset(&xo, 0, sizeof(xo));
     memset(ops, 0, sizeof(ops));
     memset(&loss_out, 0, sizeof(loss_out));
     memset(&grad_out, 0, sizeof(grad_out));
-    if (float_buffer(x_obj, &xo.view, 0, &xo.kind) < 0) goto done;
+    if (float_buffer(x_obj, &xo.view, 0, &xo.is_double) < 0) goto done;
     xo.has_view = 1;
     xo.data = xo.view.buf;
     xo.present = 1;
@@ -360,9 +332,9 @@ static PyObject *logits(PyObject *self, PyObject *args) {
     if (parse_output(loss_obj, &loss_out, size) < 0 || parse_output(grad_obj, &grad_out, size) < 0) goto done;
     int want_sum = sums_obj != Py_None;
     if (want_sum && sums_obj != Py_True) {
-        if (float_buffer(sums_obj, &sums_view, 1, &sums_kind) < 0) goto done;
+        if (float_buffer(sums_obj, &sums_view, 1, &sums_double) < 0) goto done;
         has_sums = 1;
-        if (sums_kind != F64 || sums_view.len / 8 < (size + BLOCK - 1) / BLOCK) {
+        if (!sums_double || sums_view.len / 8 < (size + BLOCK - 1) / BLOCK) {
             PyErr_SetString(PyExc_ValueError, "sums must be float64 with one element per block");
             goto done;
         }
@@ -400,8 +372,7 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__fused(void) {
     PyObject *m = PyModule_Create(&module);
-    if (m && (PyModule_AddIntConstant(m, "BLOCK", BLOCK) < 0 || PyModule_AddIntConstant(m, "CHUNK", CHUNK) < 0 ||
-              PyModule_AddIntConstant(m, "FLOAT16", HAS_FLOAT16) < 0)) {
+    if (m && (PyModule_AddIntConstant(m, "BLOCK", BLOCK) < 0 || PyModule_AddIntConstant(m, "CHUNK", CHUNK) < 0)) {
         Py_DECREF(m);
         return NULL;
     }

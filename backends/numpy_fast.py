@@ -62,9 +62,7 @@ BLOCK = _fused.BLOCK if _fused is not None else 16384  # elements per partial su
 CHUNK = BLOCK  # the unit the pass's work is cut into (kept for callers and tests)
 PARALLEL_MIN = 1 << 15  # below this, one thread (the pool hand-off costs more than it saves)
 DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
-# what the compiled pass reads and writes (float16 where the compiler has _Float16)
-_PASS_DTYPES = (np.dtype(np.float32), np.dtype(np.float64)) + (
-    (np.dtype(np.float16),) if _fused is not None and _fused.FLOAT16 else ())
+_PASS_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what the compiled pass reads and writes
 _FLOAT64 = np.dtype(np.float64)
 
 _pool: ThreadPoolExecutor | None = None
@@ -118,7 +116,7 @@ def grad(x, y, weight, pos_weight, upstream, out_dtype, *, parallel_min=None) ->
 
 
 def _pass_array(a) -> np.ndarray:
-    """``a`` as a C-contiguous array the pass reads (others are widened: exact)."""
+    """``a`` as a C-contiguous float32/float64 array (float16 and others are widened: exact)."""
     if type(a) is not np.ndarray:
         a = np.asarray(a)
     if a.dtype not in _PASS_DTYPES:
@@ -154,7 +152,7 @@ def _output(shape, dtype, given=None):
     if given is None and dtype in _PASS_DTYPES:
         out = aligned_empty(shape, dtype)
         return out, lambda: out
-    # non-contiguous targets (and float16 where the pass cannot write it): written in float64, rounded once
+    # float16 (and non-contiguous targets): computed in float64, rounded once
     wide = np.empty(shape, np.float64)
 
     def finish():
