@@ -64,6 +64,8 @@ def focal_options(fn: str, alpha: Any, gamma: Any) -> dict[str, float]:
 def options(fn: str, *, label_smoothing: Any = 0.0, ignore_index: Any = None) -> dict[str, Any]:
     """The non-default ones of ``label_smoothing`` and ``ignore_index``, validated."""
     out: dict[str, Any] = {}
+    if type(label_smoothing) is float and label_smoothing == 0.0 and ignore_index is None:
+        return out  # the defaults: the common call skips the checks (a per-call cost on small inputs)
     eps = check_label_smoothing(fn, label_smoothing)
     if eps:
         out["label_smoothing"] = eps
