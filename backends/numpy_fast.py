@@ -221,13 +221,24 @@ def _get_pool() -> ThreadPoolExecutor:
 OPTIONS: tuple = ()  # options beyond torch's signature that this engine implements
 
 
+def declines(problem: Problem, options: tuple = ()) -> Declined | None:
+    """Why an engine on this pass declines ``problem`` before looking at its arrays, or None:
+    a kind or option it does not implement (``contract.unsupported``), or no compiled pass.
+
+    >>> declines(Problem("probs", np.zeros(1), np.zeros(1))).reason
+    "kind 'probs' is not implemented"
+    """
+    declined = unsupported(problem, kinds=("logits",), options=options)
+    if declined is None and not AVAILABLE:
+        return Declined("the compiled CPU pass (bce_compat.backends._fused) was not built")
+    return declined
+
+
 def _solve(problem: Problem):
     """The engine's entry: the logits loss on NumPy arrays of float16/32/64, without options."""
-    declined = unsupported(problem, kinds=("logits",), options=OPTIONS)
+    declined = declines(problem, OPTIONS)
     if declined is not None:
         return declined
-    if not AVAILABLE:
-        return Declined("the compiled pass (bce_compat.backends._fused) was not built")
     out_dtype = np.dtype(problem.out_dtype)
     if out_dtype not in DTYPES or not isinstance(problem.x, np.ndarray):
         return Declined("inputs outside this engine's dtypes (float16/32/64 ndarrays)")

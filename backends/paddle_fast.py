@@ -26,7 +26,7 @@ from paddle import _C_ops  # the kernel behind paddle.full, without its Python w
 
 from bce_compat.backends import numpy_fast
 from bce_compat.backends._float_dtypes import dtype_name
-from bce_compat.backends.contract import Declined, NamedEngine, Problem, unsupported
+from bce_compat.backends.contract import Declined, NamedEngine, Problem
 
 _NUMPY_DTYPES = {name: np.dtype(name) for name in ("float16", "float32", "float64")}
 _CPU = paddle.CPUPlace()
@@ -198,11 +198,9 @@ _OPTIONS: tuple = ()  # options beyond torch's signature that this engine implem
 
 def _solve(problem: Problem):
     """The engine's entry: the logits loss without options, or Declined."""
-    declined = unsupported(problem, kinds=("logits",), options=_OPTIONS)
+    declined = numpy_fast.declines(problem, _OPTIONS)
     if declined is not None:
         return declined
-    if not numpy_fast.AVAILABLE:
-        return Declined("the compiled CPU pass was not built")
     result = bce_with_logits(*problem.arrays(), problem.reduction, problem.out_dtype)
     return Declined("inputs outside this engine's dtypes, devices or modes") if result is NotImplemented else result
 

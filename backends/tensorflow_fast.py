@@ -24,7 +24,7 @@ import tensorflow as tf
 from tensorflow.python.eager import record  # whether a tape records a tensor (TF has no public query)
 
 from bce_compat.backends import numpy_fast
-from bce_compat.backends.contract import Declined, NamedEngine, Problem, unsupported
+from bce_compat.backends.contract import Declined, NamedEngine, Problem
 
 _DTYPES = {tf.float16: np.float16, tf.float32: np.float32, tf.float64: np.float64}
 OPTIONS: tuple = ()  # options beyond torch's signature that this engine implements
@@ -32,11 +32,9 @@ OPTIONS: tuple = ()  # options beyond torch's signature that this engine impleme
 
 def _solve(problem: Problem):
     """The engine's entry: the logits loss without options on eager CPU tensors, or Declined."""
-    declined = unsupported(problem, kinds=("logits",), options=OPTIONS)
+    declined = numpy_fast.declines(problem, OPTIONS)
     if declined is not None:
         return declined
-    if not numpy_fast.AVAILABLE:
-        return Declined("the compiled CPU pass was not built")
     if not tf.executing_eagerly():
         return Declined("graph mode (tf.function, XLA)")
     if problem.out_dtype not in _DTYPES:

@@ -26,6 +26,19 @@ FLUSHES_SUBNORMALS = ("jax", "tensorflow")  # XLA and TF's Eigen kernels flush s
 _TINY = {"float16": 2.0**-24, "bfloat16": 2.0**-133, "float32": 2.0**-149, "float64": 2.0**-1074}
 
 
+# docs/contract.md edge values for the fast paths' tests; columns are (y, pos_weight, weight) =
+# (0, 2, 0.5), (0.3, 0.5, 1), (1, 0, 2): the last has both coefficients 0, so even x = -inf gives 0.
+EDGE_X = [-math.inf, -1e30, -100.0, -20.0, -3.46522, -1e-4, 0.0, 1e-4, 1.5, 20.0, 100.0, 1e30, math.inf]
+EDGE_Y, EDGE_P, EDGE_W = [0.0, 0.3, 1.0], [2.0, 0.5, 0.0], [0.5, 1.0, 2.0]
+
+
+def edge_grid_values() -> tuple:
+    """(x [13, 3], y [13, 3], weight [3], pos_weight [3]) in float64: the edge grid before each
+    test converts it to its framework's arrays."""
+    x = np.repeat(np.asarray(EDGE_X)[:, None], 3, axis=1)
+    return x, np.broadcast_to(np.asarray(EDGE_Y), x.shape), np.asarray(EDGE_W), np.asarray(EDGE_P)
+
+
 def _exact(fn):
     """Run ``fn`` with mpmath at ``DIGITS`` significant digits, in a local context."""
 

@@ -11,15 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bce_compat
-from _reference import assert_close, exact_logits_grad, exact_logits_loss, reduce_exact
+from _reference import EDGE_P, EDGE_W, EDGE_X, EDGE_Y, assert_close, exact_logits_grad, exact_logits_loss, reduce_exact
 from bce_compat import _math
 from bce_compat._registry import load_backend
 from bce_compat.backends import numpy_fast
 
-# SPEC edge values; columns are (y, pos_weight, weight) = (0, 2, 0.5), (0.3, 0.5, 1), (1, 0, 2):
-# the last column has both coefficients 0, so even x = -inf gives exactly 0.
-X = [-math.inf, -1e30, -100.0, -20.0, -3.46522, -1e-4, 0.0, 1e-4, 1.5, 20.0, 100.0, 1e30, math.inf]
-Y, P, W = [0.0, 0.3, 1.0], [2.0, 0.5, 0.0], [0.5, 1.0, 2.0]
+# the edge values of _reference.py (columns: (y, pos_weight, weight)), under short names
+X, Y, P, W = EDGE_X, EDGE_Y, EDGE_P, EDGE_W
 
 
 def edge_grid(dtype):

@@ -6,12 +6,10 @@ Each test checks which path ran by calling the engine itself beside the public c
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
-from _reference import assert_close, exact_logits_grad, exact_logits_loss, reduce_exact
+from _reference import assert_close, edge_grid_values, exact_logits_grad, exact_logits_loss, reduce_exact
 
 pytest.importorskip("torch")  # import order: torch, paddle, then tensorflow
 pytest.importorskip("paddle")
@@ -24,15 +22,11 @@ from bce_compat.backends.contract import Declined, Problem  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not numpy_fast.AVAILABLE, reason="the compiled pass was not built")
 
-X = [-math.inf, -1e30, -100.0, -20.0, -3.46522, -1e-4, 0.0, 1e-4, 1.5, 20.0, 100.0, 1e30, math.inf]
-Y, P, W = [0.0, 0.3, 1.0], [2.0, 0.5, 0.0], [0.5, 1.0, 2.0]
 DTYPES = {"float16": tf.float16, "float32": tf.float32, "float64": tf.float64}
 
 
 def edge_grid(dtype):
-    x = np.repeat(np.asarray(X, np.float64)[:, None], 3, axis=1)
-    y = np.broadcast_to(np.asarray(Y), x.shape)
-    arrays = [tf.constant(a, dtype=DTYPES[dtype]) for a in (x, y, W, P)]
+    arrays = [tf.constant(a, dtype=DTYPES[dtype]) for a in edge_grid_values()]
     return arrays, [a.numpy().astype(np.float64) for a in arrays]
 
 

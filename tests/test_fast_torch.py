@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from _reference import assert_close, exact_logits_grad, exact_logits_loss, reduce_exact
+from _reference import assert_close, edge_grid_values, exact_logits_grad, exact_logits_loss, reduce_exact
 
 torch = pytest.importorskip("torch")
 
@@ -19,15 +19,11 @@ import bce_compat  # noqa: E402
 from bce_compat._registry import load_backend  # noqa: E402
 from bce_compat.backends import torch_fast  # noqa: E402
 
-X = [-math.inf, -1e30, -100.0, -20.0, -3.46522, -1e-4, 0.0, 1e-4, 1.5, 20.0, 100.0, 1e30, math.inf]
-Y, P, W = [0.0, 0.3, 1.0], [2.0, 0.5, 0.0], [0.5, 1.0, 2.0]
 DTYPES = {"float16": torch.float16, "float32": torch.float32, "float64": torch.float64}
 
 
 def edge_grid(dtype):
-    x = np.repeat(np.asarray(X, np.float64)[:, None], 3, axis=1)
-    y = np.broadcast_to(np.asarray(Y), x.shape)
-    arrays = [torch.tensor(a, dtype=DTYPES[dtype]) for a in (x, y, W, P)]
+    arrays = [torch.tensor(a, dtype=DTYPES[dtype]) for a in edge_grid_values()]
     return arrays, [a.double().numpy() for a in arrays]
 
 
