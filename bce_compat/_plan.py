@@ -43,11 +43,14 @@ class Plan:
 
     def cast(self, x, y, weight, pos_weight) -> tuple:
         """``y, weight, pos_weight`` as arrays of ``x``'s library, bool/int ones cast to ``x``'s dtype."""
+        if self.cast_to_float == _NOTHING and self.numpy_operands == _NOTHING:  # the common call
+            return y, weight, pos_weight
         xp = self.xp
         operands = (xp.asarray(a) if convert else a for a, convert in zip((y, weight, pos_weight), self.numpy_operands))
         return tuple(xp.astype(a, x.dtype) if cast else a for a, cast in zip(operands, self.cast_to_float))
 
 
+_NOTHING = (False, False, False)
 _plans: dict = {}
 
 

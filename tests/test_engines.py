@@ -27,7 +27,7 @@ def _problem(fw, kind="logits", options=None):
 
 def _engines(fw):
     _, plan = _problem(fw)
-    assert plan.backend.engines or fw.name not in ("numpy", "torch", "paddle"), "the fast paths are registered"
+    assert plan.backend.engines or fw.name not in ("numpy", "torch", "paddle", "tensorflow"), "the fast paths are registered"
     return plan.backend.engines
 
 
