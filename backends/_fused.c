@@ -64,13 +64,13 @@ static inline uint64_t as_bits(double d) { uint64_t b; memcpy(&b, &d, 8); return
  * latency-bound otherwise). */
 
 /* exp(a) for a <= 0 or NaN: 2**n * P(r), r = a - n*ln2, |r| <= ln2/2, P the Taylor polynomial of
- * degree 10 (truncation 3e-13 relative). Below -708 the result is 0 (the loss is then below
- * float32's range whatever the coefficients), NaN stays NaN. */
+ * degree 10 (truncation 3e-13 relative). Below -708 it gives exp(-708), 3e-308 (the loss is then
+ * below float32's range whatever the coefficients: even times 1e77 it rounds to 0), NaN stays NaN. */
 static inline double exp_nonpositive(double a) {
     const double shifter = 0x1.8p52, inv_ln2 = 0x1.71547652b82fep0;
     /* fdlibm's split of ln2: n*ln2_hi is exact for |n| < 2**11 */
     const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
-    double clamped = a < -708.0 ? -708.0 : a;
+    double clamped = a < -708.0 ? -708.0 : a;  /* NaN is not below: it stays NaN */
     double shifted = clamped * inv_ln2 + shifter;
     double n = shifted - shifter;
     double r = (clamped - n * ln2_hi) - n * ln2_lo;
@@ -81,8 +81,7 @@ static inline double exp_nonpositive(double a) {
     double p = (q01 + r2 * q23) + r4 * (q45 + r2 * q67) + r8 * q8a;
     int64_t k = (int64_t)(as_bits(shifted) - as_bits(shifter));  /* n, as an integer */
     double scale = as_double((uint64_t)(k + 1023) << 52);
-    double e = p * scale;
-    return a < -708.0 ? 0.0 : e;
+    return p * scale;
 }
 
 /* log1p(e) for 0 <= e <= 1 or NaN, without a division: e * Q(2e - 1), Q the degree-15 Chebyshev
@@ -155,8 +154,8 @@ typedef struct {
  * s = y + (1 - y) is not always exactly 1. Inlined with constant flags into the routes below,
  * so that each loop has no branches or calls and vectorises. */
 static inline __attribute__((always_inline)) double chunk_math(
-    Scratch *s, Py_ssize_t count, const int has_p, const int want_loss, const int want_grad, double scale,
-    const int precise) {
+    Scratch *s, Py_ssize_t count, const int has_p, const int has_w, const int want_loss, const int want_grad,
+    double scale, const int precise) {
     for (Py_ssize_t i = 0; i < count; i++) {
         double x = s->x[i], y = s->y[i];
         double a = -fabs(x);
@@ -169,7 +168,7 @@ static inline __attribute__((always_inline)) double chunk_math(
             double t = precise ? log1p(e) : log1p_unit(e);
             if (has_p) t *= cp + cn;
             double kx = (k == 0.0 && fabs(x) == INFINITY) ? 0.0 : k * x;  /* the zero-coefficient rule */
-            s->loss[i] = (t + kx) * s->w[i];
+            s->loss[i] = has_w ? (t + kx) * s->w[i] : t + kx;
         }
         if (want_grad) {
             double j = positive ? -cp : cn;
@@ -187,15 +186,16 @@ static inline __attribute__((always_inline)) double chunk_math(
     return total;
 }
 
-#define CHUNK_ROUTE(name, precise)                                                                      \
-    static double name(Scratch *s, Py_ssize_t count, int has_p, int want_loss, int want_grad, double scale) { \
-        if (want_loss && want_grad)                                                                       \
-            return has_p ? chunk_math(s, count, 1, 1, 1, scale, precise)                                 \
-                         : chunk_math(s, count, 0, 1, 1, scale, precise);                                \
-        if (want_loss)                                                                                    \
-            return has_p ? chunk_math(s, count, 1, 1, 0, scale, precise)                                 \
-                         : chunk_math(s, count, 0, 1, 0, scale, precise);                                \
-        return has_p ? chunk_math(s, count, 1, 0, 1, scale, precise) : chunk_math(s, count, 0, 0, 1, scale, precise); \
+#define CHUNK_FLAGS(p, w, precise)                                                                  \
+    (want_loss && want_grad ? chunk_math(s, count, p, w, 1, 1, scale, precise)                         \
+     : want_loss            ? chunk_math(s, count, p, w, 1, 0, scale, precise)                         \
+                            : chunk_math(s, count, p, w, 0, 1, scale, precise))
+
+#define CHUNK_ROUTE(name, precise)                                                                    \
+    static double name(Scratch *s, Py_ssize_t count, int has_p, int has_w, int want_loss, int want_grad, \
+                       double scale) {                                                                \
+        if (has_p) return has_w ? CHUNK_FLAGS(1, 1, precise) : CHUNK_FLAGS(1, 0, precise);            \
+        return has_w ? CHUNK_FLAGS(0, 1, precise) : CHUNK_FLAGS(0, 0, precise);                        \
     }
 
 VECTOR_CLONES
@@ -224,8 +224,8 @@ static double run(const Operand *xo, const Operand *ops, Output *loss_out, Outpu
             if (has_p) gather(&ops[2], c, count, s->p);
             if (has_u || first) gather(&ops[3], c, count, s->u);
             first = 0;
-            double part = precise ? chunk_precise(s, count, has_p, want_loss, want_grad, scale)
-                                  : chunk_fast(s, count, has_p, want_loss, want_grad, scale);
+            double part = precise ? chunk_precise(s, count, has_p, has_w, want_loss, want_grad, scale)
+                                  : chunk_fast(s, count, has_p, has_w, want_loss, want_grad, scale);
             if (loss_out->data) store(loss_out, c, count, s->loss);
             if (want_grad) store(grad_out, c, count, s->grad);
             double t = sum + part;
