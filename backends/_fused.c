@@ -31,6 +31,12 @@
 #define CHUNK 512
 #define BLOCK 16384
 
+#if defined(__GNUC__)
+#define ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE
+#endif
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
@@ -153,7 +159,7 @@ typedef struct {
  * 1.0 (a multiplication by 1 is exact); pos_weight is a flag, because without it the factor
  * s = y + (1 - y) is not always exactly 1. Inlined with constant flags into the routes below,
  * so that each loop has no branches or calls and vectorises. */
-static inline __attribute__((always_inline)) double chunk_math(
+static inline ALWAYS_INLINE double chunk_math(
     Scratch *s, Py_ssize_t count, const int has_p, const int has_w, const int want_loss, const int want_grad,
     double scale, const int precise) {
     for (Py_ssize_t i = 0; i < count; i++) {
@@ -204,9 +210,8 @@ CHUNK_ROUTE(chunk_precise, 1)
 
 /* Returns the loss summed over [start, stop) when want_sum (block by block; with more than one
  * block, callers wanting bits independent of the split use the per-block sums instead). */
-static double run(const Operand *xo, const Operand *ops, Output *loss_out, Output *grad_out, int want_sum,
+static double run(Scratch *s, const Operand *xo, const Operand *ops, Output *loss_out, Output *grad_out, int want_sum,
                   double *sums, Py_ssize_t start, Py_ssize_t stop, double scale, int precise) {
-    Scratch *s = PyMem_RawMalloc(sizeof(Scratch));
     int has_y = ops[0].present, has_w = ops[1].present, has_p = ops[2].present, has_u = ops[3].present;
     int want_loss = loss_out->data != NULL || want_sum;
     double total = 0.0;
@@ -236,7 +241,6 @@ static double run(const Operand *xo, const Operand *ops, Output *loss_out, Outpu
         if (sums) sums[block / BLOCK] = block_sum;
         total += block_sum;
     }
-    PyMem_RawFree(s);
     return total;
 }
 
@@ -344,10 +348,16 @@ static PyObject *logits(PyObject *self, PyObject *args) {
         goto done;
     }
     double total;
+    Scratch *scratch = PyMem_RawMalloc(sizeof(Scratch));
+    if (!scratch) {
+        PyErr_NoMemory();
+        goto done;
+    }
     Py_BEGIN_ALLOW_THREADS
-    total = run(&xo, ops, &loss_out, &grad_out, want_sum, has_sums ? (double *)sums_view.buf : NULL, start, stop,
+    total = run(scratch, &xo, ops, &loss_out, &grad_out, want_sum, has_sums ? (double *)sums_view.buf : NULL, start, stop,
                 scale, precise);
     Py_END_ALLOW_THREADS
+    PyMem_RawFree(scratch);
     ok = 1;
 done:
     if (xo.has_view) PyBuffer_Release(&xo.view);
