@@ -35,8 +35,7 @@ _COPY_BELOW = 2048  # elements: a copy to NumPy costs less than a DLPack view up
 
 def bce_with_logits(x, y, weight, pos_weight, reduction, out_dtype):
     """The loss from the compiled pass, differentiable where a gradient is wanted; NotImplemented if ineligible."""
-    numpy_dtype = _NUMPY_DTYPES.get(dtype_name(out_dtype))
-    wants = _scan(x, (y, weight, pos_weight)) if numpy_dtype is not None else None
+    wants = _scan(x, (y, weight, pos_weight)) if dtype_name(out_dtype) in _NUMPY_DTYPES else None
     if wants is None:
         return NotImplemented
     x_wants, others_want = wants

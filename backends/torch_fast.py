@@ -86,7 +86,7 @@ def _scan(x, arrays) -> bool | Declined:
             continue
         if type(t) not in _PLAIN_TYPES or t.layout != torch.strided or _functorch_wrapped(t):
             return Declined("tensor subclass, functorch transform or sparse layout")
-        if (t.is_cpu if cpu else t.device == device) is False:
+        if not (t.is_cpu if cpu else t.device == device):
             return Declined("operands on another device")
         if t.dtype not in dtypes:
             return Declined("dtypes outside CPU float16/32/64 and CUDA float16/bfloat16/32")

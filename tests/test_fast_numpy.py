@@ -152,7 +152,7 @@ def test_one_chunk_and_many_chunks_give_the_same_bits(dtype):
     small = numpy_fast.loss(x, y, w, p, "none", np.dtype(dtype))
     reps = numpy_fast.PARALLEL_MIN // x.size + 2
     big = numpy_fast.loss(np.tile(x, (reps, 1)), np.tile(y, (reps, 1)), w, p, "none", np.dtype(dtype))
-    assert x.size <= numpy_fast.CHUNK and big.size > numpy_fast.PARALLEL_MIN
+    assert x.size <= numpy_fast.BLOCK and big.size > numpy_fast.PARALLEL_MIN
     np.testing.assert_array_equal(big, np.tile(small, (reps, 1)))
 
 

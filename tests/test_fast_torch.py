@@ -76,7 +76,7 @@ def test_many_blocks_and_threads_match_exact(dtype, monkeypatch):
     tight = 1 if dtype == "float16" else 4
     with torch.no_grad():
         result = loss(x, y, w, p, "none")
-    assert x.numel() > max(numpy_fast.CHUNK, numpy_fast.PARALLEL_MIN)
+    assert x.numel() > max(numpy_fast.BLOCK, numpy_fast.PARALLEL_MIN)
     assert_close(result.double().numpy(), exact_logits_loss(xn, yn, wn, pn), dtype, ulps=tight)
     x.requires_grad_(True)
     loss(x, y, w, p, "sum").backward()

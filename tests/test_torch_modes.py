@@ -190,7 +190,7 @@ def test_double_backward_matches_native(dtype):
 
 # --- determinism and layouts (issue 12.1, 12.2) -------------------------------------------------
 
-SIZES = [1, 7, numpy_fast.CHUNK + 5, numpy_fast.PARALLEL_MIN * 2 + 3]
+SIZES = [1, 7, numpy_fast.BLOCK + 5, numpy_fast.PARALLEL_MIN * 2 + 3]
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
