@@ -18,16 +18,18 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
+
+# Named tuples rather than dataclasses: ``import bce_compat`` then does not import dataclasses
+# (and inspect, 10-15 ms), and a Problem is built on every call (0.5 µs, a frozen dataclass 1.5).
 
 Kind = Literal["logits", "probs", "focal"]  # focal: torchvision's sigmoid_focal_loss on logits
 Reduction = Literal["none", "mean", "sum"]
+NO_OPTIONS: Mapping[str, Any] = MappingProxyType({})
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):
     """One call of the loss, validated: every engine computes exactly this or declines it.
 
     ``x`` is the input (logits for ``kind="logits"``, probabilities for ``"probs"``), ``y`` the
@@ -43,15 +45,14 @@ class Problem:
     pos_weight: Any = None
     reduction: Reduction = "mean"
     out_dtype: Any = None
-    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    options: Mapping[str, Any] = NO_OPTIONS
 
     def arrays(self) -> tuple:
         """(x, y, weight, pos_weight), the order every engine's kernels take them in."""
         return self.x, self.y, self.weight, self.pos_weight
 
 
-@dataclass(frozen=True)
-class Declined:
+class Declined(NamedTuple):
     """An engine's "not this one", with the reason (shown by ``bce-compat backends`` and tests)."""
 
     reason: str
@@ -81,8 +82,7 @@ def unsupported(problem: Problem, kinds: Collection[str], options: Collection[st
     return None
 
 
-@dataclass(frozen=True)
-class NamedEngine:
+class NamedEngine(NamedTuple):
     """An engine made of a name and a function ``fn(problem) -> result | Declined``.
 
     >>> engine = NamedEngine("never", lambda problem: Declined("demo"))
@@ -190,8 +190,7 @@ class ArrayNamespace(Protocol):
     def expand_dims(self, x, /, *, axis=0): ...
 
 
-@dataclass(frozen=True)
-class Bench:
+class Bench(NamedTuple):
     """An adapter's test bench: NumPy data in, the library's arrays out, read back, differentiated.
 
     ``asarray(values, dtype)`` makes the library's array of a floating dtype name;
@@ -208,7 +207,7 @@ class Bench:
     keep_dtype: Callable
     value_and_grad: Callable | None = None
     dtypes: tuple = ("float16", "bfloat16", "float32", "float64")
-    skip_dtypes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    skip_dtypes: Mapping[str, str] = MappingProxyType({})
     lazy: bool = False
 
     def dtype_skip_reason(self, dtype: str) -> str | None:

@@ -77,7 +77,8 @@ def loss(x, y, weight, pos_weight, reduction, out_dtype, *, grad_out=None, paral
     0.6931471805599453
     """
     x = _pass_array(x)
-    out_dtype = np.dtype(out_dtype)
+    if not isinstance(out_dtype, np.dtype):
+        out_dtype = np.dtype(out_dtype)
     size = x.size
     if size == 0:
         return np.empty(x.shape, out_dtype) if reduction == "none" else np.asarray(
@@ -135,12 +136,32 @@ def _operand(a, shape):
         return _pass_array(a), 1
     if a.size == 1:
         return float(a.reshape(()))
-    dims = (1,) * (len(shape) - a.ndim) + a.shape
+    key = (a.shape, shape)
+    repeat = _REPEATS.get(key)
+    if repeat is None:
+        if len(_REPEATS) >= 256:  # a training loop has a handful of shapes; never let it grow unbounded
+            _REPEATS.clear()
+        repeat = _REPEATS[key] = _tiling_repeat(a.shape, shape)
+    if repeat:
+        return _pass_array(a), repeat
+    return _pass_array(np.broadcast_to(a, shape)), 1
+
+
+_REPEATS: dict = {}  # (operand shape, x shape) -> _tiling_repeat's answer
+
+
+def _tiling_repeat(operand_shape, shape) -> int:
+    """The repeat under which a broadcast operand is a tiling of its own buffer, or 0 if it is not.
+
+    >>> _tiling_repeat((64,), (2, 64)), _tiling_repeat((2, 1), (2, 64)), _tiling_repeat((2, 1, 3), (2, 4, 3))
+    (1, 64, 0)
+    """
+    dims = (1,) * (len(shape) - len(operand_shape)) + tuple(operand_shape)
     varying = [d for d, n in enumerate(dims) if n != 1]
     first, last = varying[0], varying[-1]
-    if all(dims[d] == shape[d] for d in range(first, last + 1)):  # a tiling: one run of x's own dims
-        return _pass_array(a), math.prod(shape[last + 1:])
-    return _pass_array(np.broadcast_to(a, shape)), 1
+    if all(dims[d] == shape[d] for d in range(first, last + 1)):  # one run of x's own dims
+        return math.prod(shape[last + 1:])
+    return 0
 
 
 def _output(shape, dtype, given=None):

@@ -18,7 +18,6 @@ path computes those.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
 import paddle
@@ -154,7 +153,7 @@ def _with_operand_grads(value, problem: Problem):
     xp = namespace(problem.x)
     dtype = _compute_dtype(*problem.arrays())
     # in float32 for float16 (Paddle has no float16 CPU subtract); the round trip is exact
-    c = _loss.portable(replace(problem, x=problem.x.detach(), out_dtype=dtype), xp, dtype)
+    c = _loss.portable(problem._replace(x=problem.x.detach(), out_dtype=dtype), xp, dtype)
     c_const = c.detach()
     zero = xp.where(xp.isfinite(c_const), c_const - c, xp.zeros_like(c))
     return xp.astype(xp.astype(value, dtype) - zero, problem.out_dtype)

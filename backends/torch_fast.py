@@ -121,12 +121,14 @@ class _CPULoss(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, y, weight, pos_weight, reduction, out_dtype):
-        # The derivative is kept in float32 for float16 x, so the backward rounds once to float16.
-        ctx.d = torch.empty(x.shape, dtype=_compute_dtype(x.dtype)) if ctx.needs_input_grad[0] else None
-        result = _loss_numpy(x, y, weight, pos_weight, reduction, out_dtype, None if ctx.d is None else ctx.d.numpy())
+        # d loss/d x from the same pass, in a NumPy buffer (cheaper than a tensor and its view; the
+        # backward adopts it); float32 for float16 x, so that the backward rounds once to float16.
+        ctx.d = _derivative_buffer(x) if ctx.needs_input_grad[0] else None
+        result = _loss_numpy(x, y, weight, pos_weight, reduction, out_dtype, ctx.d)
         ctx.reduction, ctx.out_dtype = reduction, out_dtype
-        ctx.numbers = [a if not torch.is_tensor(a) else None for a in (y, weight, pos_weight)]
-        ctx.save_for_backward(x, *(a if torch.is_tensor(a) else None for a in (y, weight, pos_weight)))
+        tensors = [a if isinstance(a, torch.Tensor) else None for a in (y, weight, pos_weight)]
+        ctx.numbers = [None if t is not None else a for a, t in zip((y, weight, pos_weight), tensors)]
+        ctx.save_for_backward(x, *tensors)
         return torch.from_numpy(result)
 
     @staticmethod
@@ -140,9 +142,9 @@ class _CPULoss(torch.autograd.Function):
         if wanted[0]:
             d, ctx.d = ctx.d, None  # handed over once; a retain_graph rerun recomputes it
             if d is None:
-                d = torch.empty(x.shape, dtype=_compute_dtype(x.dtype))
-                _loss_numpy(x, y, weight, pos_weight, ctx.reduction, ctx.out_dtype, d.numpy())
-            grads[0] = _times_upstream(d, grad, x.dtype)
+                d = _derivative_buffer(x)
+                _loss_numpy(x, y, weight, pos_weight, ctx.reduction, ctx.out_dtype, d)
+            grads[0] = _times_upstream(torch.from_numpy(d), grad, x.dtype)
         if any(wanted[1:]):
             others = portable_grads(x, y, weight, pos_weight, ctx.reduction, grad, (False, *wanted[1:]), create_graph=False)
             grads[1:4] = others[1:]
@@ -181,6 +183,11 @@ def portable_grads(x, y, weight, pos_weight, reduction, grad, wanted, create_gra
         targets = [a for a, w in zip(leaves, wanted) if w]
         found = iter(torch.autograd.grad(loss, targets, grad.to(loss.dtype), create_graph=create_graph, allow_unused=True))
     return [next(found) if w else None for w in wanted]  # each of its operand's shape and dtype
+
+
+def _derivative_buffer(x) -> np.ndarray:
+    """Where the pass writes d loss/d x: x's shape, float64 for float64 x, else float32."""
+    return np.empty(x.shape, np.float64 if x.dtype == torch.float64 else np.float32)
 
 
 def _compute_dtype(dtype):

@@ -8,7 +8,6 @@ the first try, each computing it or declining by name, and the portable array-AP
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any
 
 from bce_compat import _math
@@ -17,9 +16,7 @@ from bce_compat._graph_marks import unified_in_graphs
 from bce_compat._options import FOCAL_ALPHA, FOCAL_GAMMA
 from bce_compat._plan import plan_for
 from bce_compat._validate import ArgNames, check_unit_interval
-from bce_compat.backends.contract import Declined, Kind, Problem, Reduction
-
-_NO_OPTIONS: Mapping[str, Any] = MappingProxyType({})
+from bce_compat.backends.contract import NO_OPTIONS, Declined, Kind, Problem, Reduction
 
 
 @unified_in_graphs  # Paddle to_static records this call instead of tracing our Python
@@ -51,7 +48,7 @@ def compute(
         check_unit_interval(fn, names.input, plan.xp, x, plan.backend)
         targets = y if ignore is None else _math.drop_ignored(plan.xp, y == ignore, y)
         check_unit_interval(fn, names.target, plan.xp, targets, plan.backend)
-    problem = Problem(kind, x, y, weight, pos_weight, reduction, plan.out_dtype, options or _NO_OPTIONS)
+    problem = Problem(kind, x, y, weight, pos_weight, reduction, plan.out_dtype, options or NO_OPTIONS)
     return plan.backend.as_result(solve(problem, plan))
 
 

@@ -15,8 +15,7 @@ only checks on values (BCE's [0, 1] range) run on every call. A bad call raises 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from bce_compat._dispatch import backend_of, is_array, is_python_number
 from bce_compat._registry import Backend, backend_for_type
@@ -32,8 +31,7 @@ from bce_compat._validate import (
 _MAX_PLANS = 256  # distinct signatures kept; past that the memo starts afresh
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     backend: Backend
     xp: Any  # the array-API namespace of the inputs
     out_dtype: object  # the promoted dtype of every array argument (docs/contract.md §3)

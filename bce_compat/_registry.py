@@ -26,9 +26,8 @@ import importlib
 import importlib.util
 import sys
 import warnings
-from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 # name (= the array library's module name) -> adapter; this order is the listing, detection
 # and import order (torch before paddle before tensorflow, see the module docstring).
@@ -50,13 +49,13 @@ _BACKENDS: dict[str, Backend | None] = {}
 _BY_TYPE: dict[type, str | None] = {}  # array class -> backend name
 
 
-@dataclass
-class Backend:
+class Backend(NamedTuple):
     """One array library as the front end sees it: its adapter and the fast paths it offers."""
 
     name: str
     adapter: Any  # a module (or object) with the names of backends.contract.AdapterModule
     engines: tuple = ()  # fast paths, tried in order before the portable path
+    finish: Any = None  # the adapter's optional ``as_result``, looked up once (a missing module attribute costs ~1 µs)
 
     def namespace(self, x):
         return self.adapter.namespace(x)
@@ -66,8 +65,7 @@ class Backend:
 
     def as_result(self, value):
         """The adapter's final touch, e.g. NumPy's reductions give scalars and docs/contract.md §2 wants 0-d arrays."""
-        as_result = getattr(self.adapter, "as_result", None)
-        return value if as_result is None else as_result(value)
+        return value if self.finish is None else self.finish(value)
 
 
 def plugin_adapters() -> dict[str, str]:
@@ -180,7 +178,7 @@ def _load(name: str) -> Backend | None:
         warnings.warn(f"bce_compat: backend plugin {name!r} ({adapter_paths()[name]}) failed to load: {exc!r}",
                       RuntimeWarning, stacklevel=3)
         return None
-    return Backend(name, found, engines)
+    return Backend(name, found, engines, getattr(found, "as_result", None))
 
 
 def backend_for_type(cls: type) -> Backend | None:

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from bce_compat._dispatch import is_array, is_python_number
 
 
-@dataclass
 class ArgNames:
     """What the dialect calls each argument, so that messages use the user's own names.
 
-    Not frozen: Paddle's to_static (SOT) rebuilds a dataclass argument field by field.
+    A plain class: Paddle's to_static (SOT) hands a named tuple to the called function as a
+    bare tuple, and a dataclass would import ``dataclasses`` (and ``inspect``) at package import.
+
+    >>> ArgNames(input="logit").input, ArgNames().target
+    ('logit', 'target')
     """
 
-    input: str = "input"
-    target: str = "target"
-    weight: str = "weight"
-    pos_weight: str = "pos_weight"
+    def __init__(self, input: str = "input", target: str = "target", weight: str = "weight",
+                 pos_weight: str = "pos_weight") -> None:
+        self.input, self.target, self.weight, self.pos_weight = input, target, weight, pos_weight
+
+    def __repr__(self) -> str:
+        names = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"ArgNames({names})"
 
 
 def shape_of(x) -> tuple:

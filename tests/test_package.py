@@ -28,6 +28,17 @@ def test_import_imports_no_array_library():
     assert out.stdout.strip() == "[]"
 
 
+def test_import_leaves_out_slow_standard_modules():
+    """``import bce_compat`` stays light (issue 6: under 50 ms): dataclasses and inspect cost 10-15 ms
+    together, so nothing on the import path may pull them in (only modules new after startup count)."""
+    code = (
+        "import sys; before = set(sys.modules)\n"
+        "import bce_compat\n"
+        "print(sorted(m for m in ('dataclasses', 'inspect') if m in set(sys.modules) - before))"
+    )
+    assert _run([sys.executable, "-c", code]).stdout.strip() == "[]"
+
+
 def _run(argv):
     """Run outside the source tree, so the installed package is what gets imported."""
     return subprocess.run(argv, capture_output=True, text=True, check=True, cwd=tempfile.gettempdir())
