@@ -106,30 +106,36 @@ def test_integer_bool_and_half_operands(dtype):
 
 
 @needs_pass
-def test_fast_route_exp_and_log1p_agree_with_libm_to_1e_11():
+def test_fast_route_exp_and_log1p_agree_with_libm_to_2e_10():
     """The vectorised route (float16/float32 results) against libm's (float64 results), both written
-    in float64: the polynomials' error must stay far below a float32 ulp (6e-8) everywhere. Below
-    exp(-708) the fast route's exp stays at exp(-708) (values under 1e-300, far outside float32's range)."""
+    in float64: the polynomials' error must stay far below a float32 ulp (6e-8) everywhere; 2e-10 is
+    0.004 ulp (the degrees are chosen for that, see _fused.c). The loss's error is relative to it, the
+    gradient's to the larger of its two terms (docs/contract.md §4: where they cancel, no float can do
+    better). Below exp(-708) the fast route's exp stays at exp(-708) (values under 1e-300, far outside
+    float32's range)."""
     x = np.concatenate([
         np.linspace(-750.0, 750.0, 300_001),
         np.geomspace(1e-300, 1e3, 20_000), -np.geomspace(1e-300, 1e3, 20_000),
         [0.0, -0.0, 5e-324, -5e-324, 708.0, -708.0, 709.0, -745.0, 1e30, -1e30, math.inf, -math.inf],
     ])
     y = np.resize(np.array([0.0, 0.25, 1.0]), x.shape)
+    p = 1.5
     results = {}
     for precise in (False, True):
         loss = np.empty(x.shape)
         grad = np.empty(x.shape)
-        numpy_fast._fused.logits(x, (y, 1), None, (np.array([1.5]), 1), None, loss, grad, None, 0, x.size, 1.0, precise)
+        numpy_fast._fused.logits(x, (y, 1), None, (np.array([p]), 1), None, loss, grad, None, 0, x.size, 1.0, precise)
         results[precise] = loss, grad
-    for fast, libm in zip(results[False], results[True]):
-        finite = np.isfinite(libm) & (np.abs(libm) > 1e-290)
+    with np.errstate(over="ignore"):
+        larger_grad_term = np.maximum((1 - y) / (1 + np.exp(-x)), p * y / (1 + np.exp(x)))
+    for (fast, libm), scale in zip(zip(*results.values()), (np.abs(results[True][0]), larger_grad_term)):
+        finite = np.isfinite(libm) & (scale > 1e-290)
         assert np.array_equal(np.isnan(fast), np.isnan(libm))
         assert np.array_equal(fast[~np.isfinite(libm)], libm[~np.isfinite(libm)])
         tiny = np.isfinite(libm) & ~finite
-        assert np.abs(fast[tiny] - libm[tiny]).max() < 1e-300
-        relative = np.abs(fast[finite] - libm[finite]) / np.abs(libm[finite])
-        assert relative.max() < 1e-11, relative.max()
+        assert np.abs(fast[tiny] - libm[tiny]).max() < 1e-290
+        relative = np.abs(fast[finite] - libm[finite]) / scale[finite]
+        assert relative.max() < 2e-10, relative.max()
 
 
 @needs_pass
