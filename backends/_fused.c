@@ -244,6 +244,67 @@ static double run(Scratch *s, const Operand *xo, const Operand *ops, Output *los
     return total;
 }
 
+/* The pass split over the host framework's OpenMP team (torch's): the framework's own worker
+ * threads, which spin-wait after each of its ops, take parts of the range at once, where a
+ * thread of ours would have to share a core with one of them. GOMP_parallel is the libgomp ABI
+ * behind "#pragma omp parallel" (Intel's and LLVM's runtimes export it too); its address comes
+ * from the process (set_host_parallel), so this module links no OpenMP runtime of its own. */
+typedef void (*HostParallel)(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
+typedef int (*HostMaxThreads)(void);
+static HostParallel host_parallel = NULL;
+static HostMaxThreads host_max_threads = NULL;  /* omp_get_max_threads: the team's size, for threads=-1 */
+
+#if defined(__GNUC__)
+#define HOST_TEAMS 1
+#define NEXT_PART(job) __atomic_fetch_add(&(job)->next_part, 1, __ATOMIC_RELAXED)
+#else /* no atomics here: set_host_parallel refuses, and the team is never used */
+#define HOST_TEAMS 0
+#define NEXT_PART(job) ((job)->next_part++)
+#endif
+
+typedef struct {
+    Scratch *scratch;  /* one per part */
+    const Operand *xo, *ops;
+    Output *loss_out, *grad_out;
+    double *sums, scale;
+    Py_ssize_t start, stop, blocks;
+    int parts, precise, next_part;
+} Job;
+
+/* Each team thread takes parts until none is left: correct for any team size the runtime gives. */
+static void job_worker(void *data) {
+    Job *job = data;
+    for (;;) {
+        int part = NEXT_PART(job);
+        if (part >= job->parts) return;
+        Py_ssize_t lo = job->start + job->blocks * part / job->parts * BLOCK;
+        Py_ssize_t hi = job->start + job->blocks * (part + 1) / job->parts * BLOCK;
+        if (hi > job->stop) hi = job->stop;
+        if (lo < hi)
+            run(&job->scratch[part], job->xo, job->ops, job->loss_out, job->grad_out, job->sums != NULL, job->sums, lo,
+                hi, job->scale, job->precise);
+    }
+}
+
+PyDoc_STRVAR(set_host_parallel_doc,
+"set_host_parallel(parallel, max_threads)\n--\n\n"
+"The addresses of the process's GOMP_parallel and omp_get_max_threads (an OpenMP runtime\n"
+"already loaded, e.g. torch's), used by logits(..., threads); 0, 0 forgets them. Returns\n"
+"whether a team is set.");
+
+static PyObject *set_host_parallel(PyObject *self, PyObject *args) {
+    PyObject *parallel_obj, *max_threads_obj;
+    if (!PyArg_ParseTuple(args, "OO", &parallel_obj, &max_threads_obj)) return NULL;
+    void *parallel = PyLong_AsVoidPtr(parallel_obj);
+    if (parallel == NULL && PyErr_Occurred()) return NULL;
+    void *max_threads = PyLong_AsVoidPtr(max_threads_obj);
+    if (max_threads == NULL && PyErr_Occurred()) return NULL;
+    int usable = HOST_TEAMS && parallel != NULL && max_threads != NULL;
+    host_parallel = usable ? (HostParallel)parallel : NULL;
+    host_max_threads = usable ? (HostMaxThreads)max_threads : NULL;
+    return PyBool_FromLong(usable);
+}
+
 static int float_buffer(PyObject *obj, Py_buffer *view, int writable, int *is_double) {
     int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
     if (PyObject_GetBuffer(obj, view, flags) < 0) return -1;
@@ -302,15 +363,18 @@ PyDoc_STRVAR(logits_doc,
 "times upstream and scale into grad_out (either may be None). sums: None (no sum), True\n"
 "(return the loss summed over the range), or a float64 buffer with one element per BLOCK\n"
 "elements of x, into which each block's sum is written as well. start is a multiple of\n"
-"BLOCK. precise: libm's exp/log1p instead of the vectorised polynomials.");
+"BLOCK. precise: libm's exp/log1p instead of the vectorised polynomials. threads (optional,\n"
+"default 1): above 1, the range is cut into that many runs of whole blocks, computed by the\n"
+"OpenMP team of set_host_parallel (sums must then be a buffer or None); -1: as many as the\n"
+"team has threads. Without a team set, one thread computes.");
 
 static PyObject *logits(PyObject *self, PyObject *args) {
     PyObject *x_obj, *operand_objs[4], *loss_obj, *grad_obj, *sums_obj;
     Py_ssize_t start, stop;
     double scale;
-    int precise;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOnndp", &x_obj, &operand_objs[0], &operand_objs[1], &operand_objs[2],
-                          &operand_objs[3], &loss_obj, &grad_obj, &sums_obj, &start, &stop, &scale, &precise))
+    int precise, threads = 1;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOnndp|i", &x_obj, &operand_objs[0], &operand_objs[1], &operand_objs[2],
+                          &operand_objs[3], &loss_obj, &grad_obj, &sums_obj, &start, &stop, &scale, &precise, &threads))
         return NULL;
     Operand xo, ops[4];
     Output loss_out, grad_out;
@@ -347,16 +411,30 @@ static PyObject *logits(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "start and stop must satisfy 0 <= start <= stop <= len(x), start % BLOCK == 0");
         goto done;
     }
-    double total;
-    Scratch *scratch = PyMem_RawMalloc(sizeof(Scratch));
+    Py_ssize_t blocks = (stop - start + BLOCK - 1) / BLOCK;
+    int parts = host_parallel == NULL ? 1 : threads == -1 ? host_max_threads() : threads < 1 ? 1 : threads;
+    if (parts > blocks) parts = blocks > 0 ? (int)blocks : 1;
+    if (parts > 1 && want_sum && !has_sums) {
+        PyErr_SetString(PyExc_ValueError, "threads > 1 needs a sums buffer (one element per block) or None");
+        goto done;
+    }
+    double total = 0.0;
+    Scratch *scratch = PyMem_RawMalloc(parts * sizeof(Scratch));
     if (!scratch) {
         PyErr_NoMemory();
         goto done;
     }
-    Py_BEGIN_ALLOW_THREADS
-    total = run(scratch, &xo, ops, &loss_out, &grad_out, want_sum, has_sums ? (double *)sums_view.buf : NULL, start, stop,
-                scale, precise);
-    Py_END_ALLOW_THREADS
+    double *sums_buffer = has_sums ? (double *)sums_view.buf : NULL;
+    if (parts > 1) {
+        Job job = {scratch, &xo, ops, &loss_out, &grad_out, sums_buffer, scale, start, stop, blocks, parts, precise, 0};
+        Py_BEGIN_ALLOW_THREADS
+        host_parallel(job_worker, &job, (unsigned)parts, 0);
+        Py_END_ALLOW_THREADS
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        total = run(scratch, &xo, ops, &loss_out, &grad_out, want_sum, sums_buffer, start, stop, scale, precise);
+        Py_END_ALLOW_THREADS
+    }
     PyMem_RawFree(scratch);
     ok = 1;
 done:
@@ -373,6 +451,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"logits", logits, METH_VARARGS, logits_doc},
+    {"set_host_parallel", set_host_parallel, METH_VARARGS, set_host_parallel_doc},
     {NULL, NULL, 0, NULL},
 };
 

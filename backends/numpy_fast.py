@@ -42,6 +42,7 @@ weight[B, 1] are all views; any other broadcast is materialised first.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 import threading
@@ -68,10 +69,13 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
-def loss(x, y, weight, pos_weight, reduction, out_dtype, *, grad_out=None, parallel_min=None) -> np.ndarray:
+def loss(x, y, weight, pos_weight, reduction, out_dtype, *, grad_out=None, parallel_min=None,
+         host_threads=0) -> np.ndarray:
     """The loss in ``out_dtype`` (0-d for mean/sum); d loss/d x (upstream 1) into ``grad_out`` if given.
 
-    ``parallel_min``: the size from which the pass is split over threads (default ``PARALLEL_MIN``).
+    ``parallel_min``: the size from which the pass is split over our thread pool (default
+    ``PARALLEL_MIN``). ``host_threads`` above 1 (or -1, the team's size): split instead, from two
+    blocks on, over that many threads of the host framework's OpenMP team (``use_host_openmp``).
 
     >>> float(loss(np.array(0.0), np.array(1.0), None, None, "none", np.float64))
     0.6931471805599453
@@ -90,9 +94,9 @@ def loss(x, y, weight, pos_weight, reduction, out_dtype, *, grad_out=None, paral
     grad_buffer, finish_grad = (None, None) if grad_out is None else _output(shape, grad_out.dtype, grad_out)
     if reduction == "none":
         loss_out, finish_loss = _output(shape, out_dtype)
-        _run(x, operands, loss_out, grad_buffer, None, scale, precise, parallel_min)
+        _run(x, operands, loss_out, grad_buffer, None, scale, precise, parallel_min, host_threads)
     else:
-        total = _run(x, operands, None, grad_buffer, True, scale, precise, parallel_min)
+        total = _run(x, operands, None, grad_buffer, True, scale, precise, parallel_min, host_threads)
     if finish_grad is not None:
         finish_grad()
     if reduction == "none":
@@ -100,7 +104,7 @@ def loss(x, y, weight, pos_weight, reduction, out_dtype, *, grad_out=None, paral
     return np.asarray(total / size if reduction == "mean" else total, out_dtype)
 
 
-def grad(x, y, weight, pos_weight, upstream, out_dtype, *, parallel_min=None) -> np.ndarray:
+def grad(x, y, weight, pos_weight, upstream, out_dtype, *, parallel_min=None, host_threads=0) -> np.ndarray:
     """d loss / d x times ``upstream`` (broadcastable to x, or a number), in ``out_dtype``, x's shape.
 
     >>> grad(np.array([0.0, 100.0]), np.zeros(2), None, None, np.array([2.0, 1.0]), np.float32).tolist()
@@ -111,7 +115,7 @@ def grad(x, y, weight, pos_weight, upstream, out_dtype, *, parallel_min=None) ->
     out, finish = _output(x.shape, out_dtype)
     if x.size:
         operands = [_operand(a, x.shape) for a in (y, weight, pos_weight, upstream)]
-        _run(x, operands, None, out, None, 1.0, out_dtype == _FLOAT64, parallel_min)
+        _run(x, operands, None, out, None, 1.0, out_dtype == _FLOAT64, parallel_min, host_threads)
     return finish()
 
 
@@ -198,13 +202,17 @@ def aligned_empty(shape, dtype, alignment: int = 64) -> np.ndarray:
     return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 
-def _run(x, operands, loss_out, grad_out, sums, scale, precise, parallel_min=None):
+def _run(x, operands, loss_out, grad_out, sums, scale, precise, parallel_min=None, host_threads=0):
     """The compiled pass over all of x (the loss sum when ``sums``), split over threads when large.
 
     Past one block the sum is the exact sum of the per-block sums, so it does not depend on
     how the blocks were split.
     """
     size = x.size
+    if (host_threads > 1 or host_threads == -1) and size > BLOCK:  # one call; the host's OpenMP team runs the parts
+        block_sums = np.empty(-(-size // BLOCK), np.float64) if sums else None
+        _fused.logits(x, *operands, loss_out, grad_out, block_sums, 0, size, scale, precise, host_threads)
+        return math.fsum(block_sums) if sums else None
     if size <= BLOCK or size < (PARALLEL_MIN if parallel_min is None else parallel_min):
         if size > BLOCK and sums:
             sums = np.empty(-(-size // BLOCK), np.float64)
@@ -224,6 +232,32 @@ def _run(x, operands, loss_out, grad_out, sums, scale, precise, parallel_min=Non
     for future in others:
         future.result()
     return math.fsum(block_sums) if sums else None
+
+
+def use_host_openmp(enable: bool = True) -> bool:
+    """Hand the pass the OpenMP runtime already loaded in this process (its ``GOMP_parallel``, the
+    ABI that libgomp, Intel's and LLVM's runtimes all export), for ``host_threads``; whether one was
+    found. ``enable=False`` forgets it.
+
+    The torch engine calls this: torch's OpenMP workers spin-wait after each torch op, so work
+    handed to them starts at once, where a thread of ours would share a core with a spinning one.
+    """
+    global _host_team
+    if _fused is None:
+        return False
+    addresses = [0, 0]
+    if enable:
+        try:
+            process = ctypes.CDLL(None)
+            addresses = [ctypes.cast(getattr(process, name), ctypes.c_void_p).value or 0
+                         for name in ("GOMP_parallel", "omp_get_max_threads")]
+        except (AttributeError, OSError, TypeError):  # no OpenMP runtime loaded, or no dlopen(NULL) (Windows)
+            pass
+    _host_team = _fused.set_host_parallel(*addresses)
+    return _host_team
+
+
+_host_team = False  # whether use_host_openmp found a team: NumPy inputs then split over it too
 
 
 def _threads() -> int:
@@ -262,7 +296,7 @@ def _solve(problem: Problem):
     out_dtype = np.dtype(problem.out_dtype)
     if out_dtype not in DTYPES or not isinstance(problem.x, np.ndarray):
         return Declined("inputs outside this engine's dtypes (float16/32/64 ndarrays)")
-    return loss(*problem.arrays(), problem.reduction, out_dtype)
+    return loss(*problem.arrays(), problem.reduction, out_dtype, host_threads=-1 if _host_team else 0)
 
 
 ENGINE = NamedEngine("numpy-cpu-fused", _solve)

@@ -104,15 +104,18 @@ def _cpu(x, y, weight, pos_weight, reduction, out_dtype, *, wants_grad):
 
 
 # Right after a torch op, torch's OpenMP workers spin-wait on the other cores for a while, and a
-# thread of ours shares a core with one of them: split over threads below 2**20 elements, the
-# pass ran slower than on one thread (bench/README.md). NumPy inputs split from PARALLEL_MIN.
+# thread of ours shares a core with one of them: split over our pool below 2**20 elements, the
+# pass ran slower than on one thread (bench/README.md). So where torch runs on OpenMP, the pass
+# is split over torch's own team instead (torch.get_num_threads() of them, from two blocks);
+# elsewhere over our pool from TORCH_PARALLEL_MIN.
 TORCH_PARALLEL_MIN = 1 << 20
+HOST_OPENMP = torch.backends.openmp.is_available() and numpy_fast.use_host_openmp()
 
 
 def _loss_numpy(x, y, weight, pos_weight, reduction, out_dtype, grad_out=None):
     return numpy_fast.loss(
         _numpy(x), _numpy(y), _numpy(weight), _numpy(pos_weight), reduction, _numpy_dtype(out_dtype),
-        grad_out=grad_out, parallel_min=TORCH_PARALLEL_MIN,
+        grad_out=grad_out, parallel_min=TORCH_PARALLEL_MIN, host_threads=torch.get_num_threads() if HOST_OPENMP else 0,
     )
 
 

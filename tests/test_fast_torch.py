@@ -63,12 +63,17 @@ def test_values_and_gradients_match_exact(dtype, reduction):
         assert torch.equal(old, new.detach())
 
 
+@pytest.mark.parametrize("split", ["torch's OpenMP team", "our thread pool"])
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
-def test_many_blocks_and_threads_match_exact(dtype, monkeypatch):
-    """Past one block and over the thread pool (vectorised exp/log1p; libm's for float64): same bounds."""
+def test_many_blocks_and_threads_match_exact(dtype, split, monkeypatch):
+    """Past one block and over threads (vectorised exp/log1p; libm's for float64): same bounds."""
     from bce_compat.backends import numpy_fast
 
-    monkeypatch.setattr(torch_fast, "TORCH_PARALLEL_MIN", numpy_fast.PARALLEL_MIN)  # split over threads here too
+    if split == "our thread pool":  # torch without OpenMP
+        monkeypatch.setattr(torch_fast, "HOST_OPENMP", False)
+        monkeypatch.setattr(torch_fast, "TORCH_PARALLEL_MIN", numpy_fast.PARALLEL_MIN)  # split here too
+    elif not torch_fast.HOST_OPENMP:
+        pytest.skip("torch does not run on OpenMP here")
     (x, y, w, p), (xn, yn, wn, pn) = edge_grid(dtype)
     reps = numpy_fast.PARALLEL_MIN // x.numel() + 2
     x, y = x.repeat(reps, 1), y.repeat(reps, 1)
@@ -82,6 +87,33 @@ def test_many_blocks_and_threads_match_exact(dtype, monkeypatch):
     loss(x, y, w, p, "sum").backward()
     grad, bound = exact_logits_grad(xn, yn, wn, pn)
     assert_close(x.grad.double().numpy(), grad, dtype, ulps=tight, bound=bound)
+
+
+def test_torch_splits_over_its_own_openmp_team():
+    """Where torch runs on OpenMP (the CPU wheels do), the engine hands large inputs to torch's own
+    team (numpy_fast.use_host_openmp); the bits are those of one thread whatever torch's thread count."""
+    from bce_compat.backends import numpy_fast
+
+    if not numpy_fast.AVAILABLE:
+        pytest.skip("the compiled pass was not built")
+    assert torch_fast.HOST_OPENMP == torch.backends.openmp.is_available()
+    rng = np.random.default_rng(8)
+    x = torch.from_numpy((rng.standard_normal((3 * numpy_fast.BLOCK // 64 + 5, 64)) * 5).astype(np.float32))
+    y, p = torch.from_numpy(rng.random(x.shape).astype(np.float32)), torch.rand(64) * 2
+    results = []
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            xg = x.clone().requires_grad_(True)
+            value = bce_compat.binary_cross_entropy_with_logits(xg, y, pos_weight=p)
+            value.backward()
+            results.append((value.detach(), xg.grad, bce_compat.binary_cross_entropy_with_logits(x, y, pos_weight=p, reduction="none")))
+    finally:
+        torch.set_num_threads(threads)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert torch.equal(a, b)
 
 
 def test_upstream_gradient_none_reduction_and_numbers():

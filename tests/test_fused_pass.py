@@ -156,6 +156,56 @@ def test_same_bits_on_one_thread_and_on_many(monkeypatch, reduction):
     np.testing.assert_array_equal(numpy_fast.loss(x, y, None, p, reduction, np.dtype(np.float32)), many)
 
 
+@pytest.fixture
+def host_team():
+    """The OpenMP team of the runtime torch loaded (the torch engine registers it); forgotten after."""
+    torch = pytest.importorskip("torch")
+    if not torch.backends.openmp.is_available():
+        pytest.skip("this torch does not run on OpenMP")
+    was_set = numpy_fast._host_team
+    assert numpy_fast.use_host_openmp(), "torch runs on OpenMP, but GOMP_parallel was not found in the process"
+    yield
+    numpy_fast.use_host_openmp(was_set)
+
+
+@needs_pass
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("threads", [2, 3, 64, -1])
+def test_same_bits_over_the_host_openmp_team(host_team, reduction, threads):
+    """Parts of whole blocks computed by torch's OpenMP threads give the bits of one thread: rows of
+    96 do not line up with the blocks, so the tiled pos_weight[96] and the per-row weight[B, 1] are
+    cut mid-row; 64 threads is more than the 6 blocks."""
+    rows = numpy_fast.BLOCK * 5 // 96 + 7
+    x, y = _data((rows, 96), seed=5)
+    rng = np.random.default_rng(6)
+    p = rng.random(96).astype(np.float32) * 3
+    w = rng.random((rows, 1)).astype(np.float32)
+    f32 = np.dtype(np.float32)
+    g_team, g_one = np.empty(x.shape, np.float32), np.empty(x.shape, np.float32)
+    team = numpy_fast.loss(x, y, w, p, reduction, f32, grad_out=g_team, host_threads=threads)
+    one = numpy_fast.loss(x, y, w, p, reduction, f32, grad_out=g_one, parallel_min=1 << 60)
+    np.testing.assert_array_equal(team, one)
+    np.testing.assert_array_equal(g_team, g_one)
+    upstream = rng.random(x.shape).astype(np.float32)
+    np.testing.assert_array_equal(
+        numpy_fast.grad(x, y, w, p, upstream, f32, host_threads=threads),
+        numpy_fast.grad(x, y, w, p, upstream, f32, parallel_min=1 << 60))
+
+
+@needs_pass
+def test_host_team_arguments(host_team):
+    x, y = _data((numpy_fast.BLOCK * 3,), seed=7)
+    logits = numpy_fast._fused.logits
+    with pytest.raises(ValueError, match="sums buffer"):  # a total from parts would depend on the split
+        logits(x, (y, 1), None, None, None, None, None, True, 0, x.size, 1.0, False, 2)
+    sums = np.empty(3)
+    logits(x, (y, 1), None, None, None, None, None, sums, 0, x.size, 1.0, False, 2)
+    assert numpy_fast.use_host_openmp(False) is False  # forgotten: one thread computes, same bits
+    alone = np.empty(3)
+    logits(x, (y, 1), None, None, None, None, None, alone, 0, x.size, 1.0, False, 2)
+    np.testing.assert_array_equal(sums, alone)
+
+
 @needs_pass
 def test_argument_errors_are_clear():
     x = np.zeros(4, np.float32)
