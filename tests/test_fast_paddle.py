@@ -31,6 +31,22 @@ def test_registered_for_paddle():
     assert load_backend("paddle").engines == (paddle_fast.ENGINE,)
 
 
+def test_place_check_is_skipped_only_on_a_cpu_only_build(monkeypatch):
+    """The engine reads each tensor's place only where Paddle was built for another device too."""
+    from bce_compat.backends.contract import Declined, Problem
+
+    device = paddle.device
+    assert paddle_fast._CPU_ONLY == (not device.is_compiled_with_cuda() and not device.is_compiled_with_xpu()
+                                     and not device.get_all_custom_device_type())
+    x, y = paddle.to_tensor([[0.5, -20.0]]), paddle.to_tensor([[1.0, 0.0]])
+    results = []
+    for cpu_only in (False, True):
+        monkeypatch.setattr(paddle_fast, "_CPU_ONLY", cpu_only)
+        results.append(paddle_fast.ENGINE(Problem("logits", x, y, None, None, "none", x.dtype)))
+    assert not any(isinstance(r, Declined) for r in results)
+    np.testing.assert_array_equal(results[0].numpy(), results[1].numpy())
+
+
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 def test_values_match_exact(dtype, reduction, monkeypatch):
