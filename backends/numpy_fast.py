@@ -25,7 +25,8 @@ Routes: float16/float32 results use the pass's vectorised float64 exp/log1p (rel
 double ulp counts there). Reductions sum per block of ``BLOCK`` elements in C, and the block sums
 exactly (``math.fsum``), so the result does not depend on the thread count. Inputs of at least
 ``PARALLEL_MIN`` elements are split at block boundaries over a small thread pool (the pass
-releases the GIL).
+releases the GIL), or, with ``host_threads``, over the OpenMP team of the framework that owns
+the process's OpenMP runtime (torch's; ``use_host_openmp``).
 
 Operands are handed to the pass as a flat buffer plus a repeat: element i of x uses
 buffer[(i // repeat) % len(buffer)]. A full array, pos_weight[C] over [B, C] and a per-row
