@@ -193,6 +193,21 @@ def test_same_bits_over_the_host_openmp_team(host_team, reduction, threads):
 
 
 @needs_pass
+def test_host_team_from_several_python_threads_at_once(host_team):
+    """Each calling thread gets a team of its own from the runtime (as torch's ops from several
+    threads do): concurrent calls neither block each other nor mix their parts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    inputs = [_data((numpy_fast.BLOCK * 3 + 11,), seed=s) for s in range(6)]
+    f32 = np.dtype(np.float32)
+    expected = [numpy_fast.loss(x, y, None, 2.0, "none", f32, parallel_min=1 << 60) for x, y in inputs]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        got = list(pool.map(lambda xy: numpy_fast.loss(*xy, None, 2.0, "none", f32, host_threads=2), inputs * 4))
+    for i, result in enumerate(got):
+        np.testing.assert_array_equal(result, expected[i % len(inputs)])
+
+
+@needs_pass
 def test_host_team_arguments(host_team):
     x, y = _data((numpy_fast.BLOCK * 3,), seed=7)
     logits = numpy_fast._fused.logits
