@@ -66,13 +66,14 @@ static inline uint64_t as_bits(double d) { uint64_t b; memcpy(&b, &d, 8); return
 
 /* The fast route's exp and log1p. They need a relative error far below a float32 ulp (2**-24,
  * 6e-8), not a double ulp: each is within 1.1e-10 of exact, which moves a float32 result by
- * under 0.004 ulp. Each degree more would buy accuracy no float32 result can show and cost
- * about 3% of the pass (a degree-10 exp and degree-15 log1p were 9% slower, bench/README.md).
+ * under 0.004 ulp. Higher degrees buy accuracy no float32 result can show: the earlier
+ * degree-10 exp and degree-15 log1p (near 1e-13) took 8-10 % longer (bench/README.md).
  * Polynomials are evaluated in Estrin's scheme (short dependency chains: the loop is
  * latency-bound otherwise). The coefficients are Chebyshev interpolants fitted with mpmath. */
 
-/* exp(a) for a <= 0 or NaN: 2**n * P(r), r = a - n*ln2, |r| <= ln2/2, P(r) = 1 + r*Q(r) with Q the
- * degree-6 interpolant of expm1(r)/r (relative error 1.1e-10; exp(0) is exactly 1). Below -708 it gives exp(-708), 3e-308 (the loss is then
+/* exp(a) for a <= 0 or NaN: 2**n * P(r), r = a - n*ln2, |r| <= ln2/2, P(r) = 1 + r*Q(r) with Q
+ * the degree-6 interpolant of expm1(r)/r (relative error 1.1e-10; exp(0) is exactly 1).
+ * Below -708 it gives exp(-708), 3e-308 (the loss is then
  * below float32's range whatever the coefficients: even times 1e77 it rounds to 0), NaN stays NaN. */
 static inline double exp_nonpositive(double a) {
     const double shifter = 0x1.8p52, inv_ln2 = 0x1.71547652b82fep0;
@@ -412,8 +413,9 @@ static PyObject *logits(PyObject *self, PyObject *args) {
         goto done;
     }
     Py_ssize_t blocks = (stop - start + BLOCK - 1) / BLOCK;
-    int parts = host_parallel == NULL ? 1 : threads == -1 ? host_max_threads() : threads < 1 ? 1 : threads;
-    if (parts > blocks) parts = blocks > 0 ? (int)blocks : 1;
+    int parts = host_parallel == NULL ? 1 : threads == -1 ? host_max_threads() : threads;
+    if (parts > blocks) parts = (int)blocks;
+    if (parts < 1) parts = 1;
     if (parts > 1 && want_sum && !has_sums) {
         PyErr_SetString(PyExc_ValueError, "threads > 1 needs a sums buffer (one element per block) or None");
         goto done;
@@ -430,6 +432,8 @@ static PyObject *logits(PyObject *self, PyObject *args) {
         Py_BEGIN_ALLOW_THREADS
         host_parallel(job_worker, &job, (unsigned)parts, 0);
         Py_END_ALLOW_THREADS
+        if (want_sum)  /* the block sums in block order, as run() adds them on one thread */
+            for (Py_ssize_t block = start / BLOCK; block < start / BLOCK + blocks; block++) total += sums_buffer[block];
     } else {
         Py_BEGIN_ALLOW_THREADS
         total = run(scratch, &xo, ops, &loss_out, &grad_out, want_sum, sums_buffer, start, stop, scale, precise);

@@ -4,8 +4,8 @@ CPU tensors run ``numpy_fast``'s fused compiled pass on zero-copy NumPy views: t
 the loss and, when x wants a gradient, d loss/d x in the same pass (saved; the backward only
 multiplies it by the upstream gradient with torch ops, so batched gradients work). Inputs past
 one block are split over torch's own OpenMP team, ``torch.get_num_threads()`` threads (see
-``HOST_OPENMP``). CUDA tensors run the Triton kernels of ``torch_triton``. The forward is the same kernel whether or
-not a gradient is wanted, so the loss has the same bits either way.
+``HOST_OPENMP``). CUDA tensors run the Triton kernels of ``torch_triton``. The forward is the
+same kernel whether or not a gradient is wanted, so the loss has the same bits either way.
 
 Gradients for target, weight and pos_weight, and double backward (``create_graph=True``), are
 recomputed through the portable formula (``bce_compat._math``) under torch's autograd.

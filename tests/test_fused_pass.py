@@ -214,7 +214,9 @@ def test_host_team_arguments(host_team):
     with pytest.raises(ValueError, match="sums buffer"):  # a total from parts would depend on the split
         logits(x, (y, 1), None, None, None, None, None, True, 0, x.size, 1.0, False, 2)
     sums = np.empty(3)
-    logits(x, (y, 1), None, None, None, None, None, sums, 0, x.size, 1.0, False, 2)
+    total = logits(x, (y, 1), None, None, None, None, None, sums, 0, x.size, 1.0, False, 2)
+    assert total == logits(x, (y, 1), None, None, None, None, None, np.empty(3), 0, x.size, 1.0, False)
+    assert total == (sums[0] + sums[1]) + sums[2]  # in block order, as one thread adds them
     assert numpy_fast.use_host_openmp(False) is False  # forgotten: one thread computes, same bits
     alone = np.empty(3)
     logits(x, (y, 1), None, None, None, None, None, alone, 0, x.size, 1.0, False, 2)
