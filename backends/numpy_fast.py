@@ -52,6 +52,7 @@ from numbers import Real
 
 import numpy as np
 
+from bce_compat import _fork
 from bce_compat.backends.contract import Declined, NamedEngine, Problem, unsupported
 
 try:
@@ -238,7 +239,7 @@ def _run(x, operands, loss_out, grad_out, sums, scale, precise, parallel_min=Non
 def use_host_openmp(enable: bool = True) -> bool:
     """Hand the pass the OpenMP runtime already loaded in this process (its ``GOMP_parallel``, the
     ABI that libgomp, Intel's and LLVM's runtimes all export), for ``host_threads``; whether one was
-    found. ``enable=False`` forgets it.
+    found. ``enable=False`` forgets it, and so does a forked child (``bce_compat._fork``).
 
     The torch engine calls this: torch's OpenMP workers spin-wait after each torch op, so work
     handed to them starts at once, where a thread of ours would share a core with a spinning one.
@@ -247,7 +248,7 @@ def use_host_openmp(enable: bool = True) -> bool:
     if _fused is None:
         return False
     addresses = [0, 0]
-    if enable:
+    if enable and not _fork.forked:  # a parent's team hangs a forked child (see bce_compat._fork)
         try:
             process = ctypes.CDLL(None)
             addresses = [ctypes.cast(getattr(process, name), ctypes.c_void_p).value or 0
@@ -271,6 +272,21 @@ def _get_pool() -> ThreadPoolExecutor:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="bce_compat")
         return _pool
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (multiprocessing's default on Linux) has none of its parent's threads: the
+    parent's pool would take work and never run it, and an OpenMP team used in the parent hangs
+    the child (libgomp's, torch's own ops included). So the child starts a fresh pool on first use
+    and forgets the team (the pass then runs on the calling thread, or over the pool)."""
+    global _pool, _pool_lock, _host_team
+    _pool, _pool_lock = None, threading.Lock()
+    if _host_team:
+        _host_team = _fused.set_host_parallel(0, 0)
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 OPTIONS: tuple = ()  # options beyond torch's signature that this engine implements

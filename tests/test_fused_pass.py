@@ -207,6 +207,57 @@ def test_host_team_from_several_python_threads_at_once(host_team):
         np.testing.assert_array_equal(result, expected[i % len(inputs)])
 
 
+def _in_a_forked_child(compute):
+    """``compute()`` run in a child made by multiprocessing's fork start method (Linux's default)."""
+    import multiprocessing
+    import queue as queues
+
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=lambda: results.put(compute()))
+    child.start()
+    try:  # read before joining: a child still writing a large result into the pipe cannot exit
+        result = results.get(timeout=120)
+    except queues.Empty:
+        child.kill()
+        pytest.fail("the forked child hung")
+    child.join(60)
+    assert child.exitcode == 0
+    return result
+
+
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+
+
+@needs_pass
+@needs_fork
+def test_a_forked_child_gets_a_fresh_thread_pool():
+    """The parent's pool threads do not exist in a fork: the child must not hand them work."""
+    x, y = _data((numpy_fast.BLOCK * 3 + 5,), seed=9)
+    f32 = np.dtype(np.float32)
+    in_parent = numpy_fast.loss(x, y, None, 2.0, "sum", f32, parallel_min=1)  # the pool is running now
+    in_child = _in_a_forked_child(lambda: numpy_fast.loss(x, y, None, 2.0, "sum", f32, parallel_min=1))
+    assert in_child == in_parent
+
+
+@needs_pass
+@needs_fork
+def test_a_forked_child_forgets_the_host_team(host_team):
+    """A team the parent used hangs a forked child (torch's own ops hang there): the child computes
+    without it, on the calling thread, with the same bits."""
+    x, y = _data((numpy_fast.BLOCK * 3 + 5,), seed=10)
+    f32 = np.dtype(np.float32)
+    in_parent = numpy_fast.loss(x, y, None, 2.0, "none", f32, host_threads=2)  # the team is running now
+
+    def compute():
+        return numpy_fast._host_team, numpy_fast.use_host_openmp(), numpy_fast.loss(
+            x, y, None, 2.0, "none", f32, host_threads=2)
+
+    team_at_fork, team_found, in_child = _in_a_forked_child(compute)
+    assert (team_at_fork, team_found) == (False, False)
+    np.testing.assert_array_equal(in_child, in_parent)
+
+
 @needs_pass
 def test_host_team_arguments(host_team):
     x, y = _data((numpy_fast.BLOCK * 3,), seed=7)
