@@ -279,10 +279,10 @@ def _after_fork_in_child() -> None:
     parent's pool would take work and never run it, and an OpenMP team used in the parent hangs
     the child (libgomp's, torch's own ops included). So the child starts a fresh pool on first use
     and forgets the team (the pass then runs on the calling thread, or over the pool)."""
-    global _pool, _pool_lock, _host_team
+    global _pool, _pool_lock
     _pool, _pool_lock = None, threading.Lock()
     if _host_team:
-        _host_team = _fused.set_host_parallel(0, 0)
+        use_host_openmp(False)
 
 
 if hasattr(os, "register_at_fork"):  # POSIX

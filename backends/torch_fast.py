@@ -190,8 +190,8 @@ def portable_grads(x, y, weight, pos_weight, reduction, grad, wanted, create_gra
 
 
 def _derivative_buffer(x) -> np.ndarray:
-    """Where the pass writes d loss/d x: x's shape, float64 for float64 x, else float32."""
-    return np.empty(x.shape, np.float64 if x.dtype == torch.float64 else np.float32)
+    """Where the pass writes d loss/d x: x's shape, in x's compute dtype (float32 for float16)."""
+    return np.empty(x.shape, _numpy_dtype(_compute_dtype(x.dtype)))
 
 
 def _compute_dtype(dtype):
