@@ -320,6 +320,33 @@ static int float_buffer(PyObject *obj, Py_buffer *view, int writable, int *is_do
     return -1;
 }
 
+/* A float32/float64 buffer, or a raw one: (address, length, is_double), memory its caller keeps
+ * alive and C-contiguous for the call (torch tensors have no buffer protocol; the torch engine
+ * hands their data_ptr() and skips building NumPy views). has_view: a view to release. */
+static int float_data(PyObject *obj, Py_buffer *view, int *has_view, int writable, char **data, Py_ssize_t *length,
+                      int *is_double) {
+    *has_view = 0;
+    if (PyTuple_CheckExact(obj) && PyTuple_GET_SIZE(obj) == 3) {
+        void *address = PyLong_AsVoidPtr(PyTuple_GET_ITEM(obj, 0));
+        Py_ssize_t n = PyLong_AsSsize_t(PyTuple_GET_ITEM(obj, 1));
+        int wide = PyObject_IsTrue(PyTuple_GET_ITEM(obj, 2));
+        if (PyErr_Occurred() || wide < 0) return -1;
+        if (address == NULL || n < 0) {
+            PyErr_SetString(PyExc_ValueError, "a raw buffer needs a non-null address and a length >= 0");
+            return -1;
+        }
+        *data = address;
+        *length = n;
+        *is_double = wide;
+        return 0;
+    }
+    if (float_buffer(obj, view, writable, is_double) < 0) return -1;
+    *has_view = 1;
+    *data = view->buf;
+    *length = view->len / view->itemsize;
+    return 0;
+}
+
 /* None, a number, or (buffer, repeat) */
 static int parse_operand(PyObject *obj, Operand *op) {
     memset(op, 0, sizeof(*op));
@@ -333,10 +360,9 @@ static int parse_operand(PyObject *obj, Operand *op) {
     }
     PyObject *buffer;
     if (!PyArg_ParseTuple(obj, "On", &buffer, &op->repeat)) return -1;
-    if (float_buffer(buffer, &op->view, 0, &op->is_double) < 0) return -1;
-    op->has_view = 1;
-    op->data = op->view.buf;
-    op->length = op->view.len / op->view.itemsize;
+    char *data;
+    if (float_data(buffer, &op->view, &op->has_view, 0, &data, &op->length, &op->is_double) < 0) return -1;
+    op->data = data;
     if (op->length < 1 || op->repeat < 1) {
         PyErr_SetString(PyExc_ValueError, "an operand buffer is empty or its repeat is below 1");
         return -1;
@@ -347,10 +373,9 @@ static int parse_operand(PyObject *obj, Operand *op) {
 static int parse_output(PyObject *obj, Output *out, Py_ssize_t size) {
     memset(out, 0, sizeof(*out));
     if (obj == Py_None) return 0;
-    if (float_buffer(obj, &out->view, 1, &out->is_double) < 0) return -1;
-    out->has_view = 1;
-    out->data = out->view.buf;
-    if (out->view.len / out->view.itemsize != size) {
+    Py_ssize_t length;
+    if (float_data(obj, &out->view, &out->has_view, 1, &out->data, &length, &out->is_double) < 0) return -1;
+    if (length != size) {
         PyErr_SetString(PyExc_ValueError, "an output buffer's length differs from x's");
         return -1;
     }
@@ -360,6 +385,7 @@ static int parse_output(PyObject *obj, Output *out, Py_ssize_t size) {
 PyDoc_STRVAR(logits_doc,
 "logits(x, y, weight, pos_weight, upstream, loss_out, grad_out, sums, start, stop, scale, precise)\n--\n\n"
 "The fused BCE-with-logits pass over x[start:stop] (a C-contiguous float32/float64 buffer).\n"
+"Any buffer may also be raw: (address, length, is_double), memory the caller keeps alive.\n"
 "Operands: None, a number, or (buffer, repeat). Writes the loss into loss_out and d loss/d x\n"
 "times upstream and scale into grad_out (either may be None). sums: None (no sum), True\n"
 "(return the loss summed over the range), or a float64 buffer with one element per BLOCK\n"
@@ -385,12 +411,11 @@ static PyObject *logits(PyObject *self, PyObject *args) {
     memset(ops, 0, sizeof(ops));
     memset(&loss_out, 0, sizeof(loss_out));
     memset(&grad_out, 0, sizeof(grad_out));
-    if (float_buffer(x_obj, &xo.view, 0, &xo.is_double) < 0) goto done;
-    xo.has_view = 1;
-    xo.data = xo.view.buf;
+    char *x_data;
+    if (float_data(x_obj, &xo.view, &xo.has_view, 0, &x_data, &xo.length, &xo.is_double) < 0) goto done;
+    xo.data = x_data;
     xo.present = 1;
     xo.repeat = 1;
-    xo.length = xo.view.len / xo.view.itemsize;
     Py_ssize_t size = xo.length;
     for (int i = 0; i < 4; i++)
         if (parse_operand(operand_objs[i], &ops[i]) < 0) goto done;

@@ -7,6 +7,10 @@ Public API (used by the torch and Paddle CPU engines; keep the names stable):
   upstream gradient of 1 into it, in the same pass, with bit-identical loss values.
 - ``grad(x, y, weight, pos_weight, upstream, out_dtype)``: d loss / d x times ``upstream``
   (an array broadcastable to x, or a number already scaled for mean).
+- ``one_block(x, operands, size, loss_out, grad_out, reduction, precise=...)``: one call of the
+  pass over at most ``BLOCK`` elements, on buffers or raw ``(address, length, is_double)`` ones.
+- ``tiling_repeat(operand_shape, shape)``: the repeat under which a broadcast operand is a
+  tiling of its own buffer (0: it is not), for engines that hand the pass raw buffers.
 - ``AVAILABLE``: whether the compiled pass was built. Without it (a source install with no C
   compiler) every engine built on it declines, and the portable path computes.
 
@@ -103,7 +107,28 @@ def loss(x, y, weight, pos_weight, reduction, out_dtype, *, grad_out=None, paral
         finish_grad()
     if reduction == "none":
         return finish_loss()
-    return np.asarray(total / size if reduction == "mean" else total, out_dtype)
+    return np.asarray(_reduced(total, size, reduction), out_dtype)
+
+
+def one_block(x, operands, size, loss_out, grad_out, reduction, *, precise) -> float | None:
+    """The pass on the calling thread over an x of ``size`` elements, at most ``BLOCK``, with
+    operands as ``_fused.logits`` takes them and every buffer C-contiguous, raw ones
+    ``(address, length, is_double)`` included: the loss as a float for mean and sum (loss_out
+    None), else None (written into loss_out). For engines whose arrays NumPy cannot view cheaply.
+
+    >>> x = np.zeros(2); one_block(x, (np.ones(2), 1), 2, None, None, "mean", precise=True)
+    0.6931471805599453
+    """
+    if size > BLOCK:
+        raise ValueError(f"one_block takes at most BLOCK = {BLOCK} elements, got {size}")
+    scale = 1.0 / size if reduction == "mean" and grad_out is not None else 1.0
+    sums = None if reduction == "none" else True
+    total = _fused.logits(x, *operands, None, loss_out, grad_out, sums, 0, size, scale, precise)
+    return None if total is None else _reduced(total, size, reduction)
+
+
+def _reduced(total: float, size: int, reduction) -> float:
+    return total / size if reduction == "mean" else total
 
 
 def grad(x, y, weight, pos_weight, upstream, out_dtype, *, parallel_min=None, host_threads=0) -> np.ndarray:
@@ -142,15 +167,25 @@ def _operand(a, shape):
         return _pass_array(a), 1
     if a.size == 1:
         return float(a.reshape(()))
-    key = (a.shape, shape)
-    repeat = _REPEATS.get(key)
-    if repeat is None:
-        if len(_REPEATS) >= 256:  # a training loop has a handful of shapes; never let it grow unbounded
-            _REPEATS.clear()
-        repeat = _REPEATS[key] = _tiling_repeat(a.shape, shape)
+    repeat = tiling_repeat(a.shape, shape)
     if repeat:
         return _pass_array(a), repeat
     return _pass_array(np.broadcast_to(a, shape)), 1
+
+
+def tiling_repeat(operand_shape, shape) -> int:
+    """``_tiling_repeat``, remembered per pair of shapes (a training loop has a handful).
+
+    >>> tiling_repeat((64,), (2, 64))
+    1
+    """
+    key = (operand_shape, shape)
+    repeat = _REPEATS.get(key)
+    if repeat is None:
+        if len(_REPEATS) >= 256:  # never let it grow unbounded
+            _REPEATS.clear()
+        repeat = _REPEATS[key] = _tiling_repeat(operand_shape, shape)
+    return repeat
 
 
 _REPEATS: dict = {}  # (operand shape, x shape) -> _tiling_repeat's answer

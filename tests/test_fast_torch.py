@@ -240,3 +240,58 @@ def test_docstring_examples_run():
 
     failures, tried = doctest.testmod(torch_fast, optionflags=doctest.ELLIPSIS)
     assert tried > 0 and failures == 0
+
+
+def _operand_forms(dtype):
+    """Every form of weight/pos_weight over an x of shape [2, 4, 3]: the one-block route takes
+    the first seven raw; the NumPy views take the last two."""
+    gen = torch.Generator().manual_seed(5)
+    return {
+        "absent": None,
+        "number": 1.5,
+        "full": torch.rand(2, 4, 3, generator=gen, dtype=dtype) + 0.5,
+        "per channel": torch.rand(3, generator=gen, dtype=dtype) + 0.5,
+        "per row": torch.rand(2, 4, 1, generator=gen, dtype=dtype) + 0.5,
+        "one element": torch.tensor([2.0], dtype=dtype),
+        "wider dtype": torch.rand(3, generator=gen, dtype=torch.float64) + 0.5,
+        "not a tiling": torch.rand(2, 1, 3, generator=gen, dtype=dtype) + 0.5,
+        "transposed": (torch.rand(3, 4, 2, generator=gen, dtype=dtype) + 0.5).permute(2, 1, 0),
+    }
+
+
+@pytest.mark.parametrize("form", list(_operand_forms(torch.float32)))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_one_block_route_has_the_numpy_routes_bits(form, dtype, reduction, monkeypatch):
+    """Inputs of one block run the pass on the tensors' memory (raw buffers, no NumPy views); the
+    loss and the gradient have the same bits as through the NumPy views, which take the rest."""
+    from bce_compat.backends import numpy_fast
+
+    gen = torch.Generator().manual_seed(7)
+    x = (torch.randn(2, 4, 3, generator=gen, dtype=dtype) * 6).requires_grad_(True)
+    y = torch.rand(2, 4, 3, generator=gen, dtype=dtype)
+    operand = _operand_forms(dtype)[form]
+    raw_calls = []
+    one_block = numpy_fast.one_block
+    monkeypatch.setattr(numpy_fast, "one_block", lambda *a, **k: raw_calls.append(1) or one_block(*a, **k))
+    result = loss(x, y, w=operand, p=operand, reduction=reduction)
+    (result.sum() if reduction == "none" else result).backward()
+    assert used_fast_path(result)
+    assert bool(raw_calls) == (form not in ("not a tiling", "transposed"))
+
+    derivative = np.empty(x.shape, x.detach().numpy().dtype)
+    through_views = torch_fast._loss_numpy(x, y, operand, operand, reduction, result.dtype, derivative)
+    assert np.array_equal(result.detach().numpy(), through_views)
+    assert np.array_equal(x.grad.numpy(), derivative)  # mean: the pass scales by 1/size in both
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (1, 1), (7,)])
+def test_one_block_route_on_zero_d_one_element_and_strided(shape):
+    x = torch.full(shape, -20.0, requires_grad=True)
+    result = loss(x, torch.zeros(shape), reduction="sum")
+    result.backward()
+    count = math.prod(shape)
+    assert result.item() == pytest.approx(2.0611536e-09 * count, rel=1e-6)
+    assert x.grad.shape == x.shape and torch.all(x.grad == result.detach() / count)
+    strided = torch.full((7, 2), -20.0)[:, 0]  # every other element: the NumPy views take it
+    assert loss(strided, torch.zeros(7), reduction="sum").item() == pytest.approx(7 * 2.0611536e-09, rel=1e-6)

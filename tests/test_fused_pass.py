@@ -290,6 +290,33 @@ def test_argument_errors_are_clear():
         logits(x, (np.zeros(0, np.float32), 1), None, None, None, None, None, True, 0, 4, 1.0, False)
 
 
+@needs_pass
+def test_raw_buffers_read_and_write_what_the_buffers_do():
+    """(address, length, is_double): memory without the buffer protocol (a torch tensor's data_ptr)."""
+    x, y = _data((3, 5))
+    pos_weight = np.linspace(0.5, 2.0, 5)  # float64 beside float32 operands
+    raw = lambda a: (a.ctypes.data, a.size, a.dtype == np.float64)  # noqa: E731
+    logits = numpy_fast._fused.logits
+    for reduction_sum in (True, None):
+        outs = [np.zeros((3, 5), np.float32) for _ in range(4)]
+        by_buffer = logits(x, (y, 1), None, (pos_weight, 1), None, outs[0] if not reduction_sum else None, outs[1],
+                           reduction_sum, 0, x.size, 1.0, False)
+        by_raw = logits(raw(x), (raw(y), 1), None, (raw(pos_weight), 1), None,
+                        raw(outs[2]) if not reduction_sum else None, raw(outs[3]), reduction_sum, 0, x.size, 1.0, False)
+        assert by_raw == by_buffer
+        np.testing.assert_array_equal(outs[2], outs[0])
+        np.testing.assert_array_equal(outs[3], outs[1])
+    assert numpy_fast.one_block(raw(x), ((raw(y), 1), None, 2.0), x.size, None, None, "mean", precise=True) == \
+        numpy_fast.loss(x, y, None, 2.0, "mean", np.float64).item()
+    with pytest.raises(ValueError, match="non-null address"):
+        logits((0, 4, False), (y, 1), None, None, None, None, None, True, 0, 4, 1.0, False)
+    with pytest.raises(ValueError, match="length differs"):
+        logits(raw(x), (raw(y), 1), None, None, None, (outs[0].ctypes.data, 3, False), None, None, 0, 15, 1.0, False)
+    with pytest.raises(ValueError, match="at most BLOCK"):
+        big = np.zeros(numpy_fast.BLOCK + 1)
+        numpy_fast.one_block(big, (big, 1), big.size, None, None, "sum", precise=True)
+
+
 def test_without_the_pass_every_engine_on_it_declines_and_the_portable_path_computes(monkeypatch):
     """A source install without a C compiler: same numbers, from the portable path."""
     from bce_compat.backends.contract import Declined, Problem
