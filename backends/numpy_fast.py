@@ -9,8 +9,10 @@ Public API (used by the torch and Paddle CPU engines; keep the names stable):
   (an array broadcastable to x, or a number already scaled for mean).
 - ``one_block(x, operands, size, loss_out, grad_out, reduction, precise=...)``: one call of the
   pass over at most ``BLOCK`` elements, on buffers or raw ``(address, length, is_double)`` ones.
+- ``raw_inputs(x, operands, wide)``: another library's CPU tensors of one block as ``one_block``
+  takes them raw (their ``data_ptr()``), or None.
 - ``tiling_repeat(operand_shape, shape)``: the repeat under which a broadcast operand is a
-  tiling of its own buffer (0: it is not), for engines that hand the pass raw buffers.
+  tiling of its own buffer (0: it is not).
 - ``AVAILABLE``: whether the compiled pass was built. Without it (a source install with no C
   compiler) every engine built on it declines, and the portable path computes.
 
@@ -125,6 +127,43 @@ def one_block(x, operands, size, loss_out, grad_out, reduction, *, precise) -> f
     sums = None if reduction == "none" else True
     total = _fused.logits(x, *operands, None, loss_out, grad_out, sums, 0, size, scale, precise)
     return None if total is None else _reduced(total, size, reduction)
+
+
+def raw_inputs(x, operands, wide) -> tuple | None:
+    """``(x, operands, size)`` as ``one_block`` takes them raw, from another library's CPU tensors
+    (anything with ``data_ptr()``, ``is_contiguous()``, ``shape`` and ``dtype``); None where the
+    pass cannot read them in place: more than ``BLOCK`` elements, a dtype not in ``wide`` (the
+    library's float32/float64 -> whether it is float64), a non-contiguous tensor, or a broadcast
+    operand that is not a tiling of its buffer. Operands may also be None or Python numbers.
+
+    >>> raw_inputs(np.zeros(3), [None, 2.0], {}) is None  # float64 is not in ``wide``
+    True
+    """
+    is_double = wide.get(x.dtype)
+    if is_double is None or not x.is_contiguous():
+        return None
+    shape = x.shape
+    size = math.prod(shape)
+    if size > BLOCK:
+        return None
+    raw = []
+    for a in operands:
+        if a is None or type(a) is float or type(a) is int:
+            raw.append(a)
+            continue
+        a_double = wide.get(a.dtype)
+        if a_double is None or not a.is_contiguous():
+            return None
+        a_shape = a.shape
+        a_size = math.prod(a_shape)
+        if a_size == 1 or a_shape == shape:
+            repeat = 1  # a one-element buffer is read at index 0 throughout
+        else:
+            repeat = tiling_repeat(tuple(a_shape), tuple(shape))
+            if not repeat:
+                return None
+        raw.append(((a.data_ptr(), a_size, a_double), repeat))
+    return (x.data_ptr(), size, is_double), raw, size
 
 
 def _reduced(total: float, size: int, reduction) -> float:

@@ -115,50 +115,28 @@ def _loss(x, y, weight, pos_weight, reduction, out_dtype, d=None):
     return result
 
 
-_WIDE = (torch.float32, torch.float64)  # what the pass reads and writes as it is
+_WIDE = {torch.float32: False, torch.float64: True}  # what the pass reads and writes as it is: is it float64
 
 
 def _one_block(x, y, weight, pos_weight, reduction, out_dtype, d):
     """The pass straight on the tensors' memory, for inputs of at most one block: their
     ``data_ptr()`` as raw buffers, where NumPy views and ``numpy_fast.loss`` would cost more than
-    the pass itself (about 15 µs of a 30 µs call at 128 elements). None where it does not apply:
-    more than one block (threads), float16, a non-contiguous tensor or a broadcast that is not
-    a tiling."""
-    size = x.numel()
-    if size > numpy_fast.BLOCK or x.dtype not in _WIDE or out_dtype not in _WIDE or not x.is_contiguous():
+    the pass itself (about 15 µs of a 30 µs call at 128 elements). None where it does not apply
+    (``numpy_fast.raw_inputs``: more than one block, float16, a non-contiguous tensor, a
+    broadcast that is not a tiling)."""
+    if out_dtype not in _WIDE:
         return None
-    shape = x.shape
-    operands = [_raw_operand(a, shape) for a in (y, weight, pos_weight)]
-    if _NOT_RAW in operands:
+    inputs = numpy_fast.raw_inputs(x, (y, weight, pos_weight), _WIDE)
+    if inputs is None:
         return None
+    raw_x, operands, size = inputs
     loss_out = None
     if reduction == "none":
-        loss_out = torch.empty_like(x) if out_dtype == x.dtype else torch.empty(shape, dtype=out_dtype)
+        loss_out = torch.empty_like(x) if out_dtype == x.dtype else torch.empty(x.shape, dtype=out_dtype)
     total = numpy_fast.one_block(
-        (x.data_ptr(), size, x.dtype == torch.float64), operands, size, _raw(loss_out), _raw(d), reduction,
-        precise=out_dtype == torch.float64 or x.dtype == torch.float64,
+        raw_x, operands, size, _raw(loss_out), _raw(d), reduction, precise=_WIDE[out_dtype] or raw_x[2]
     )
     return loss_out if total is None else torch.scalar_tensor(total, dtype=out_dtype)
-
-
-_NOT_RAW = object()
-
-
-def _raw_operand(a, shape):
-    """An operand as the pass takes it raw: None, a number, ((address, length, is_double), repeat); else _NOT_RAW."""
-    if a is None or type(a) is float or type(a) is int:
-        return a
-    if a.dtype not in _WIDE or not a.is_contiguous():
-        return _NOT_RAW
-    if a.shape == shape:
-        repeat = 1
-    elif a.numel() == 1:
-        return float(a)
-    else:
-        repeat = numpy_fast.tiling_repeat(tuple(a.shape), tuple(shape))
-        if not repeat:
-            return _NOT_RAW
-    return (a.data_ptr(), a.numel(), a.dtype == torch.float64), repeat
 
 
 def _raw(t):

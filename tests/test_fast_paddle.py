@@ -166,3 +166,89 @@ def test_float16_with_every_gradient_keeps_the_bits():
     gx, gy = paddle.grad(loss.sum(), args)
     assert gx.dtype == gy.dtype == paddle.float16
     np.testing.assert_allclose(gx.numpy(), exact_logits_grad(xn, yn, None, 2.0)[0], rtol=2e-3)
+
+
+def _operand_forms(dtype):
+    """weight/pos_weight over an x of shape [2, 4, 3]: the one-block route reads the first seven
+    in place; the NumPy copies take the last two."""
+    rng = np.random.default_rng(5)
+    return {
+        "absent": None,
+        "number": 1.5,
+        "full": paddle.to_tensor(rng.random((2, 4, 3)) + 0.5, dtype=dtype),
+        "per channel": paddle.to_tensor(rng.random(3) + 0.5, dtype=dtype),
+        "per row": paddle.to_tensor(rng.random((2, 4, 1)) + 0.5, dtype=dtype),
+        "one element": paddle.to_tensor([2.0], dtype=dtype),
+        "wider dtype": paddle.to_tensor(rng.random(3) + 0.5, dtype="float64"),
+        "not a tiling": paddle.to_tensor(rng.random((2, 1, 3)) + 0.5, dtype=dtype),
+        "transposed": paddle.transpose(paddle.to_tensor(rng.random((3, 4, 2)) + 0.5, dtype=dtype), [2, 1, 0]),
+    }
+
+
+@pytest.mark.parametrize("form", list(_operand_forms("float32")))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_one_block_route_has_the_numpy_routes_bits(form, dtype, reduction, monkeypatch):
+    """Inputs of one block run the pass on the tensors' memory (data_ptr, no NumPy copies); the
+    loss and the gradient have the same bits as through NumPy, which takes the rest."""
+    from bce_compat.backends import numpy_fast
+
+    rng = np.random.default_rng(7)
+    xn, yn = rng.standard_normal((2, 4, 3)) * 6, rng.random((2, 4, 3))
+    x, y = paddle.to_tensor(xn, dtype=dtype, stop_gradient=False), paddle.to_tensor(yn, dtype=dtype)
+    operand = _operand_forms(dtype)[form]
+    raw_calls = []
+    one_block = numpy_fast.one_block
+    monkeypatch.setattr(numpy_fast, "one_block", lambda *a, **k: raw_calls.append(1) or one_block(*a, **k))
+    result = bce_compat.binary_cross_entropy_with_logits(x, y, weight=operand, pos_weight=operand, reduction=reduction)
+    (result.sum() if reduction == "none" else result).backward()
+    assert bool(raw_calls) == (form not in ("not a tiling", "transposed"))
+
+    as_numpy = [a.numpy() if isinstance(a, paddle.Tensor) else a for a in (x, y, operand)]
+    derivative = np.empty(xn.shape, as_numpy[0].dtype)
+    expected = numpy_fast.loss(*as_numpy[:2], as_numpy[2], as_numpy[2], reduction, np.dtype(str(result.numpy().dtype)),
+                               grad_out=derivative)
+    assert result.numpy().tobytes() == np.asarray(expected).tobytes()
+    assert x.grad.numpy().tobytes() == derivative.tobytes()  # mean: the pass scales by 1/size in both
+
+
+@pytest.mark.parametrize("upstream", [1.0, 2.5])
+def test_the_saved_derivative_is_the_gradient_once_and_accumulates(upstream):
+    """An upstream of exactly 1 hands the forward's derivative over as the gradient (no multiply);
+    x.grad then accumulates over iterations like any Paddle gradient."""
+    xn, yn = np.asarray([0.5, -1.0, 2.0, -20.0], np.float32), np.asarray([1.0, 0.0, 0.5, 0.0], np.float32)
+    x = paddle.to_tensor(xn, stop_gradient=False)
+    for _ in range(3):
+        loss = bce_compat.binary_cross_entropy_with_logits(x, paddle.to_tensor(yn), reduction="mean")
+        (loss * upstream if upstream != 1.0 else loss).backward()
+    exact, _ = exact_logits_grad(xn, yn, None, None)
+    np.testing.assert_allclose(x.grad.numpy(), 3 * upstream * exact / 4, rtol=1e-6)
+
+
+def test_a_second_backward_recomputes_the_handed_over_derivative():
+    """Paddle 3.3 crashes in any PyLayer's second backward of a retained graph, before the
+    backward runs, so the engine's answer to it is checked on the backward itself."""
+    xn, yn = np.asarray([0.5, -1.0, 2.0], np.float32), np.asarray([1.0, 0.0, 0.5], np.float32)
+    x, y = paddle.to_tensor(xn), paddle.to_tensor(yn)
+
+    class Context:  # what the PyLayer's ctx holds after a forward whose derivative was handed over
+        d, x_dtype, out_dtype, reduction = None, x.dtype, x.dtype, "sum"
+        operands = paddle_fast._Operands(y, None, 2.0)
+
+        def saved_tensor(self):
+            return (x,)
+
+    grad = paddle_fast._KernelLoss.backward(Context(), paddle.to_tensor(1.0))
+    np.testing.assert_allclose(grad.numpy(), exact_logits_grad(xn, yn, None, 2.0)[0], rtol=1e-6)
+
+
+def test_scalar_results_are_rounded_once():
+    """The 0-d result from Paddle's ``full``: float32/float64 rounded by it, once; float16 and
+    values past float32's range by NumPy first (the double is never rounded twice)."""
+    rng = np.random.default_rng(3)
+    values = list(rng.standard_normal(500) * 10.0 ** rng.integers(-40, 39, 500)) + [3.5e38, -1e300, 1e-46, 65519.0]
+    for value in values:
+        for name in ("float16", "float32", "float64"):
+            got = paddle_fast._scalar(float(value), getattr(paddle, name)).numpy()
+            expected = np.asarray(value, np.float64).astype(name)
+            assert got.dtype == expected.dtype and got.tobytes() == expected.tobytes(), (value, name)
