@@ -118,7 +118,7 @@ def one_block(x, operands, size, loss_out, grad_out, reduction, *, precise) -> f
     ``(address, length, is_double)`` included: the loss as a float for mean and sum (loss_out
     None), else None (written into loss_out). For engines whose arrays NumPy cannot view cheaply.
 
-    >>> x = np.zeros(2); one_block(x, (np.ones(2), 1), 2, None, None, "mean", precise=True)
+    >>> x = np.zeros(2); one_block(x, ((np.ones(2), 1), None, None), 2, None, None, "mean", precise=True)
     0.6931471805599453
     """
     if size > BLOCK:
@@ -139,31 +139,34 @@ def raw_inputs(x, operands, wide) -> tuple | None:
     >>> raw_inputs(np.zeros(3), [None, 2.0], {}) is None  # float64 is not in ``wide``
     True
     """
-    is_double = wide.get(x.dtype)
-    if is_double is None or not x.is_contiguous():
+    raw_x = _raw_buffer(x, wide)
+    if raw_x is None or raw_x[1] > BLOCK:
         return None
     shape = x.shape
-    size = math.prod(shape)
-    if size > BLOCK:
-        return None
     raw = []
     for a in operands:
         if a is None or type(a) is float or type(a) is int:
             raw.append(a)
             continue
-        a_double = wide.get(a.dtype)
-        if a_double is None or not a.is_contiguous():
+        buffer = _raw_buffer(a, wide)
+        if buffer is None:
             return None
-        a_shape = a.shape
-        a_size = math.prod(a_shape)
-        if a_size == 1 or a_shape == shape:
+        if buffer[1] == 1 or a.shape == shape:
             repeat = 1  # a one-element buffer is read at index 0 throughout
         else:
-            repeat = tiling_repeat(tuple(a_shape), tuple(shape))
+            repeat = tiling_repeat(tuple(a.shape), tuple(shape))
             if not repeat:
                 return None
-        raw.append(((a.data_ptr(), a_size, a_double), repeat))
-    return (x.data_ptr(), size, is_double), raw, size
+        raw.append((buffer, repeat))
+    return raw_x, raw, raw_x[1]
+
+
+def _raw_buffer(t, wide):
+    """``(address, length, is_double)`` of a C-contiguous tensor whose dtype is in ``wide``, else None."""
+    is_double = wide.get(t.dtype)
+    if is_double is None or not t.is_contiguous():
+        return None
+    return t.data_ptr(), math.prod(t.shape), is_double
 
 
 def _reduced(total: float, size: int, reduction) -> float:

@@ -1,7 +1,8 @@
 """CPU size sweep (issue 13.3): ours vs each framework's own op at N = 2**7 ... 2**24.
 
 Rows: torch fwd, torch fwd+bwd, NumPy (vs torch's own CPU op on the same data), Paddle fwd,
-TF fwd (vs ``tf.nn.weighted_cross_entropy_with_logits`` + ``reduce_mean``). Data: logits
+Paddle fwd+bwd, TF fwd and TF fwd+bwd (vs ``tf.nn.weighted_cross_entropy_with_logits`` +
+``reduce_mean``, the gradient from a ``GradientTape``). Data: logits
 ``[N/64, 64]`` (normal x 3), targets in {0, 1}, ``pos_weight [64]``, reduction mean. Ours and
 native take turns in one loop (best of ``repeat``); each sample runs enough calls to last
 about 20 ms, so small sizes show steady per-call cost.
@@ -59,7 +60,17 @@ def _paddle_cases(n, dtype):
 
     f = paddle.nn.functional.binary_cross_entropy_with_logits
     x, y, p = (paddle.to_tensor(a) for a in data(n, dtype))
-    return {"paddle fwd": (lambda: bce_compat.binary_cross_entropy_with_logits(x, y, pos_weight=p), lambda: f(x, y, pos_weight=p))}
+    xg = paddle.to_tensor(data(n, dtype)[0], stop_gradient=False)
+
+    def backward(loss):
+        loss.backward()
+        xg.clear_gradient(False)  # released, as torch's grad = None
+
+    return {
+        "paddle fwd": (lambda: bce_compat.binary_cross_entropy_with_logits(x, y, pos_weight=p), lambda: f(x, y, pos_weight=p)),
+        "paddle fwd+bwd": (lambda: backward(bce_compat.binary_cross_entropy_with_logits(xg, y, pos_weight=p)),
+                           lambda: backward(f(xg, y, pos_weight=p))),
+    }  # fmt: skip
 
 
 def _tf_cases(n, dtype):
@@ -69,10 +80,23 @@ def _tf_cases(n, dtype):
 
     x, y, p = (tf.constant(a) for a in data(n, dtype))
 
-    def native():
-        return tf.reduce_mean(tf.nn.weighted_cross_entropy_with_logits(y, x, p)).numpy()
+    xv = tf.Variable(x)
 
-    return {"tf fwd": (lambda: bce_compat.binary_cross_entropy_with_logits(x, y, pos_weight=p).numpy(), native)}
+    def native_loss(logits):
+        return tf.reduce_mean(tf.nn.weighted_cross_entropy_with_logits(y, logits, p))
+
+    def ours_loss(logits):
+        return bce_compat.binary_cross_entropy_with_logits(logits, y, pos_weight=p)
+
+    def gradient(loss_fn):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(xv)
+        return tape.gradient(loss, xv).numpy()
+
+    return {
+        "tf fwd": (lambda: ours_loss(x).numpy(), lambda: native_loss(x).numpy()),
+        "tf fwd+bwd": (lambda: gradient(ours_loss), lambda: gradient(native_loss)),
+    }
 
 
 CASES = {"torch": _torch_cases, "paddle": _paddle_cases, "tensorflow": _tf_cases}  # the safe import order
