@@ -226,20 +226,21 @@ def test_the_saved_derivative_is_the_gradient_once_and_accumulates(upstream):
 
 
 def test_a_second_backward_recomputes_the_handed_over_derivative():
-    """Paddle 3.3 crashes in any PyLayer's second backward of a retained graph, before the
-    backward runs, so the engine's answer to it is checked on the backward itself."""
+    """The first backward hands the derivative over; a second one through the retained graph
+    (paddle.grad: Paddle 3.3 crashes in any PyLayer's second ``backward(retain_graph=True)``)
+    recomputes it, and the first gradient is left as it was."""
     xn, yn = np.asarray([0.5, -1.0, 2.0], np.float32), np.asarray([1.0, 0.0, 0.5], np.float32)
-    x, y = paddle.to_tensor(xn), paddle.to_tensor(yn)
-
-    class Context:  # what the PyLayer's ctx holds after a forward whose derivative was handed over
-        d, x_dtype, out_dtype, reduction = None, x.dtype, x.dtype, "sum"
-        operands = paddle_fast._Operands(y, None, 2.0)
-
-        def saved_tensor(self):
-            return (x,)
-
-    grad = paddle_fast._KernelLoss.backward(Context(), paddle.to_tensor(1.0))
-    np.testing.assert_allclose(grad.numpy(), exact_logits_grad(xn, yn, None, 2.0)[0], rtol=1e-6)
+    x = paddle.to_tensor(xn, stop_gradient=False)
+    loss = bce_compat.binary_cross_entropy_with_logits(x, paddle.to_tensor(yn), pos_weight=2.0, reduction="sum")
+    (first,) = paddle.grad(loss, [x], retain_graph=True)
+    kept = first.numpy().copy()
+    (second,) = paddle.grad(loss * 3.0, [x], retain_graph=True)
+    (third,) = paddle.grad(loss, [x])
+    exact = exact_logits_grad(xn, yn, None, 2.0)[0]
+    np.testing.assert_allclose(kept, exact, rtol=1e-6)
+    np.testing.assert_array_equal(first.numpy(), kept)
+    np.testing.assert_allclose(second.numpy(), 3 * exact, rtol=1e-6)
+    np.testing.assert_array_equal(third.numpy(), kept)
 
 
 def test_scalar_results_are_rounded_once():
