@@ -67,7 +67,7 @@ except ImportError:  # a source install without a C compiler: engines on this pa
     _fused = None
 
 AVAILABLE = _fused is not None
-BLOCK = _fused.BLOCK if _fused is not None else 16384  # elements per partial sum
+BLOCK = _fused.BLOCK if _fused is not None else 8192  # elements per partial sum
 PARALLEL_MIN = 1 << 15  # below this, one thread (the pool hand-off costs more than it saves)
 DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 _PASS_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what the compiled pass reads and writes

@@ -150,8 +150,7 @@ class _KernelLoss(paddle.autograd.PyLayer):
     def forward(ctx, x, operands, reduction, out_dtype):
         ctx.save_for_backward(x)
         ctx.operands, ctx.reduction, ctx.x_dtype, ctx.out_dtype = operands, reduction, x.dtype, out_dtype
-        # float32 for float16: the backward rounds once more
-        ctx.d = _empty_like(x, paddle.float64 if x.dtype == paddle.float64 else paddle.float32)
+        ctx.d = _derivative_buffer(x)
         return _forward(x, operands.y, operands.weight, operands.pos_weight, reduction, out_dtype, ctx.d)
 
     @staticmethod
@@ -167,17 +166,25 @@ class _KernelLoss(paddle.autograd.PyLayer):
         if d is None:  # a retained graph's second backward, after d was handed over
             (x,) = ctx.saved_tensor()
             o = ctx.operands
-            d = _empty_like(x, _compute_dtype(x))
+            d = _derivative_buffer(x)
             _forward(x, o.y, o.weight, o.pos_weight, ctx.reduction, ctx.out_dtype, d)
         return _times_upstream(d, upstream, ctx.x_dtype)
 
 
+def _derivative_buffer(x):
+    """Where the pass writes d loss/d x: x's shape, float64 for float64 x, else float32 (for
+    float16 x the backward then rounds once more, to float16)."""
+    return _empty_like(x, paddle.float64 if x.dtype == paddle.float64 else paddle.float32)
+
+
 def _is_one(upstream) -> bool:
-    """Whether a 0-d float32 upstream gradient is exactly 1, read from its memory (1 µs; 14 for float())."""
-    return (
-        upstream.dtype == paddle.float32 and not upstream.shape
-        and ctypes.c_float.from_address(upstream.data_ptr()).value == 1.0
-    )
+    """Whether a 0-d float32/float64 upstream gradient is exactly 1, read from its memory (1 µs;
+    14 for ``float()``)."""
+    c_type = _C_FLOATS.get(upstream.dtype)
+    return c_type is not None and not upstream.shape and c_type.from_address(upstream.data_ptr()).value == 1.0
+
+
+_C_FLOATS = {paddle.float32: ctypes.c_float, paddle.float64: ctypes.c_double}
 
 
 def _times_upstream(d, upstream, dtype):
