@@ -153,3 +153,21 @@ def test_large_inputs_over_threads_and_numpy_operands(reduction):
     assert isinstance(value, tf.Tensor)
     exact = reduce_exact(exact_logits_loss(xn.astype(np.float64), yn.astype(np.float64), None, 2.5), reduction)
     assert_close(value.numpy(), exact, "float32", ulps=4, size=1 if reduction == "none" else n)
+
+
+@pytest.mark.parametrize("upstream", [1.0, 3.0])
+def test_float16_gradient_rounds_once_into_subnormals(upstream):
+    """A float16 mean over 4096 elements has gradients near 1e-4, many of them float16 subnormals:
+    the float32 derivative times the upstream, rounded once to float16 (by TF's cast)."""
+    rng = np.random.default_rng(4)
+    xn = (rng.standard_normal((64, 64)) * 3).astype(np.float16)
+    yn = (rng.random((64, 64)) > 0.5).astype(np.float16)
+    x = tf.Variable(xn)
+    with tf.GradientTape() as tape:
+        loss = bce_compat.binary_cross_entropy_with_logits(x, tf.constant(yn)) * upstream
+    grad = tape.gradient(loss, x).numpy()
+    derivative = np.empty(xn.shape, np.float32)
+    numpy_fast.loss(xn, yn, None, None, "mean", np.float16, grad_out=derivative)
+    expected = (derivative * np.float32(upstream)).astype(np.float16)
+    assert grad.dtype == np.float16 and np.count_nonzero(np.abs(expected) < np.finfo(np.float16).tiny) > 100
+    assert grad.tobytes() == expected.tobytes()
