@@ -90,7 +90,8 @@ def _forward(x, y, weight, pos_weight, reduction, out_dtype, d=None):
     small = math.prod(x.shape) <= _COPY_BELOW
     operands = tuple(_numpy(a, small) for a in (y, weight, pos_weight))
     grad_out = None if d is None else np.from_dlpack(d)  # writable: the pass writes the tensor itself
-    result = numpy_fast.loss(_numpy(x, small), *operands, reduction, _NUMPY_DTYPES[dtype_name(out_dtype)], grad_out=grad_out)
+    out = _NUMPY_DTYPES[dtype_name(out_dtype)]
+    result = numpy_fast.loss(_numpy(x, small), *operands, reduction, out, grad_out=grad_out)
     return _to_paddle(result, out_dtype)
 
 
@@ -160,7 +161,7 @@ class _KernelLoss(paddle.autograd.PyLayer):
             o = ctx.operands
             return _graph_grad_x(x, o.y, o.weight, o.pos_weight, upstream, ctx.reduction)
         d = ctx.d
-        if d is not None and d.dtype == ctx.x_dtype and _is_one(upstream):  # loss.backward() on mean/sum: d is the gradient
+        if d is not None and d.dtype == ctx.x_dtype and _is_one(upstream):  # loss.backward(): d is the gradient
             ctx.d = None  # handed over once (Paddle may keep it as x.grad); a retained graph recomputes it
             return d
         if d is None:  # a retained graph's second backward, after d was handed over

@@ -122,7 +122,8 @@ def _times_upstream(derivative, upstream):
     up = _view(upstream)
     if up.ndim == 0 and float(up) == 1.0:
         return derivative
-    return np.multiply(derivative, up, out=numpy_fast.aligned_empty(derivative.shape, derivative.dtype), casting="unsafe")
+    out = numpy_fast.aligned_empty(derivative.shape, derivative.dtype)
+    return np.multiply(derivative, up, out=out, casting="unsafe")
 
 
 _WIDE = {np.dtype(np.float32): tf.float32, np.dtype(np.float64): tf.float64}  # the derivative's dtypes
