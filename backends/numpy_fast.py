@@ -145,7 +145,7 @@ def raw_inputs(x, operands, wide) -> tuple | None:
     shape = x.shape
     raw = []
     for a in operands:
-        if a is None or type(a) is float or type(a) is int:
+        if a is None or type(a) in _NUMBERS:
             raw.append(a)
             continue
         buffer = _raw_buffer(a, wide)
@@ -159,6 +159,9 @@ def raw_inputs(x, operands, wide) -> tuple | None:
                 return None
         raw.append((buffer, repeat))
     return raw_x, raw, raw_x[1]
+
+
+_NUMBERS = (bool, int, float)  # Python numbers the pass takes as constants
 
 
 def _raw_buffer(t, wide):

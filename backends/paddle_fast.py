@@ -69,7 +69,7 @@ def _scan(x, others):
     grad_on = paddle.is_grad_enabled()
     others_want = False
     for t in (x, *others):
-        if t is None or type(t) is float or type(t) is int:
+        if not _is_tensor(t):
             continue
         if not isinstance(t, paddle.Tensor) or t.dtype not in _FLOATS:
             return None

@@ -258,3 +258,17 @@ def test_scalar_results_are_rounded_once():
             got = paddle_fast._scalar(float(value), getattr(paddle, name)).numpy()
             expected = np.asarray(value, np.float64).astype(name)
             assert got.dtype == expected.dtype and got.tobytes() == expected.tobytes(), (value, name)
+
+
+def test_a_bool_weight_is_a_number_on_the_one_block_route(monkeypatch):
+    """Python bools are numbers (as everywhere in bce_compat): weight=True takes the fast route
+    and equals weight=1.0."""
+    from bce_compat.backends import numpy_fast
+
+    raw_calls = []
+    one_block = numpy_fast.one_block
+    monkeypatch.setattr(numpy_fast, "one_block", lambda *a, **k: raw_calls.append(1) or one_block(*a, **k))
+    x, y = paddle.to_tensor([0.5, -1.0, 3.0]), paddle.to_tensor([1.0, 0.0, 0.5])
+    as_bool = bce_compat.binary_cross_entropy_with_logits(x, y, weight=True, pos_weight=True, reduction="none")
+    as_float = bce_compat.binary_cross_entropy_with_logits(x, y, weight=1.0, pos_weight=1.0, reduction="none")
+    assert len(raw_calls) == 2 and as_bool.numpy().tobytes() == as_float.numpy().tobytes()
