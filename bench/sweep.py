@@ -59,8 +59,9 @@ def _paddle_cases(n, dtype):
     import bce_compat
 
     f = paddle.nn.functional.binary_cross_entropy_with_logits
-    x, y, p = (paddle.to_tensor(a) for a in data(n, dtype))
-    xg = paddle.to_tensor(data(n, dtype)[0], stop_gradient=False)
+    xn, yn, pn = data(n, dtype)
+    x, y, p = (paddle.to_tensor(a) for a in (xn, yn, pn))
+    xg = paddle.to_tensor(xn, stop_gradient=False)
 
     def backward(loss):
         loss.backward()
