@@ -36,6 +36,12 @@ class Problem(NamedTuple):
     target, ``weight``/``pos_weight`` arrays of the same backend, Python numbers, or None.
     ``out_dtype`` is the backend's own dtype object for the result. ``options`` holds only the
     options the user set away from their defaults (an empty mapping for a plain torch call).
+
+    ``memo`` is a dict that lives as long as the front end's plan for calls whose arrays have
+    these types, dtypes and shapes (``bce_compat._plan``), or None (a Problem built by hand).
+    An engine may keep there, under its own name, what it works out from those alone, so that
+    a training loop pays for it once; nothing that depends on values, devices, strides or the
+    reduction and options (which vary between such calls) may be kept there.
     """
 
     kind: Kind
@@ -46,6 +52,7 @@ class Problem(NamedTuple):
     reduction: Reduction = "mean"
     out_dtype: Any = None
     options: Mapping[str, Any] = NO_OPTIONS
+    memo: dict | None = None
 
     def arrays(self) -> tuple:
         """(x, y, weight, pos_weight), the order every engine's kernels take them in."""

@@ -10,7 +10,8 @@ Public API (used by the torch and Paddle CPU engines; keep the names stable):
 - ``one_block(x, operands, size, loss_out, grad_out, reduction, precise=...)``: one call of the
   pass over at most ``BLOCK`` elements, on buffers or raw ``(address, length, is_double)`` ones.
 - ``raw_inputs(x, operands, wide)``: another library's CPU tensors of one block as ``one_block``
-  takes them raw (their ``data_ptr()``), or None.
+  takes them raw (their ``data_ptr()``), or None; it is ``raw_addresses(raw_layout(...), ...)``,
+  the part decided by dtypes and shapes alone and the part read on every call.
 - ``tiling_repeat(operand_shape, shape)``: the repeat under which a broadcast operand is a
   tiling of its own buffer (0: it is not).
 - ``AVAILABLE``: whether the compiled pass was built. Without it (a source install with no C
@@ -135,41 +136,66 @@ def raw_inputs(x, operands, wide) -> tuple | None:
     pass cannot read them in place: more than ``BLOCK`` elements, a dtype not in ``wide`` (the
     library's float32/float64 -> whether it is float64), a non-contiguous tensor, or a broadcast
     operand that is not a tiling of its buffer. Operands may also be None or Python numbers.
+    It is ``raw_addresses(raw_layout(...), ...)``; a caller may keep the layout per signature.
 
     >>> raw_inputs(np.zeros(3), [None, 2.0], {}) is None  # float64 is not in ``wide``
     True
     """
-    raw_x = _raw_buffer(x, wide)
-    if raw_x is None or raw_x[1] > BLOCK:
+    layout = raw_layout(x, operands, wide)
+    return None if layout is None else raw_addresses(layout, x, operands)
+
+
+def raw_layout(x, operands, wide) -> tuple | None:
+    """What ``raw_inputs`` decides from dtypes and shapes alone, which a caller may remember for
+    arrays of the same dtypes and shapes: ``(x's size, whether x is float64, operand forms)``,
+    a form being None (None or a Python number) or ``(length, is_double, repeat)``; None where
+    the pass cannot read such arrays in place.
+
+    >>> raw_layout(np.zeros((2, 3), np.float32), [np.zeros(3, np.float32), 1.0], {np.dtype(np.float32): False})
+    (6, False, ((3, False, 1), None))
+    """
+    is_double = wide.get(x.dtype)
+    shape = tuple(x.shape)
+    size = math.prod(shape)
+    if is_double is None or size > BLOCK:
         return None
-    shape = x.shape
-    raw = []
+    forms = []
     for a in operands:
         if a is None or type(a) in _NUMBERS:
+            forms.append(None)
+            continue
+        a_double = wide.get(a.dtype)
+        if a_double is None:
+            return None
+        a_shape = tuple(a.shape)
+        length = math.prod(a_shape)
+        # a one-element buffer is read at index 0 throughout
+        repeat = 1 if length == 1 or a_shape == shape else tiling_repeat(a_shape, shape)
+        if not repeat:
+            return None
+        forms.append((length, a_double, repeat))
+    return size, is_double, tuple(forms)
+
+
+def raw_addresses(layout, x, operands) -> tuple | None:
+    """``(x, operands, size)`` for ``one_block``: the tensors' ``data_ptr()`` now, in the form a
+    ``raw_layout`` of such tensors gives; None if one of them is not C-contiguous."""
+    size, is_double, forms = layout
+    if not x.is_contiguous():
+        return None
+    raw = []
+    for a, form in zip(operands, forms):
+        if form is None:
             raw.append(a)
             continue
-        buffer = _raw_buffer(a, wide)
-        if buffer is None:
+        if not a.is_contiguous():
             return None
-        if buffer[1] == 1 or a.shape == shape:
-            repeat = 1  # a one-element buffer is read at index 0 throughout
-        else:
-            repeat = tiling_repeat(tuple(a.shape), tuple(shape))
-            if not repeat:
-                return None
-        raw.append((buffer, repeat))
-    return raw_x, raw, raw_x[1]
+        length, a_double, repeat = form
+        raw.append(((a.data_ptr(), length, a_double), repeat))
+    return (x.data_ptr(), size, is_double), raw, size
 
 
 _NUMBERS = (bool, int, float)  # Python numbers the pass takes as constants
-
-
-def _raw_buffer(t, wide):
-    """``(address, length, is_double)`` of a C-contiguous tensor whose dtype is in ``wide``, else None."""
-    is_double = wide.get(t.dtype)
-    if is_double is None or not t.is_contiguous():
-        return None
-    return t.data_ptr(), math.prod(t.shape), is_double
 
 
 def _reduced(total: float, size: int, reduction) -> float:

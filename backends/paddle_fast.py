@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+from typing import NamedTuple
 
 import numpy as np
 import paddle
@@ -49,74 +50,134 @@ _CPU_ONLY = _cpu_only_build()
 
 def bce_with_logits(x, y, weight, pos_weight, reduction, out_dtype):
     """The loss from the compiled pass, differentiable where a gradient is wanted; NotImplemented if ineligible."""
-    wants = _scan(x, (y, weight, pos_weight)) if out_dtype in _FLOATS else None
-    if wants is None:
-        return NotImplemented
-    x_wants, others_want = wants
-    if x_wants:
-        value = _KernelLoss.apply(x, _Operands(y, weight, pos_weight), reduction, out_dtype)
-    else:
-        value = _forward(x, y, weight, pos_weight, reduction, out_dtype)
-    if others_want:
-        value = _with_operand_grads(value, Problem("logits", x, y, weight, pos_weight, reduction, out_dtype))
+    result = _solve(Problem("logits", x, y, weight, pos_weight, reduction, out_dtype))
+    return NotImplemented if isinstance(result, Declined) else result
+
+
+class _Route(NamedTuple):
+    """What the engine decides from the arrays' types, dtypes and shapes alone: once per
+    signature when the front end keeps it (``Problem.memo``)."""
+
+    declined: Declined | None  # such arrays are not this engine's
+    tensors: tuple = ()  # which of (label, weight, pos_weight) are tensors
+    x_dtype: object = None
+    x_double: bool = False  # x is float64 (its derivative is then float64, else float32)
+    x_is_float16: bool = False  # the derivative (float32) is not yet the gradient's dtype
+    small: bool = False  # NumPy copies cost less than DLPack views
+    raw: tuple | None = None  # numpy_fast.raw_layout: the one-block route on the tensors' memory
+    wide_out: bool = False  # the result is float64 (the pass's precise route)
+
+
+_NAME = "paddle-cpu-numpy"
+_STATIC = Declined("a static graph (to_static, static programs): the portable path records Paddle ops")
+_ELSEWHERE = Declined("a tensor off the CPU")
+
+
+def _solve(problem: Problem):
+    """The engine's entry: the logits loss without options, or Declined."""
+    declined = numpy_fast.declines(problem, _OPTIONS)
+    if declined is not None:
+        return declined
+    route = _route_of(problem)
+    if route.declined is not None:
+        return route.declined
+    if not paddle.in_dynamic_mode():
+        return _STATIC
+    x, y, weight, pos_weight = problem.x, problem.y, problem.weight, problem.pos_weight
+    operands = (y, weight, pos_weight)
+    if not _CPU_ONLY and not all(t.place.is_cpu_place() for t in (x, *(operands[i] for i in route.tensors))):
+        return _ELSEWHERE
+    call = _Call(y, weight, pos_weight, problem.reduction, problem.out_dtype, route)
+    if not paddle.is_grad_enabled():
+        return _forward(x, call)
+    value = _forward(x, call) if x.stop_gradient else _KernelLoss.apply(x, call)
+    if not all(operands[i].stop_gradient for i in route.tensors):
+        value = _with_operand_grads(value, problem)
     return value
 
 
-def _scan(x, others):
-    """One pass over the tensors: None where ineligible, else (x wants a gradient, another operand does)."""
-    if not paddle.in_dynamic_mode() or not isinstance(x, paddle.Tensor):
-        return None
-    grad_on = paddle.is_grad_enabled()
-    others_want = False
-    for t in (x, *others):
-        if not _is_tensor(t):
-            continue
-        if not isinstance(t, paddle.Tensor) or t.dtype not in _FLOATS:
-            return None
-        if not _CPU_ONLY and not t.place.is_cpu_place():
-            return None
-        if t is not x:
-            others_want = others_want or not t.stop_gradient
+def _route_of(problem: Problem) -> _Route:
+    memo = problem.memo
+    if memo is None:
+        return _route(problem)
+    route = memo.get(_NAME)
+    if route is None:
+        route = memo[_NAME] = _route(problem)
+    return route
+
+
+def _route(problem: Problem) -> _Route:
+    x, *operands = problem.arrays()
+    tensors = tuple(i for i, a in enumerate(operands) if _is_tensor(a))
+    arrays = (x, *(operands[i] for i in tensors))
+    if not all(isinstance(a, paddle.Tensor) for a in arrays):
+        return _Route(Declined("not Paddle tensors"))
+    if problem.out_dtype not in _FLOATS or not all(a.dtype in _FLOATS for a in arrays):
+        return _Route(Declined("a dtype other than float16/32/64 (bfloat16: the portable path)"))
     if 0 in x.shape:
-        return None
-    return grad_on and not x.stop_gradient, grad_on and others_want
+        return _Route(Declined("an empty input"))
+    wide_out = _WIDE.get(problem.out_dtype)
+    return _Route(
+        declined=None,
+        tensors=tensors,
+        x_dtype=x.dtype,
+        x_double=x.dtype == paddle.float64,
+        x_is_float16=x.dtype == paddle.float16,
+        small=math.prod(x.shape) <= _COPY_BELOW,
+        raw=None if wide_out is None else numpy_fast.raw_layout(x, operands, _WIDE),
+        wide_out=bool(wide_out),
+    )
 
 
-def _forward(x, y, weight, pos_weight, reduction, out_dtype, d=None):
+class _Call:
+    """One call's label, weight, pos_weight, reduction, result dtype and route, handed to the
+    PyLayer as one argument. Not a tuple: the PyLayer would take the tensors in a tuple as its
+    inputs (see ``_KernelLoss``)."""
+
+    __slots__ = ("y", "weight", "pos_weight", "reduction", "out_dtype", "route")
+
+    def __init__(self, y, weight, pos_weight, reduction, out_dtype, route: _Route):
+        self.y, self.weight, self.pos_weight = y, weight, pos_weight
+        self.reduction, self.out_dtype, self.route = reduction, out_dtype, route
+
+    def operands(self) -> tuple:
+        return self.y, self.weight, self.pos_weight
+
+
+def _forward(x, call: _Call, d=None):
     """The loss as a Paddle tensor; d loss/d x (upstream 1, scaled for mean) into the tensor ``d`` if given."""
-    result = _one_block(x, y, weight, pos_weight, reduction, out_dtype, d)
+    result = None if call.route.raw is None else _one_block(x, call, d)
     if result is not None:
         return result
-    small = math.prod(x.shape) <= _COPY_BELOW
-    operands = tuple(_numpy(a, small) for a in (y, weight, pos_weight))
+    small = call.route.small
+    operands = tuple(_numpy(a, small) for a in call.operands())
     grad_out = None if d is None else np.from_dlpack(d)  # writable: the pass writes the tensor itself
-    out = _NUMPY_DTYPES[dtype_name(out_dtype)]
-    result = numpy_fast.loss(_numpy(x, small), *operands, reduction, out, grad_out=grad_out)
-    return _to_paddle(result, out_dtype)
+    out = _NUMPY_DTYPES[dtype_name(call.out_dtype)]
+    result = numpy_fast.loss(_numpy(x, small), *operands, call.reduction, out, grad_out=grad_out)
+    return _to_paddle(result, call.out_dtype)
 
 
 _WIDE = {paddle.float32: False, paddle.float64: True}  # what the pass reads and writes as it is: is it float64
 
 
-def _one_block(x, y, weight, pos_weight, reduction, out_dtype, d):
+def _one_block(x, call: _Call, d):
     """The pass straight on the tensors' memory (their ``data_ptr()``) for inputs of one block,
-    without NumPy copies or views; None where ``numpy_fast.raw_inputs`` says it does not apply."""
-    wide_out = _WIDE.get(out_dtype)
-    if wide_out is None:
-        return None
-    inputs = numpy_fast.raw_inputs(x, (y, weight, pos_weight), _WIDE)
+    without NumPy copies or views; None where a tensor is not C-contiguous."""
+    route = call.route
+    inputs = numpy_fast.raw_addresses(route.raw, x, call.operands())
     if inputs is None:
         return None
     raw_x, operands, size = inputs
-    loss_out = _empty_like(x, out_dtype) if reduction == "none" else None
+    loss_out = _empty_like(x, call.out_dtype) if call.reduction == "none" else None
     total = numpy_fast.one_block(
-        raw_x, operands, size, _raw(loss_out, size), _raw(d, size), reduction, precise=wide_out or raw_x[2]
+        raw_x, operands, size, _raw(loss_out, size, route.wide_out), _raw(d, size, route.x_double), call.reduction,
+        precise=route.wide_out or route.x_double,
     )
-    return loss_out if total is None else _scalar(total, out_dtype)
+    return loss_out if total is None else _scalar(total, call.out_dtype)
 
 
-def _raw(t, size):
-    return None if t is None else (t.data_ptr(), size, t.dtype == paddle.float64)
+def _raw(t, size, is_double):
+    return None if t is None else (t.data_ptr(), size, is_double)
 
 
 def _empty_like(x, dtype):
@@ -128,64 +189,56 @@ def _empty_like(x, dtype):
         return paddle.empty(x.shape, dtype=dtype)
 
 
-class _Operands:
-    """label, weight, pos_weight, handed to the PyLayer in a box so that it does not take them as inputs.
-
-    A PyLayer with two differentiable inputs fails under ``paddle.grad`` when one of them is
-    not on the way to the requested inputs (Paddle 3.3 then wants None for it, and a backward
-    cannot tell); so the kernel's PyLayer differentiates the logit only, and the others get
-    their gradients from ``_with_operand_grads``.
-    """
-
-    __slots__ = ("y", "weight", "pos_weight")
-
-    def __init__(self, y, weight, pos_weight):
-        self.y, self.weight, self.pos_weight = y, weight, pos_weight
-
-
 class _KernelLoss(paddle.autograd.PyLayer):
     """The NumPy kernel as a Paddle op of the logit: its forward bits are exactly ``_forward``'s,
-    and the same pass writes d loss/d x, which the backward multiplies by the upstream gradient."""
+    and the same pass writes d loss/d x, which the backward multiplies by the upstream gradient.
+
+    It differentiates the logit only, and takes the rest in one ``_Call``: a PyLayer with two
+    differentiable inputs fails under ``paddle.grad`` when one of them is not on the way to
+    the requested inputs (Paddle 3.3 then wants None for it, and a backward cannot tell), so
+    label, weight and pos_weight get their gradients from ``_with_operand_grads``.
+    """
 
     @staticmethod
-    def forward(ctx, x, operands, reduction, out_dtype):
+    def forward(ctx, x, call):
         ctx.save_for_backward(x)
-        ctx.operands, ctx.reduction, ctx.x_dtype, ctx.out_dtype = operands, reduction, x.dtype, out_dtype
-        ctx.d = _derivative_buffer(x)
-        return _forward(x, operands.y, operands.weight, operands.pos_weight, reduction, out_dtype, ctx.d)
+        ctx.call = call
+        ctx.d = _derivative_buffer(x, call.route)
+        return _forward(x, call, ctx.d)
 
     @staticmethod
     def backward(ctx, upstream):
+        call = ctx.call
         if paddle.is_grad_enabled():  # create_graph: Paddle must be able to differentiate this one
             (x,) = ctx.saved_tensor()
-            o = ctx.operands
-            return _graph_grad_x(x, o.y, o.weight, o.pos_weight, upstream, ctx.reduction)
+            return _graph_grad_x(x, *call.operands(), upstream, call.reduction)
         d = ctx.d
-        if d is not None and d.dtype == ctx.x_dtype and _is_one(upstream):  # loss.backward(): d is the gradient
+        if d is not None and not call.route.x_is_float16 and _is_one(upstream):  # loss.backward(): d is the gradient
             ctx.d = None  # handed over once (Paddle may keep it as x.grad); a retained graph recomputes it
             return d
         if d is None:  # a retained graph's second backward, after d was handed over
             (x,) = ctx.saved_tensor()
-            o = ctx.operands
-            d = _derivative_buffer(x)
-            _forward(x, o.y, o.weight, o.pos_weight, ctx.reduction, ctx.out_dtype, d)
-        return _times_upstream(d, upstream, ctx.x_dtype)
+            d = _derivative_buffer(x, call.route)
+            _forward(x, call, d)
+        return _times_upstream(d, upstream, call.route.x_dtype)
 
 
-def _derivative_buffer(x):
+def _derivative_buffer(x, route: _Route):
     """Where the pass writes d loss/d x: x's shape, float64 for float64 x, else float32 (for
     float16 x the backward then rounds once more, to float16)."""
-    return _empty_like(x, paddle.float64 if x.dtype == paddle.float64 else paddle.float32)
+    return _empty_like(x, paddle.float64 if route.x_double else paddle.float32)
 
 
 def _is_one(upstream) -> bool:
     """Whether a 0-d float32/float64 upstream gradient is exactly 1, read from its memory (1 µs;
     14 for ``float()``)."""
-    c_type = _C_FLOATS.get(upstream.dtype)
+    c_type = _C_FLOATS.get(id(upstream.dtype))
     return c_type is not None and not upstream.shape and c_type.from_address(upstream.data_ptr()).value == 1.0
 
 
-_C_FLOATS = {paddle.float32: ctypes.c_float, paddle.float64: ctypes.c_double}
+# By identity: Paddle's dtypes are singletons, and hashing or comparing one costs 0.5-2 µs.
+# Another object of an equal dtype would only take the slower way.
+_C_FLOATS = {id(paddle.float32): ctypes.c_float, id(paddle.float64): ctypes.c_double}
 
 
 def _times_upstream(d, upstream, dtype):
@@ -273,7 +326,7 @@ def _scalar(value: float, dtype):
     ``full`` rounds a float32 or float64 value once itself (C's double -> float), tested; float16
     and values past float32's range are rounded by NumPy first, so that ``full`` finds them exact.
     """
-    if not (dtype in _WIDE and abs(value) <= _FLOAT32_MAX):
+    if not ((dtype is paddle.float32 or dtype is paddle.float64) and abs(value) <= _FLOAT32_MAX):  # by identity
         value = float(_NUMPY_DTYPES[dtype_name(dtype)].type(value))
     try:
         return _C_ops.full([], value, dtype, _CPU)
@@ -287,13 +340,4 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _OPTIONS: tuple = ()  # options beyond torch's signature that this engine implements
 
 
-def _solve(problem: Problem):
-    """The engine's entry: the logits loss without options, or Declined."""
-    declined = numpy_fast.declines(problem, _OPTIONS)
-    if declined is not None:
-        return declined
-    result = bce_with_logits(*problem.arrays(), problem.reduction, problem.out_dtype)
-    return Declined("inputs outside this engine's dtypes, devices or modes") if result is NotImplemented else result
-
-
-ENGINE = NamedEngine("paddle-cpu-numpy", _solve)
+ENGINE = NamedEngine(_NAME, _solve)

@@ -48,7 +48,7 @@ def compute(
         check_unit_interval(fn, names.input, plan.xp, x, plan.backend)
         targets = y if ignore is None else _math.drop_ignored(plan.xp, y == ignore, y)
         check_unit_interval(fn, names.target, plan.xp, targets, plan.backend)
-    problem = Problem(kind, x, y, weight, pos_weight, reduction, plan.out_dtype, options or NO_OPTIONS)
+    problem = Problem(kind, x, y, weight, pos_weight, reduction, plan.out_dtype, options or NO_OPTIONS, plan.memo)
     return plan.backend.as_result(solve(problem, plan))
 
 

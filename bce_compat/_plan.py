@@ -38,6 +38,7 @@ class Plan(NamedTuple):
     cast_to_float: tuple  # (target, weight, pos_weight): a bool/int array, cast to the input's dtype
     compute_dtype: object  # out_dtype, or float32 for half precision (computed in float32, rounded once)
     numpy_operands: tuple = (False, False, False)  # (target, weight, pos_weight): NumPy beside TF/JAX/Dask, converted
+    memo: dict | None = None  # engines' own per-signature notes (contract.Problem.memo)
 
     def cast(self, x, y, weight, pos_weight) -> tuple:
         """``y, weight, pos_weight`` as arrays of ``x``'s library, bool/int ones cast to ``x``'s dtype."""
@@ -60,14 +61,24 @@ def plan_for(fn: str, names: ArgNames, x, y, weight, pos_weight) -> Plan:
         # runs once anyway.
         return _make_plan(fn, names, x, y, weight, pos_weight)
     key = _signature(x, y, weight, pos_weight)
-    plan = _plans.get(key) if key is not None else None
-    if plan is None:
-        plan = _make_plan(fn, names, x, y, weight, pos_weight)
-        if key is not None:
-            if len(_plans) >= _MAX_PLANS:
-                _plans.clear()
-            _plans[key] = plan
+    try:
+        return _plans[key]
+    except (KeyError, TypeError):  # new, or a dtype that cannot be hashed
+        pass
+    plan = _make_plan(fn, names, x, y, weight, pos_weight)
+    if key is not None:
+        _remember(key, plan)
     return plan
+
+
+def _remember(key: tuple, plan: Plan) -> None:
+    try:
+        hash(key)
+    except TypeError:  # a dtype that cannot be hashed: such calls are planned every time
+        return
+    if len(_plans) >= _MAX_PLANS:
+        _plans.clear()
+    _plans[key] = plan
 
 
 def _torch_compiling() -> bool:
@@ -76,15 +87,16 @@ def _torch_compiling() -> bool:
 
 
 def _signature(*args):
-    """Type, dtype and shape of each argument (type alone for numbers); None if one has no such key."""
+    """Type, dtype and shape of each argument (type alone for numbers); None if one has no such key.
+
+    The key is hashed once, by the memo's lookup (a Paddle dtype takes 0.5 µs to hash).
+    """
     try:
-        key = tuple(
+        return tuple(
             a if a is None else type(a) if is_python_number(a) else (type(a), a.dtype, tuple(a.shape)) for a in args
         )
-        hash(key)
-    except (AttributeError, TypeError):  # not an array (the full checks will say so) or unhashable dtype
+    except (AttributeError, TypeError):  # not an array (the full checks will say so)
         return None
-    return key
 
 
 def _make_plan(fn: str, names: ArgNames, x, y, weight, pos_weight) -> Plan:
@@ -108,4 +120,4 @@ def _make_plan(fn: str, names: ArgNames, x, y, weight, pos_weight) -> Plan:
         is_array(a) and backend.name != "numpy" and backend_for_type(type(a)) is not backend_for_type(type(x))
         for a in (y, weight, pos_weight)
     )
-    return Plan(backend, xp, out_dtype, cast, xp.float32 if half else out_dtype, numpy_operands)
+    return Plan(backend, xp, out_dtype, cast, xp.float32 if half else out_dtype, numpy_operands, {})

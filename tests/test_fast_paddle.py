@@ -272,3 +272,31 @@ def test_a_bool_weight_is_a_number_on_the_one_block_route(monkeypatch):
     as_bool = bce_compat.binary_cross_entropy_with_logits(x, y, weight=True, pos_weight=True, reduction="none")
     as_float = bce_compat.binary_cross_entropy_with_logits(x, y, weight=1.0, pos_weight=1.0, reduction="none")
     assert len(raw_calls) == 2 and as_bool.numpy().tobytes() == as_float.numpy().tobytes()
+
+
+def test_the_route_is_worked_out_once_per_signature_and_the_rest_on_every_call(monkeypatch):
+    """What dtypes and shapes decide is kept in the plan's memo; whether a gradient is wanted and
+    whether a tensor is contiguous are read on every call (the same signature can differ there)."""
+    from bce_compat import _plan
+    from bce_compat.backends import numpy_fast
+
+    monkeypatch.setattr(_plan, "_plans", {})
+    routes, raw_calls = [], []
+    route, one_block = paddle_fast._route, numpy_fast.one_block
+    monkeypatch.setattr(paddle_fast, "_route", lambda problem: routes.append(1) or route(problem))
+    monkeypatch.setattr(numpy_fast, "one_block", lambda *a, **k: raw_calls.append(1) or one_block(*a, **k))
+    rng = np.random.default_rng(11)
+    xn, yn = rng.standard_normal((3, 5)) * 4, rng.random((3, 5))
+    y = paddle.to_tensor(yn, dtype="float32")
+    contiguous = paddle.to_tensor(xn, dtype="float32")
+    strided = paddle.transpose(paddle.to_tensor(xn.T.copy(), dtype="float32"), [1, 0])  # same shape, same values
+    assert not strided.is_contiguous()
+    expected = bce_compat.binary_cross_entropy_with_logits(contiguous, y, reduction="none").numpy()
+    np.testing.assert_array_equal(bce_compat.binary_cross_entropy_with_logits(strided, y, reduction="none").numpy(), expected)
+    assert len(raw_calls) == 1  # the contiguous call only
+
+    learned = paddle.to_tensor(xn, dtype="float32", stop_gradient=False)  # the same signature, now with a gradient
+    loss = bce_compat.binary_cross_entropy_with_logits(learned, y, reduction="sum")
+    loss.backward()
+    np.testing.assert_allclose(learned.grad.numpy(), exact_logits_grad(xn, yn, None, None)[0], rtol=1e-5, atol=1e-7)
+    assert len(routes) == 1

@@ -49,3 +49,26 @@ def test_memo_is_bounded(monkeypatch):
     for n in range(1, _plan._MAX_PLANS + 10):
         bce_compat.binary_cross_entropy_with_logits(np.zeros(n), np.zeros(n))
     assert 0 < len(_plan._plans) <= _plan._MAX_PLANS
+
+
+def test_engines_get_one_memo_per_signature(monkeypatch):
+    """``Problem.memo`` is the plan's: the same dict for calls with the same types, dtypes and
+    shapes, another for another shape; engines keep there what those alone decide."""
+    from bce_compat import _loss
+
+    memos = []
+    solve = _loss.solve
+    monkeypatch.setattr(_loss, "solve", lambda problem, plan: memos.append(problem.memo) or solve(problem, plan))
+    x = np.array([0.5, -2.0], np.float32)
+    bce_compat.binary_cross_entropy_with_logits(x, np.zeros(2, np.float32))
+    bce_compat.binary_cross_entropy_with_logits(-x, np.ones(2, np.float32), reduction="sum")
+    bce_compat.binary_cross_entropy_with_logits(np.zeros(3, np.float32), np.zeros(3, np.float32))
+    assert isinstance(memos[0], dict) and memos[1] is memos[0] and memos[2] is not memos[0]
+
+
+def test_a_key_that_cannot_be_hashed_is_planned_every_time(monkeypatch):
+    monkeypatch.setattr(_plan, "_plans", {})
+    monkeypatch.setattr(_plan, "_signature", lambda *args: ([],))  # as a dtype without a hash would make it
+    for _ in range(2):
+        assert float(bce_compat.binary_cross_entropy_with_logits(np.zeros(2), np.zeros(2))) == pytest.approx(np.log(2))
+    assert _plan._plans == {}
