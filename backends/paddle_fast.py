@@ -62,10 +62,10 @@ class _Route(NamedTuple):
     tensors: tuple = ()  # which of (label, weight, pos_weight) are tensors
     x_dtype: object = None
     x_double: bool = False  # x is float64 (its derivative is then float64, else float32)
-    x_is_float16: bool = False  # the derivative (float32) is not yet the gradient's dtype
     small: bool = False  # NumPy copies cost less than DLPack views
     raw: tuple | None = None  # numpy_fast.raw_layout: the one-block route on the tensors' memory
     wide_out: bool = False  # the result is float64 (the pass's precise route)
+    one_reader: object = None  # the ctypes type of a result element, where d is the gradient's dtype (see _is_one)
 
 
 _NAME = "paddle-cpu-numpy"
@@ -122,10 +122,10 @@ def _route(problem: Problem) -> _Route:
         tensors=tensors,
         x_dtype=x.dtype,
         x_double=x.dtype == paddle.float64,
-        x_is_float16=x.dtype == paddle.float16,
         small=math.prod(x.shape) <= _COPY_BELOW,
         raw=None if wide_out is None else numpy_fast.raw_layout(x, operands, _WIDE),
         wide_out=bool(wide_out),
+        one_reader=None if x.dtype == paddle.float16 else _C_FLOATS.get(id(problem.out_dtype)),
     )
 
 
@@ -201,8 +201,9 @@ class _KernelLoss(paddle.autograd.PyLayer):
 
     @staticmethod
     def forward(ctx, x, call):
-        ctx.save_for_backward(x)
-        ctx.call = call
+        # x is kept with its in-place version rather than by save_for_backward (3-6 µs of every
+        # backward): only a graph-building or second backward reads it, through _saved_x.
+        ctx.x, ctx.x_version, ctx.call = x, x._inplace_version(), call
         ctx.d = _derivative_buffer(x, call.route)
         return _forward(x, call, ctx.d)
 
@@ -210,17 +211,29 @@ class _KernelLoss(paddle.autograd.PyLayer):
     def backward(ctx, upstream):
         call = ctx.call
         if paddle.is_grad_enabled():  # create_graph: Paddle must be able to differentiate this one
-            (x,) = ctx.saved_tensor()
-            return _graph_grad_x(x, *call.operands(), upstream, call.reduction)
-        d = ctx.d
-        if d is not None and not call.route.x_is_float16 and _is_one(upstream):  # loss.backward(): d is the gradient
+            return _graph_grad_x(_saved_x(ctx), *call.operands(), upstream, call.reduction)
+        d, reader = ctx.d, call.route.one_reader
+        if d is not None and reader is not None and _is_one(upstream, reader):  # loss.backward(): d is the gradient
             ctx.d = None  # handed over once (Paddle may keep it as x.grad); a retained graph recomputes it
             return d
         if d is None:  # a retained graph's second backward, after d was handed over
-            (x,) = ctx.saved_tensor()
+            x = _saved_x(ctx)
             d = _derivative_buffer(x, call.route)
             _forward(x, call, d)
         return _times_upstream(d, upstream, call.route.x_dtype)
+
+
+def _saved_x(ctx):
+    """The logit as the forward saw it; an error, as Paddle gives for its saved tensors, if it
+    was modified in place since (the derivative made in the forward needs no x)."""
+    x = ctx.x
+    if x._inplace_version() != ctx.x_version:
+        raise RuntimeError(
+            f"bce_compat: the logit was modified by an in-place operation after the loss was computed "
+            f"(its version is {x._inplace_version()}, the loss saw {ctx.x_version}); this gradient needs "
+            f"its values as they were. Compute the loss again after the in-place change, or change a copy."
+        )
+    return x
 
 
 def _derivative_buffer(x, route: _Route):
@@ -229,15 +242,17 @@ def _derivative_buffer(x, route: _Route):
     return _empty_like(x, paddle.float64 if route.x_double else paddle.float32)
 
 
-def _is_one(upstream) -> bool:
-    """Whether a 0-d float32/float64 upstream gradient is exactly 1, read from its memory (1 µs;
-    14 for ``float()``)."""
-    c_type = _C_FLOATS.get(id(upstream.dtype))
-    return c_type is not None and not upstream.shape and c_type.from_address(upstream.data_ptr()).value == 1.0
+def _is_one(upstream, c_type) -> bool:
+    """Whether a 0-d upstream gradient is exactly 1, its element read from memory as ``c_type``.
+
+    Paddle hands a PyLayer's backward the gradient in the dtype of its output (a grad_tensor
+    of another dtype is cast first), so the result's dtype gives ``c_type``; in a backward,
+    reading a tensor's dtype costs 2-3 µs, ``float()`` 14.
+    """
+    return not upstream.shape and c_type.from_address(upstream.data_ptr()).value == 1.0
 
 
 # By identity: Paddle's dtypes are singletons, and hashing or comparing one costs 0.5-2 µs.
-# Another object of an equal dtype would only take the slower way.
 _C_FLOATS = {id(paddle.float32): ctypes.c_float, id(paddle.float64): ctypes.c_double}
 
 

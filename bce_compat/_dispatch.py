@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from bce_compat._registry import Backend, backend_for_type, describe_backends
 
-_PYTHON_NUMBER_TYPES = (bool, int, float)  # exactly: subclasses (IntEnum, ...) are not plain numbers
+PYTHON_NUMBER_TYPES = (bool, int, float)  # exactly: subclasses (IntEnum, ...) are not plain numbers
 
 
 def is_python_number(value) -> bool:
-    return type(value) in _PYTHON_NUMBER_TYPES
+    return type(value) in PYTHON_NUMBER_TYPES
 
 
 def is_array(value) -> bool:

@@ -300,3 +300,38 @@ def test_the_route_is_worked_out_once_per_signature_and_the_rest_on_every_call(m
     loss.backward()
     np.testing.assert_allclose(learned.grad.numpy(), exact_logits_grad(xn, yn, None, None)[0], rtol=1e-5, atol=1e-7)
     assert len(routes) == 1
+
+
+def test_an_in_place_change_of_the_logit_after_the_loss():
+    """``backward()`` hands over the derivative made in the forward, which is the gradient of
+    the loss as computed; a gradient that needs x again (a graph of the gradient) is refused
+    with a clear error, as Paddle refuses its own op's (it was silently computed on the new x)."""
+    xn, yn = np.asarray([0.5, -1.0, 2.0], np.float32), np.asarray([1.0, 0.0, 1.0], np.float32)
+    exact = exact_logits_grad(xn, yn, None, None)[0]
+    for create_graph in (False, True):
+        leaf = paddle.to_tensor(xn, stop_gradient=False)
+        x = leaf * 1.0
+        loss = bce_compat.binary_cross_entropy_with_logits(x, paddle.to_tensor(yn), reduction="sum")
+        x.add_(paddle.ones([3]))
+        if not create_graph:
+            loss.backward()
+            np.testing.assert_allclose(leaf.grad.numpy(), exact, rtol=1e-6)
+        else:
+            with pytest.raises(Exception, match="modified by an in-place operation after the loss was computed"):
+                paddle.grad(loss, [leaf], create_graph=True)
+
+
+@pytest.mark.parametrize("upstream", [
+    paddle.to_tensor(1.0, dtype="float64"),  # cast to the loss's dtype by Paddle: handed over as is
+    paddle.to_tensor(1.0, dtype="float16"),
+    paddle.to_tensor([1.0], dtype="float32"),  # paddle.grad passes a [1] upstream of a 0-d loss through
+    paddle.to_tensor(0.75, dtype="float32"),
+])
+def test_upstream_gradients_of_other_dtypes_and_shapes(upstream):
+    xn, yn = np.asarray([0.5, -1.0, 2.0, -20.0], np.float32), np.asarray([1.0, 0.0, 0.5, 0.0], np.float32)
+    x = paddle.to_tensor(xn, stop_gradient=False)
+    loss = bce_compat.binary_cross_entropy_with_logits(x, paddle.to_tensor(yn), reduction="mean")
+    (grad,) = paddle.grad([loss], [x], grad_outputs=[upstream])
+    expected = float(upstream.astype("float32").numpy().reshape(())) * exact_logits_grad(xn, yn, None, None)[0] / 4
+    assert grad.dtype == paddle.float32 and tuple(grad.shape) == (4,)
+    np.testing.assert_allclose(grad.numpy(), expected, rtol=1e-6)
