@@ -25,6 +25,7 @@ tensor([2.0612e-09, 5.0000e-01])
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import importlib.util
 import sys
@@ -170,9 +171,10 @@ class _CPULoss(torch.autograd.Function):
         result = _loss(x, y, weight, pos_weight, reduction, out_dtype, ctx.d)
         ctx.reduction, ctx.out_dtype, ctx.x_dtype = reduction, out_dtype, x.dtype
         ctx.x_only = not (wanted[1] or wanted[2] or wanted[3])
-        operands = (y, weight, pos_weight)
-        ctx.numbers = tuple(None if isinstance(a, torch.Tensor) else a for a in operands)
-        ctx.save_for_backward(x, *(a if isinstance(a, torch.Tensor) else None for a in operands))
+        # numbers (and None) apart from the saved tensors; spelled out, as generators cost µs here
+        tensor = isinstance(y, torch.Tensor), isinstance(weight, torch.Tensor), isinstance(pos_weight, torch.Tensor)
+        ctx.numbers = (None if tensor[0] else y, None if tensor[1] else weight, None if tensor[2] else pos_weight)
+        ctx.save_for_backward(x, y if tensor[0] else None, weight if tensor[1] else None, pos_weight if tensor[2] else None)
         return result
 
     @staticmethod
@@ -205,12 +207,21 @@ _apply_cpu_loss = super(torch.autograd.Function, _CPULoss).apply  # type: ignore
 def _times_upstream(d, grad, dtype):
     """d * grad with torch ops (a batched ``grad`` under is_grads_batched stays batched)."""
     if grad.dim() == 0 and not is_batched(grad):
-        g = float(grad)
-        if g != 1.0:
-            d.mul_(g)
+        if not _is_one(grad):
+            d.mul_(float(grad))
     else:
         d = d * grad
     return d if d.dtype == dtype else d.to(dtype)
+
+
+def _is_one(grad) -> bool:
+    """Whether a plain 0-d CPU float32/float64 ``grad`` is exactly 1, read from its memory: 3 µs
+    in a backward, where ``float(grad)`` takes 6-7."""
+    reader = _C_FLOATS.get(grad.dtype)
+    return reader is not None and grad.is_cpu and reader.from_address(grad.data_ptr()).value == 1.0
+
+
+_C_FLOATS = {torch.float32: ctypes.c_float, torch.float64: ctypes.c_double}
 
 
 def portable_grads(x, y, weight, pos_weight, reduction, grad, wanted, create_graph):

@@ -42,7 +42,8 @@ def compute(
     0.6931471805599453
     """
     plan = plan_for(fn, names, x, y, weight, pos_weight)
-    y, weight, pos_weight = plan.cast(x, y, weight, pos_weight)
+    if plan.casts:
+        y, weight, pos_weight = plan.cast(x, y, weight, pos_weight)
     if kind == "probs":
         ignore = options.get("ignore_index") if options else None
         check_unit_interval(fn, names.input, plan.xp, x, plan.backend)

@@ -39,17 +39,17 @@ class Plan(NamedTuple):
     compute_dtype: object  # out_dtype, or float32 for half precision (computed in float32, rounded once)
     numpy_operands: tuple = (False, False, False)  # (target, weight, pos_weight): NumPy beside TF/JAX/Dask, converted
     memo: dict | None = None  # engines' own per-signature notes (contract.Problem.memo)
+    casts: bool = False  # cast() changes an operand (not in the common call, which skips it)
 
     def cast(self, x, y, weight, pos_weight) -> tuple:
         """``y, weight, pos_weight`` as arrays of ``x``'s library, bool/int ones cast to ``x``'s dtype."""
-        if self.cast_to_float == _NOTHING and self.numpy_operands == _NOTHING:  # the common call
+        if not self.casts:
             return y, weight, pos_weight
         xp = self.xp
         operands = (xp.asarray(a) if convert else a for a, convert in zip((y, weight, pos_weight), self.numpy_operands))
         return tuple(xp.astype(a, x.dtype) if cast else a for a, cast in zip(operands, self.cast_to_float))
 
 
-_NOTHING = (False, False, False)
 _plans: dict = {}
 
 
@@ -95,15 +95,18 @@ def _signature(x, y, weight, pos_weight):
     two 1-2 µs, and a library hands out one object per dtype. Another object of an equal
     dtype only makes another plan.
     """
-    try:
-        return _arg_key(x), _arg_key(y), _arg_key(weight), _arg_key(pos_weight)
+    try:  # input and target must be arrays; weights are often None (one call less each, in the hot path)
+        return (
+            (type(x), id(x.dtype), tuple(x.shape)),
+            (type(y), id(y.dtype), tuple(y.shape)),
+            None if weight is None else _arg_key(weight),
+            None if pos_weight is None else _arg_key(pos_weight),
+        )
     except (AttributeError, TypeError):  # not an array (the full checks will say so)
         return None
 
 
 def _arg_key(a):
-    if a is None:
-        return None
     kind = type(a)
     if kind in PYTHON_NUMBER_TYPES:
         return kind
@@ -131,4 +134,5 @@ def _make_plan(fn: str, names: ArgNames, x, y, weight, pos_weight) -> Plan:
         is_array(a) and backend.name != "numpy" and backend_for_type(type(a)) is not backend_for_type(type(x))
         for a in (y, weight, pos_weight)
     )
-    return Plan(backend, xp, out_dtype, cast, xp.float32 if half else out_dtype, numpy_operands, {})
+    casts = any(cast) or any(numpy_operands)
+    return Plan(backend, xp, out_dtype, cast, xp.float32 if half else out_dtype, numpy_operands, {}, casts)

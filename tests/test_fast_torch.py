@@ -295,3 +295,31 @@ def test_one_block_route_on_zero_d_one_element_and_strided(shape):
     assert x.grad.shape == x.shape and torch.all(x.grad == result.detach() / count)
     strided = torch.full((7, 2), -20.0)[:, 0]  # every other element: the NumPy views take it
     assert loss(strided, torch.zeros(7), reduction="sum").item() == pytest.approx(7 * 2.0611536e-09, rel=1e-6)
+
+
+@pytest.mark.parametrize("upstream", [
+    torch.tensor(1.0),  # read from memory: the derivative is handed over as it is
+    torch.tensor(1.0, dtype=torch.float64),  # the loss is float32: torch casts the upstream first
+    torch.tensor(0.75),
+    torch.tensor(1.0).expand(()),  # a view, as autograd may pass
+    torch.tensor([3.0, 1.0])[1],  # 0-d with a storage offset
+])
+def test_zero_d_upstream_gradients(upstream):
+    xn, yn = np.asarray([0.5, -1.0, 2.0, -20.0], np.float32), np.asarray([1.0, 0.0, 0.5, 0.0], np.float32)
+    x = torch.tensor(xn, requires_grad=True)
+    result = loss(x, torch.tensor(yn), reduction="mean")
+    assert used_fast_path(result)
+    (grad,) = torch.autograd.grad(result, x, upstream)
+    expected = float(upstream) * exact_logits_grad(xn, yn, None, None)[0] / 4
+    assert grad.dtype == torch.float32
+    np.testing.assert_allclose(grad.numpy(), expected, rtol=1e-6)
+
+
+def test_batched_upstream_gradients():
+    """is_grads_batched: the upstream is a vmap-batched 0-d tensor; never read from memory."""
+    xn, yn = np.asarray([0.5, -1.0, 2.0], np.float32), np.asarray([1.0, 0.0, 0.5], np.float32)
+    x = torch.tensor(xn, requires_grad=True)
+    result = loss(x, torch.tensor(yn), reduction="sum")
+    (grads,) = torch.autograd.grad(result, x, torch.tensor([1.0, 2.0, -0.5]), is_grads_batched=True)
+    exact = exact_logits_grad(xn, yn, None, None)[0]
+    np.testing.assert_allclose(grads.numpy(), np.outer([1.0, 2.0, -0.5], exact), rtol=1e-6)
