@@ -62,25 +62,23 @@ def plan_for(fn: str, names: ArgNames, x, y, weight, pos_weight) -> Plan:
         return _make_plan(fn, names, x, y, weight, pos_weight)
     key = _signature(x, y, weight, pos_weight)
     try:
-        return _plans[key][0]
-    except (KeyError, TypeError):  # new, or a shape that cannot be hashed
+        return _plans[key]
+    except (KeyError, TypeError):  # new, or a dtype that cannot be hashed
         pass
     plan = _make_plan(fn, names, x, y, weight, pos_weight)
     if key is not None:
-        _remember(key, plan, x, y, weight, pos_weight)
+        _remember(key, plan)
     return plan
 
 
-def _remember(key: tuple, plan: Plan, *args) -> None:
+def _remember(key: tuple, plan: Plan) -> None:
     try:
         hash(key)
-    except TypeError:  # such calls are planned every time
+    except TypeError:  # a dtype that cannot be hashed: such calls are planned every time
         return
     if len(_plans) >= _MAX_PLANS:
         _plans.clear()
-    # The key names each dtype by its id(); kept beside the plan, the dtype objects stay alive
-    # as long as the key, so no other object can take one of those ids meanwhile.
-    _plans[key] = (plan, tuple(a.dtype for a in args if is_array(a)))
+    _plans[key] = plan
 
 
 def _torch_compiling() -> bool:
@@ -91,14 +89,14 @@ def _torch_compiling() -> bool:
 def _signature(x, y, weight, pos_weight):
     """Type, dtype and shape of each argument (type alone for numbers); None if one has no such key.
 
-    A dtype is in the key by its ``id()``: hashing a Paddle dtype takes 0.5 µs and comparing
-    two 1-2 µs, and a library hands out one object per dtype. Another object of an equal
-    dtype only makes another plan.
+    The key is hashed once, by the memo's lookup (a Paddle dtype takes 0.5 µs to hash). Its
+    dtypes are the objects themselves, not their ``id()``: a library may make a new dtype
+    object on each read, and a dead object's id can come back as another dtype's.
     """
     try:  # input and target must be arrays; weights are often None (one call less each, in the hot path)
         return (
-            (type(x), id(x.dtype), tuple(x.shape)),
-            (type(y), id(y.dtype), tuple(y.shape)),
+            (type(x), x.dtype, tuple(x.shape)),
+            (type(y), y.dtype, tuple(y.shape)),
             None if weight is None else _arg_key(weight),
             None if pos_weight is None else _arg_key(pos_weight),
         )
@@ -110,7 +108,7 @@ def _arg_key(a):
     kind = type(a)
     if kind in PYTHON_NUMBER_TYPES:
         return kind
-    return kind, id(a.dtype), tuple(a.shape)
+    return kind, a.dtype, tuple(a.shape)
 
 
 def _make_plan(fn: str, names: ArgNames, x, y, weight, pos_weight) -> Plan:
