@@ -4,8 +4,9 @@ Rows: torch fwd, torch fwd+bwd, NumPy (vs torch's own CPU op on the same data), 
 Paddle fwd+bwd, TF fwd and TF fwd+bwd (vs ``tf.nn.weighted_cross_entropy_with_logits`` +
 ``reduce_mean``, the gradient from a ``GradientTape``). Data: logits
 ``[N/64, 64]`` (normal x 3), targets in {0, 1}, ``pos_weight [64]``, reduction mean. Ours and
-native take turns in one loop (best of ``repeat``); each sample runs enough calls to last
-about 20 ms, so small sizes show steady per-call cost.
+native take turns in one loop (best of ``repeat``, three times as many samples up to
+``MANY_SAMPLES_UP_TO`` elements); each sample runs enough calls to last about 20 ms, so small
+sizes show steady per-call cost.
 
     python bench/sweep.py --exponents 7 12 16 20 24 --plot bench/cpu_sweep.png
 """
@@ -20,6 +21,10 @@ import numpy as np
 from _timing import interleaved, print_table, row
 
 SAMPLE_SECONDS = 0.02
+# On a shared VM the per-call cost moves by 2x for seconds at a time: with only a few samples,
+# one contender can fall in a slow spell and the other not. Small sizes get three times the
+# samples (0.6 s a row), for both contenders alike.
+MANY_SAMPLES_UP_TO = 2**14
 
 
 def data(n: int, dtype="float32", seed: int = 0):
@@ -111,7 +116,8 @@ def _calls_per_sample(fn) -> int:
 
 
 def measure(exponents, repeat: int = 5, dtype: str = "float32", libraries=tuple(CASES)) -> list[dict]:
-    """One row per (engine, N): seconds per call of ours and of native, interleaved, best of ``repeat``."""
+    """One row per (engine, N): seconds per call of ours and of native, interleaved, best of
+    ``repeat`` samples (``3 * repeat`` up to ``MANY_SAMPLES_UP_TO`` elements)."""
     rows = []
     for name in libraries:
         try:
@@ -122,7 +128,8 @@ def measure(exponents, repeat: int = 5, dtype: str = "float32", libraries=tuple(
             n = 2**e
             for case, (ours, native) in CASES[name](n, dtype).items():
                 number = _calls_per_sample(native)
-                best = interleaved({"ours": ours, "native": native}, repeat, number=number)
+                samples = 3 * repeat if n <= MANY_SAMPLES_UP_TO else repeat
+                best = interleaved({"ours": ours, "native": native}, samples, number=number)
                 rows.append({"engine": case, "n": n, "dtype": dtype, "ours": best["ours"], "native": best["native"]})
     return rows
 
