@@ -1,8 +1,8 @@
-"""The compiled part of the build: the fused CPU pass (backends/_fused.c).
+"""The compiled part of the build: the CPU pass (backends/_cpu_pass.c).
 
 Everything else is declared in pyproject.toml. The extension is optional: where it cannot be
 compiled (no C compiler), the install still succeeds and the engines that use it decline, so
-the portable path computes (bce_compat.backends.numpy_fast.AVAILABLE tells which).
+the portable path computes (bce_compat.backends.cpu_pass.AVAILABLE tells which).
 """
 
 import sys
@@ -17,8 +17,9 @@ UNIX_FLAGS = ["-O3", "-fno-trapping-math", "-ffp-contract=fast"]
 setup(
     ext_modules=[
         Extension(
-            "bce_compat.backends._fused",
-            sources=["backends/_fused.c"],
+            "bce_compat.backends._cpu_pass",
+            sources=["backends/_cpu_pass.c"],
+            depends=["backends/_cpu_math.h"],
             extra_compile_args=[] if sys.platform == "win32" else UNIX_FLAGS,
             optional=True,
         )

@@ -30,7 +30,7 @@ def bench():
     import array_api_strict as xps
     import numpy as np
 
-    from bce_compat.backends.contract import Bench
+    from bce_compat.contract import Bench
 
     def asarray(values, dtype):
         return xps.asarray(np.asarray(values, dtype=np.float64), dtype=getattr(xps, dtype))

@@ -35,7 +35,7 @@ def bench():
     import cupy
     import numpy as np
 
-    from bce_compat.backends.contract import Bench
+    from bce_compat.contract import Bench
 
     try:
         cupy.cuda.runtime.getDeviceCount()

@@ -43,7 +43,7 @@ def bench():
     import dask.array as da
     import numpy as np
 
-    from bce_compat.backends.contract import Bench
+    from bce_compat.contract import Bench
 
     def to_numpy(a):
         a = np.asarray(a.compute() if hasattr(a, "compute") else a)

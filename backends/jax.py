@@ -38,13 +38,20 @@ def engines():
     return ()
 
 
+def float64_available(x):
+    """JAX makes float64 arrays only with ``jax_enable_x64`` (silently float32 otherwise)."""
+    import jax
+
+    return bool(jax.config.jax_enable_x64)  # type: ignore[attr-defined]  # a config flag jax defines at runtime
+
+
 def bench():
     """The test bench: ``jax.numpy`` arrays, gradients by ``jax.grad``."""
     import jax
     import jax.numpy as jnp
     import numpy as np
 
-    from bce_compat.backends.contract import Bench
+    from bce_compat.contract import Bench
 
     def asarray(values, dtype):
         return jnp.asarray(np.asarray(values, dtype=np.float64), dtype=getattr(jnp, dtype))

@@ -33,6 +33,15 @@ def as_result(value):
     return numpy.asarray(value)
 
 
+def check_array(fn, arg, value):
+    """NumPy masked arrays are refused: their mask would be silently dropped (docs/contract.md §5)."""
+    if type(value).__module__.startswith("numpy.ma"):
+        raise TypeError(
+            f"{fn}: `{arg}` is a NumPy masked array, whose mask bce_compat would ignore; pass its data "
+            f"(`a.filled(...)`) and leave the masked elements out with `weight` (0 there) or `ignore_index`"
+        )
+
+
 def engines():
     from bce_compat.backends import numpy_fast
 
@@ -43,7 +52,7 @@ def bench():
     """The test bench: NumPy arrays as they are (no bfloat16 in NumPy itself)."""
     import numpy as np
 
-    from bce_compat.backends.contract import Bench
+    from bce_compat.contract import Bench
 
     def to_numpy(a):
         a = np.asarray(a)

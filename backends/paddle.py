@@ -242,7 +242,7 @@ def bench():
     import numpy as np
     import paddle
 
-    from bce_compat.backends.contract import Bench
+    from bce_compat.contract import Bench
 
     def asarray(values, dtype):
         return paddle.to_tensor(np.asarray(values, dtype=np.float64)).astype(dtype)

@@ -1,16 +1,20 @@
-"""Paddle CPU engine for BCE-with-logits: ``numpy_fast``'s compiled pass on the tensors' memory.
+"""Paddle engine: the CPU pass (``cpu_pass``) on dygraph CPU tensors.
 
-Every dygraph call on CPU tensors of float16/32/64 takes it, whether a gradient is wanted or
-not, so the loss has the same bits either way (docs/contract.md §3). Inputs of one block
-(``numpy_fast.BLOCK`` elements) hand the pass their ``data_ptr()``; larger ones, and float16,
-go through NumPy views. With a gradient wanted for the logit, the pass runs inside a
-``paddle.autograd.PyLayer`` and writes d loss/d x in the same pass, which the backward
-multiplies by the upstream gradient; when Paddle asks that backward for a graph of its
-own (``paddle.grad(..., create_graph=True)``) it is computed from Paddle ops, so the second
-derivative is Paddle's to take. Gradients towards label, weight and pos_weight come from
-Paddle's autograd through a zero-valued term (``_with_operand_grads``). Static programs and
-``to_static`` (graph values), GPU places, bfloat16 and empty inputs are declined: the portable
-path computes those.
+Every call on CPU tensors of float16, bfloat16, float32 and float64 takes it, with or without a
+gradient wanted, so the loss has the same bits either way (docs/contract.md §3). The tensors go
+to the pass as they are (it reads them through Paddle's DLPack exchange API, with the size of
+their allocation), any layout. With a gradient wanted for the logit, the pass runs inside a
+``paddle.autograd.PyLayer`` and writes d loss/d x in the same loop; the backward multiplies it by
+the upstream gradient, or, when Paddle asks the backward for a graph of its own
+(``paddle.grad(..., create_graph=True)``), writes the derivative in Paddle ops
+(``_graph_grad_x``), so that the second derivative is Paddle's to take. Gradients towards label,
+weight and pos_weight come from Paddle's autograd through a zero-valued term
+(``_with_operand_grads``).
+
+Declined (the portable path computes): static programs and ``to_static`` (graph values), GPU
+places, subclasses of ``paddle.Tensor``, empty inputs, and the focal loss where a gradient is
+wanted (Paddle cannot take a second derivative through a PyLayer's own ``paddle.grad``, and its
+derivative has no Paddle-op form here).
 
 >>> import paddle
 >>> float(bce_with_logits(paddle.to_tensor([-20.0]), paddle.to_tensor([0.0]), None, None, "sum", paddle.float32))
@@ -19,27 +23,28 @@ path computes those.
 
 from __future__ import annotations
 
-import ctypes
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-import numpy as np
 import paddle
-from paddle import _C_ops  # the kernel behind paddle.full, without its Python wrapper
 
-from bce_compat.backends import numpy_fast
-from bce_compat.backends._float_dtypes import dtype_name
-from bce_compat.backends.contract import Declined, NamedEngine, Problem
+from bce_compat.backends import _paddle_private as private
+from bce_compat.backends import cpu_pass
+from bce_compat.contract import Declined, NamedEngine, Problem
 
-_NUMPY_DTYPES = {name: np.dtype(name) for name in ("float16", "float32", "float64")}
-_FLOATS = frozenset((paddle.float16, paddle.float32, paddle.float64))  # dygraph dtypes (a set probe, not dtype_name's)
-_CPU = paddle.CPUPlace()
-_COPY_BELOW = 2048  # elements: a copy to NumPy costs less than a DLPack view up to here
+_NAMES = {paddle.float16: "float16", paddle.bfloat16: "bfloat16", paddle.float32: "float32",
+          paddle.float64: "float64"}
+_TENSOR_TYPES = (paddle.Tensor, paddle.base.framework.EagerParamBase)
+_NAME = "paddle-cpu-pass"
+_STATIC = Declined("a static graph (to_static, static programs): the portable path records Paddle ops")
+_ELSEWHERE = Declined("a tensor off the CPU")
+_OUTSIDE = Declined("values outside [0, 1]: the front end's check reports them")
+_FOCAL_GRAD = Declined("the focal loss with a gradient: Paddle ops (a second derivative needs them)")
 
 
 def _cpu_only_build() -> bool:
     """A Paddle built for the CPU alone (the PyPI ``paddlepaddle`` wheel) has no other place, so
-    the engine can skip reading each tensor's place (about 1 µs apiece)."""
+    the engine can skip reading each tensor's place."""
     device = paddle.device
     others = ("is_compiled_with_cuda", "is_compiled_with_rocm", "is_compiled_with_xpu", "is_compiled_with_ipu")
     return not any(getattr(device, name, lambda: True)() for name in others) and not device.get_all_custom_device_type()
@@ -49,7 +54,7 @@ _CPU_ONLY = _cpu_only_build()
 
 
 def bce_with_logits(x, y, weight, pos_weight, reduction, out_dtype):
-    """The loss from the compiled pass, differentiable where a gradient is wanted; NotImplemented if ineligible."""
+    """The loss from the pass, differentiable where a gradient is wanted; NotImplemented if ineligible."""
     result = _solve(Problem("logits", x, y, weight, pos_weight, reduction, out_dtype))
     return NotImplemented if isinstance(result, Declined) else result
 
@@ -60,22 +65,13 @@ class _Route(NamedTuple):
 
     declined: Declined | None  # such arrays are not this engine's
     tensors: tuple = ()  # which of (label, weight, pos_weight) are tensors
-    x_dtype: object = None
+    result: str = ""  # the result dtype's name
     x_double: bool = False  # x is float64 (its derivative is then float64, else float32)
-    small: bool = False  # NumPy copies cost less than DLPack views
-    raw: tuple | None = None  # numpy_fast.raw_layout: the one-block route on the tensors' memory
-    wide_out: bool = False  # the result is float64 (the pass's precise route)
-    one_reader: object = None  # the ctypes type of a result element, where d is the gradient's dtype (see _is_one)
 
 
-_NAME = "paddle-cpu-numpy"
-_STATIC = Declined("a static graph (to_static, static programs): the portable path records Paddle ops")
-_ELSEWHERE = Declined("a tensor off the CPU")
-
-
-def _solve(problem: Problem):
-    """The engine's entry: the logits loss without options, or Declined."""
-    declined = numpy_fast.declines(problem, _OPTIONS)
+def _solve(problem: Problem) -> Any:
+    """The engine's entry: the result as a Paddle tensor, or Declined."""
+    declined = cpu_pass.declines(problem)
     if declined is not None:
         return declined
     route = _route_of(problem)
@@ -83,14 +79,17 @@ def _solve(problem: Problem):
         return route.declined
     if not paddle.in_dynamic_mode():
         return _STATIC
-    x, y, weight, pos_weight = problem.x, problem.y, problem.weight, problem.pos_weight
-    operands = (y, weight, pos_weight)
+    x = problem.x
+    operands = (problem.y, problem.weight, problem.pos_weight)
     if not _CPU_ONLY and not all(t.place.is_cpu_place() for t in (x, *(operands[i] for i in route.tensors))):
         return _ELSEWHERE
-    call = _Call(y, weight, pos_weight, problem.reduction, problem.out_dtype, route)
     if not paddle.is_grad_enabled():
-        return _forward(x, call)
-    value = _forward(x, call) if x.stop_gradient else _KernelLoss.apply(x, call)
+        return _forward(x, problem, route)
+    if not x.stop_gradient and problem.kind == "focal":
+        return _FOCAL_GRAD
+    value = _forward(x, problem, route) if x.stop_gradient else _apply_kernel(x, problem, route)
+    if isinstance(value, Declined):
+        return value
     if not all(operands[i].stop_gradient for i in route.tensors):
         value = _with_operand_grads(value, problem)
     return value
@@ -110,88 +109,70 @@ def _route(problem: Problem) -> _Route:
     x, *operands = problem.arrays()
     tensors = tuple(i for i, a in enumerate(operands) if _is_tensor(a))
     arrays = (x, *(operands[i] for i in tensors))
-    if not all(isinstance(a, paddle.Tensor) for a in arrays):
-        return _Route(Declined("not Paddle tensors"))
-    if problem.out_dtype not in _FLOATS or not all(a.dtype in _FLOATS for a in arrays):
-        return _Route(Declined("a dtype other than float16/32/64 (bfloat16: the portable path)"))
+    if not all(type(a) in _TENSOR_TYPES for a in arrays):
+        return _Route(Declined("not plain Paddle tensors (subclasses take the portable path)"))
+    if problem.out_dtype not in _NAMES or not all(a.dtype in _NAMES for a in arrays):
+        return _Route(Declined("a dtype other than float16/bfloat16/float32/float64"))
     if 0 in x.shape:
         return _Route(Declined("an empty input"))
-    wide_out = _WIDE.get(problem.out_dtype)
-    return _Route(
-        declined=None,
-        tensors=tensors,
-        x_dtype=x.dtype,
-        x_double=x.dtype == paddle.float64,
-        small=math.prod(x.shape) <= _COPY_BELOW,
-        raw=None if wide_out is None else numpy_fast.raw_layout(x, operands, _WIDE),
-        wide_out=bool(wide_out),
-        one_reader=None if x.dtype == paddle.float16 else _C_FLOATS.get(id(problem.out_dtype)),
+    return _Route(None, tensors, _NAMES[problem.out_dtype], x.dtype == paddle.float64)
+
+
+def _arg(t: Any) -> Any:
+    """A tensor as the pass takes it, with the bytes its allocation holds (numbers pass through)."""
+    if not _is_tensor(t):
+        return t
+    capacity = private.capacity(t)
+    return t if capacity is None else (t, capacity)
+
+
+def _forward(x, problem: Problem, route: _Route, d=None) -> Any:
+    """The loss as a Paddle tensor (d loss/d x, upstream 1, into ``d`` if given), or Declined for
+    probabilities outside [0, 1]."""
+    reduction, out_dtype = problem.reduction, problem.out_dtype
+    loss_out = private.empty_like(x, out_dtype) if reduction == "none" else None
+    size = math.prod(x.shape)
+    totals = cpu_pass.run(
+        problem.kind, _arg(x), _arg(problem.y), _arg(problem.weight), _arg(problem.pos_weight), reduction=reduction,
+        loss_out=loss_out, grad_out=d, result_dtype=route.result, size_hint=size, options=problem.options,
+        threads=cpu_pass.num_threads() if size >= cpu_pass.PARALLEL_MIN else 1,
     )
+    if totals.bad_input or totals.bad_target:
+        return _OUTSIDE
+    if loss_out is not None:
+        return loss_out
+    ignoring = "ignore_index" in problem.options
+    if d is not None:
+        scale = cpu_pass.grad_scale_after(totals, reduction, ignoring)
+        if scale != 1.0:
+            d.scale_(scale)
+    return _scalar(cpu_pass.reduced(totals, reduction, ignoring), out_dtype, route.result)
 
 
 class _Call:
-    """One call's label, weight, pos_weight, reduction, result dtype and route, handed to the
-    PyLayer as one argument. Not a tuple: the PyLayer would take the tensors in a tuple as its
-    inputs (see ``_KernelLoss``)."""
+    """One call's problem and route, handed to the PyLayer as one argument. Not a tuple: the
+    PyLayer would take the tensors in a tuple as its inputs (see ``_KernelLoss``)."""
 
-    __slots__ = ("y", "weight", "pos_weight", "reduction", "out_dtype", "route")
+    __slots__ = ("problem", "route")
 
-    def __init__(self, y, weight, pos_weight, reduction, out_dtype, route: _Route):
-        self.y, self.weight, self.pos_weight = y, weight, pos_weight
-        self.reduction, self.out_dtype, self.route = reduction, out_dtype, route
-
-    def operands(self) -> tuple:
-        return self.y, self.weight, self.pos_weight
+    def __init__(self, problem: Problem, route: _Route):
+        self.problem, self.route = problem, route
 
 
-def _forward(x, call: _Call, d=None):
-    """The loss as a Paddle tensor; d loss/d x (upstream 1, scaled for mean) into the tensor ``d`` if given."""
-    result = None if call.route.raw is None else _one_block(x, call, d)
-    if result is not None:
-        return result
-    small = call.route.small
-    operands = tuple(_numpy(a, small) for a in call.operands())
-    grad_out = None if d is None else np.from_dlpack(d)  # writable: the pass writes the tensor itself
-    out = _NUMPY_DTYPES[dtype_name(call.out_dtype)]
-    result = numpy_fast.loss(_numpy(x, small), *operands, call.reduction, out, grad_out=grad_out)
-    return _to_paddle(result, call.out_dtype)
+class _OutsideUnitInterval(Exception):
+    """Probabilities outside [0, 1], found by the pass inside the PyLayer."""
 
 
-_WIDE = {paddle.float32: False, paddle.float64: True}  # what the pass reads and writes as it is: is it float64
-
-
-def _one_block(x, call: _Call, d):
-    """The pass straight on the tensors' memory (their ``data_ptr()``) for inputs of one block,
-    without NumPy copies or views; None where a tensor is not C-contiguous."""
-    route = call.route
-    inputs = numpy_fast.raw_addresses(route.raw, x, call.operands())
-    if inputs is None:
-        return None
-    raw_x, operands, size = inputs
-    loss_out = _empty_like(x, call.out_dtype) if call.reduction == "none" else None
-    total = numpy_fast.one_block(
-        raw_x, operands, size, _raw(loss_out, size, route.wide_out), _raw(d, size, route.x_double), call.reduction,
-        precise=route.wide_out or route.x_double,
-    )
-    return loss_out if total is None else _scalar(total, call.out_dtype)
-
-
-def _raw(t, size, is_double):
-    return None if t is None else (t.data_ptr(), size, is_double)
-
-
-def _empty_like(x, dtype):
-    """An uninitialised CPU tensor of x's shape, by Paddle's ``empty_like`` kernel (2 µs, against
-    11 for ``paddle.empty``'s Python wrapper)."""
+def _apply_kernel(x, problem: Problem, route: _Route) -> Any:
     try:
-        return _C_ops.empty_like(x, dtype, _CPU)
-    except (AttributeError, TypeError, ValueError):  # another Paddle's internal signature
-        return paddle.empty(x.shape, dtype=dtype)
+        return _KernelLoss.apply(x, _Call(problem, route))
+    except _OutsideUnitInterval:
+        return _OUTSIDE
 
 
 class _KernelLoss(paddle.autograd.PyLayer):
-    """The NumPy kernel as a Paddle op of the logit: its forward bits are exactly ``_forward``'s,
-    and the same pass writes d loss/d x, which the backward multiplies by the upstream gradient.
+    """The pass as a Paddle op of the logit: its forward bits are exactly ``_forward``'s, and the
+    same loop writes d loss/d x, which the backward multiplies by the upstream gradient.
 
     It differentiates the logit only, and takes the rest in one ``_Call``: a PyLayer with two
     differentiable inputs fails under ``paddle.grad`` when one of them is not on the way to
@@ -201,90 +182,98 @@ class _KernelLoss(paddle.autograd.PyLayer):
 
     @staticmethod
     def forward(ctx, x, call):
-        # x is kept with its in-place version rather than by save_for_backward (3-6 µs of every
-        # backward): only a graph-building or second backward reads it, through _saved_x.
-        ctx.x, ctx.x_version, ctx.call = x, x._inplace_version(), call
+        # x is kept with its in-place version rather than by save_for_backward: only a
+        # graph-building or second backward reads it, through _saved_x.
+        ctx.x, ctx.x_version, ctx.call = x, x.inplace_version, call
         ctx.d = _derivative_buffer(x, call.route)
-        return _forward(x, call, ctx.d)
+        value = _forward(x, call.problem, call.route, ctx.d)
+        if isinstance(value, Declined):
+            raise _OutsideUnitInterval
+        return value
 
     @staticmethod
     def backward(ctx, upstream):
         call = ctx.call
         if paddle.is_grad_enabled():  # create_graph: Paddle must be able to differentiate this one
-            return _graph_grad_x(_saved_x(ctx), *call.operands(), upstream, call.reduction)
-        d, reader = ctx.d, call.route.one_reader
-        if d is not None and reader is not None and _is_one(upstream, reader):  # loss.backward(): d is the gradient
+            return _graph_grad_x(_saved_x(ctx), call.problem, upstream)
+        d = ctx.d
+        if d is not None and not upstream.shape and cpu_pass.is_one(upstream):  # loss.backward(): d is the gradient
             ctx.d = None  # handed over once (Paddle may keep it as x.grad); a retained graph recomputes it
             return d
         if d is None:  # a retained graph's second backward, after d was handed over
             x = _saved_x(ctx)
             d = _derivative_buffer(x, call.route)
-            _forward(x, call, d)
-        return _times_upstream(d, upstream, call.route.x_dtype)
+            _forward(x, call.problem, call.route, d)
+        return _times_upstream(d, upstream, ctx.x.dtype)
 
 
 def _saved_x(ctx):
     """The logit as the forward saw it; an error, as Paddle gives for its saved tensors, if it
     was modified in place since (the derivative made in the forward needs no x)."""
     x = ctx.x
-    if x._inplace_version() != ctx.x_version:
+    if x.inplace_version != ctx.x_version:
         raise RuntimeError(
             f"bce_compat: the logit was modified by an in-place operation after the loss was computed "
-            f"(its version is {x._inplace_version()}, the loss saw {ctx.x_version}); this gradient needs "
+            f"(its version is {x.inplace_version}, the loss saw {ctx.x_version}); this gradient needs "
             f"its values as they were. Compute the loss again after the in-place change, or change a copy."
         )
     return x
 
 
 def _derivative_buffer(x, route: _Route):
-    """Where the pass writes d loss/d x: x's shape, float64 for float64 x, else float32 (for
-    float16 x the backward then rounds once more, to float16)."""
-    return _empty_like(x, paddle.float64 if route.x_double else paddle.float32)
-
-
-def _is_one(upstream, c_type) -> bool:
-    """Whether a 0-d upstream gradient is exactly 1, its element read from memory as ``c_type``.
-
-    Paddle hands a PyLayer's backward the gradient in the dtype of its output (a grad_tensor
-    of another dtype is cast first), so the result's dtype gives ``c_type``; in a backward,
-    reading a tensor's dtype costs 2-3 µs, ``float()`` 14.
-    """
-    return not upstream.shape and c_type.from_address(upstream.data_ptr()).value == 1.0
-
-
-# By identity: Paddle's dtypes are singletons, and hashing or comparing one costs 0.5-2 µs.
-_C_FLOATS = {id(paddle.float32): ctypes.c_float, id(paddle.float64): ctypes.c_double}
+    """Where the pass writes d loss/d x: x's shape, float64 for float64 x, else float32 (the
+    backward rounds once more, to x's dtype)."""
+    return private.empty_like(x, paddle.float64 if route.x_double else paddle.float32)
 
 
 def _times_upstream(d, upstream, dtype):
     """d * upstream by Paddle's kernels, in ``dtype`` (d is kept: a retained graph reuses it)."""
     if upstream.dtype != d.dtype:
-        upstream = _C_ops.cast(upstream, d.dtype)
-    grad = _C_ops.multiply(d, upstream)
-    return grad if grad.dtype == dtype else _C_ops.cast(grad, dtype)
+        upstream = paddle.cast(upstream, d.dtype)
+    grad = d * upstream
+    return grad if grad.dtype == dtype else paddle.cast(grad, dtype)
 
 
-def _graph_grad_x(x, y, weight, pos_weight, upstream, reduction):
-    """d loss / d logit = w*((1-y)*sigmoid(x) - p*y*sigmoid(-x)) times upstream, in Paddle ops.
+def _graph_grad_x(x, problem: Problem, upstream):
+    """d loss / d input times upstream, in Paddle ops that Paddle differentiates again.
 
-    Each sigmoid comes from exp(-|x|) (no overflow, and 0.5 at x = 0); Paddle differentiates
-    this again, towards the logit and towards label, weight and pos_weight.
+    Logits: w * (y- * sigmoid(x) - p * y+ * sigmoid(-x)), each sigmoid from exp(-|x|) (no
+    overflow; 0.5 at x = 0). Probabilities: w * (y- / (1 - q) - y+ / q) where the log is not
+    clamped at -100, else 0. y+ and y- are the (smoothed) coefficients; ignored elements give 0,
+    and a mean divides by the elements kept.
     """
     from bce_compat.backends.paddle import namespace
 
     xp = namespace(x)
+    y, weight, pos_weight = problem.y, problem.weight, problem.pos_weight
     dtype = _compute_dtype(x, y, weight, pos_weight)
     xc, yc, wc, pc = (xp.astype(a, dtype) if _is_tensor(a) else a for a in (x, y, weight, pos_weight))
+    options = problem.options
+    eps = options.get("label_smoothing", 0.0)
+    y_pos, y_neg = yc * (1 - eps) + eps / 2, (1 - yc) * (1 - eps) + eps / 2
+    kept = None
+    if "ignore_index" in options:
+        kept = xp.astype(yc != options["ignore_index"], dtype)
+    if problem.kind == "probs":
+        clamp = math.exp(-100.0)
+        g = (xp.where(xc < 1 - clamp, y_neg / (1 - xc), xp.zeros_like(xc))
+             - xp.where(xc > clamp, y_pos / xc, xp.zeros_like(xc)))
+    else:
+        positive = xc > 0
+        e = xp.exp(xp.where(positive, -xc, xc))  # exp(-|x|)
+        r = 1 / (1 + e)
+        sigmoid, sigmoid_neg = xp.where(positive, r, e * r), xp.where(positive, e * r, r)
+        c_pos = y_pos if pc is None else pc * y_pos
+        g = y_neg * sigmoid - c_pos * sigmoid_neg
+    if wc is not None:
+        g = g * wc
+    if kept is not None:
+        g = g * kept
     u = xp.astype(upstream, dtype)
-    if reduction == "mean":
-        u = u / math.prod(x.shape)
-    positive = xc > 0
-    e = xp.exp(xp.where(positive, -xc, xc))  # exp(-|x|)
-    r = 1 / (1 + e)
-    sigmoid, sigmoid_neg = xp.where(positive, r, e * r), xp.where(positive, e * r, r)
-    c_pos = yc if pc is None else pc * yc
-    g = u * ((1 - yc) * sigmoid - c_pos * sigmoid_neg)
-    return xp.astype(g if wc is None else g * wc, x.dtype)
+    if problem.reduction == "mean":
+        count = xp.sum(kept) if kept is not None else math.prod(x.shape)
+        u = u / count
+    return xp.astype(u * g, x.dtype)
 
 
 def _with_operand_grads(value, problem: Problem):
@@ -294,22 +283,20 @@ def _with_operand_grads(value, problem: Problem):
     with c' = c detached adds them, and subtracting the exact +0 of c' - c keeps every bit of
     ``value`` (even -0). Where c is not finite, c' - c would be NaN: there the term is 0.
     """
-    from bce_compat import _loss
     from bce_compat.backends.paddle import namespace
 
     xp = namespace(problem.x)
     dtype = _compute_dtype(*problem.arrays())
     # in float32 for float16 (Paddle has no float16 CPU subtract); the round trip is exact
-    c = _loss.portable(problem._replace(x=problem.x.detach(), out_dtype=dtype), xp, dtype)
+    c = xp.astype(problem.portable(problem._replace(x=problem.x.detach())), dtype)
     c_const = c.detach()
     zero = xp.where(xp.isfinite(c_const), c_const - c, xp.zeros_like(c))
     return xp.astype(xp.astype(value, dtype) - zero, problem.out_dtype)
 
 
 def _compute_dtype(*arrays):
-    """The promoted dtype of the tensors, float32 for float16 (as the portable path computes)."""
-    names = {dtype_name(a.dtype) for a in arrays if _is_tensor(a)}
-    widest = "float64" if "float64" in names else "float32"
+    """The promoted dtype of the tensors, float32 for float16/bfloat16."""
+    widest = "float64" if any(_is_tensor(a) and a.dtype == paddle.float64 for a in arrays) else "float32"
     return getattr(paddle, widest)
 
 
@@ -317,42 +304,36 @@ def _is_tensor(a) -> bool:
     return a is not None and type(a) not in (bool, int, float)
 
 
-def _numpy(t, small: bool):
-    """NumPy data of a CPU tensor: a zero-copy DLPack view, or for small ones a copy (cheaper)."""
-    if not _is_tensor(t):
-        return t
-    return t.numpy() if small else np.from_dlpack(t.detach())
+def _scalar(value: float, dtype, name: str):
+    """A 0-d CPU tensor of ``value`` rounded once to ``dtype``.
 
-
-def _to_paddle(array, dtype):
-    """Our results are fresh C-contiguous arrays: DLPack hands them over without a copy.
-
-    A 0-d result (mean, sum) is made by Paddle's ``full`` kernel on the CPU instead (2 us, against
-    12 for ``paddle.full``'s Python wrapper); the value is already rounded to ``dtype``, so it is exact.
+    Paddle's ``full`` rounds a float32 or float64 value once itself (C's double -> float);
+    float16, bfloat16 and values past float32's range are rounded first here, so that ``full``
+    finds them exact.
     """
-    if array.ndim == 0:
-        return _scalar(float(array), dtype)
-    return paddle.utils.dlpack.from_dlpack(array if array.flags.c_contiguous else array.copy())
+    if name in ("float16", "bfloat16") or (name == "float32" and not abs(value) <= _FLOAT32_MAX):
+        value = _round_to(value, name)
+    return private.scalar(value, dtype)
 
 
-def _scalar(value: float, dtype):
-    """A 0-d CPU tensor of ``value`` rounded once to ``dtype``, by Paddle's ``full`` kernel.
+def _round_to(value: float, name: str) -> float:
+    """``value`` rounded to nearest-even in float16, bfloat16 or float32 (overflow to inf).
 
-    ``full`` rounds a float32 or float64 value once itself (C's double -> float), tested; float16
-    and values past float32's range are rounded by NumPy first, so that ``full`` finds them exact.
+    >>> _round_to(1.0 + 2.0**-9, "bfloat16"), _round_to(1e39, "bfloat16"), _round_to(2.0**-140, "bfloat16")
+    (1.0, inf, 0.0)
     """
-    if not ((dtype is paddle.float32 or dtype is paddle.float64) and abs(value) <= _FLOAT32_MAX):  # by identity
-        value = float(_NUMPY_DTYPES[dtype_name(dtype)].type(value))
-    try:
-        return _C_ops.full([], value, dtype, _CPU)
-    except (AttributeError, TypeError, ValueError):  # another Paddle's internal signature: DLPack
-        return paddle.utils.dlpack.from_dlpack(np.asarray(value, _NUMPY_DTYPES[dtype_name(dtype)]))
+    if not math.isfinite(value) or value == 0.0:
+        return value
+    digits, lowest, top = _FORMATS[name]  # significand bits, smallest exponent of a quantum, overflow
+    quantum = max(math.frexp(value)[1] - digits, lowest)
+    rounded = math.copysign(round(value / 2.0**quantum) * 2.0**quantum, value)  # half-to-even; exact scaling
+    return math.copysign(math.inf, value) if abs(rounded) >= top else rounded
 
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FORMATS = {"float16": (11, -24, 65520.0), "bfloat16": (8, -133, 2.0**128), "float32": (24, -149, 2.0**128)}
 
 
-_OPTIONS: tuple = ()  # options beyond torch's signature that this engine implements
+_FLOAT32_MAX = 3.4028234663852886e38
 
 
 ENGINE = NamedEngine(_NAME, _solve)

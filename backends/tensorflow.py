@@ -161,7 +161,7 @@ def bench():
     import numpy as np
     import tensorflow as tf
 
-    from bce_compat.backends.contract import Bench
+    from bce_compat.contract import Bench
 
     def asarray(values, dtype):
         return tf.cast(tf.constant(np.asarray(values, dtype=np.float64)), getattr(tf, dtype))

@@ -1,72 +1,119 @@
-"""TensorFlow engine for BCE-with-logits: eager CPU tensors through ``numpy_fast``'s compiled pass.
+"""TensorFlow engine: the CPU pass (``cpu_pass``) on eager CPU tensors.
 
-Eager float16/32/64 CPU tensors are read through zero-copy NumPy views and the result comes back
-through DLPack (no copy) or, for a 0-d result, as a constant. Where a ``GradientTape`` records
-the logit, the loss is a ``tf.custom_gradient``: its forward writes d loss/d x in the same pass
-(so the loss has the same bits with or without a tape), its backward multiplies that by the
-upstream gradient. Gradients towards the target, weight and pos_weight, and a backward that a
-tape differentiates again (a second derivative), come from TF ops through the portable formula;
-the loss value is the compiled pass's in every case.
+Eager float16, bfloat16, float32 and float64 CPU tensors go to the pass as DLPack capsules
+(TF's own export: the pass reads shape, dtype and memory from it); the result comes back through
+DLPack (no copy) or, for a 0-d result, as a constant. Where a ``GradientTape`` records the logit,
+the loss is a ``tf.custom_gradient``: its forward writes d loss/d x in the same loop (so the loss
+has the same bits with or without a tape), its backward multiplies that by the upstream gradient.
+Gradients towards the target, weight and pos_weight, a backward that a tape differentiates again
+(a second derivative), and a backward run inside a graph (``GradientTape.jacobian`` and
+``batch_jacobian`` run it in a loop or under pfor) come from TF ops through the portable formula
+(``Problem.portable``); the loss value is the pass's in every case.
 
-Declined (the portable path computes): graph mode (``tf.function``, XLA), devices other than
-the CPU, bfloat16 and empty inputs.
+Declined (the portable path computes): graph mode (``tf.function``, XLA), devices other than the
+CPU, and empty inputs.
 
 >>> import tensorflow as tf
->>> from bce_compat.backends.contract import Problem
+>>> from bce_compat.contract import Problem
 >>> float(ENGINE(Problem("logits", tf.constant([-20.0]), tf.constant([0.0]), reduction="sum", out_dtype=tf.float32)))
 2.06115369216775e-09
 """
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.eager import record  # whether a tape records a tensor (TF has no public query)
 
-from bce_compat.backends import numpy_fast
-from bce_compat.backends.contract import Declined, NamedEngine, Problem
+from bce_compat.backends import _tf_private as private
+from bce_compat.backends import cpu_pass
+from bce_compat.contract import Declined, NamedEngine, Problem
 
-_DTYPES = {tf.float16: np.float16, tf.float32: np.float32, tf.float64: np.float64}
-OPTIONS: tuple = ()  # options beyond torch's signature that this engine implements
+_NAMES = {tf.float16: "float16", tf.bfloat16: "bfloat16", tf.float32: "float32", tf.float64: "float64"}
+# the NumPy dtype the pass writes each result dtype in (bfloat16: float32, rounded by TF's cast)
+_WRITTEN = {"float16": np.float16, "bfloat16": np.float32, "float32": np.float32, "float64": np.float64}
+_OUTSIDE = Declined("values outside [0, 1]: the front end's check reports them")
 
 
-def _solve(problem: Problem):
-    """The engine's entry: the logits loss without options on eager CPU tensors, or Declined."""
-    declined = numpy_fast.declines(problem, OPTIONS)
+def _solve(problem: Problem) -> Any:
+    """The engine's entry: the result as an eager tensor, or Declined."""
+    declined = cpu_pass.declines(problem)
     if declined is not None:
         return declined
     if not tf.executing_eagerly():
         return Declined("graph mode (tf.function, XLA)")
-    if problem.out_dtype not in _DTYPES:
-        return Declined("dtypes other than float16/32/64")
+    if problem.out_dtype not in _NAMES:
+        return Declined("dtypes other than float16/bfloat16/float32/float64")
     arrays = [tf.convert_to_tensor(a) if isinstance(a, tf.Variable) else a for a in problem.arrays()]
     for a in arrays:
-        if a is None or type(a) is float or type(a) is int:
+        if a is None or type(a) is float or type(a) is int or type(a) is bool:
             continue
-        if not isinstance(a, tf.Tensor) or not hasattr(a, "_numpy"):
+        if not isinstance(a, tf.Tensor) or tf.is_symbolic_tensor(a):
             return Declined("not an eager tensor")
-        if a.dtype not in _DTYPES or not a.device.endswith("CPU:0"):
-            return Declined("a device other than the CPU, or dtypes other than float16/32/64")
+        if a.dtype not in _NAMES or not a.device.endswith("CPU:0"):
+            return Declined("a device other than the CPU, or dtypes other than float16/bfloat16/float32/float64")
     x, *others = arrays
     if x.shape.num_elements() == 0:
         return Declined("empty input")
-    others_recorded = record.should_record_backprop([a for a in others if isinstance(a, tf.Tensor)])
-    if others_recorded or record.should_record_backprop([x]):
-        return _with_gradient(arrays, problem.reduction, problem.out_dtype, others_recorded)
-    y, weight, pos_weight = others
-    return _to_tf(_loss_numpy(x, y, weight, pos_weight, problem.reduction, problem.out_dtype), problem.out_dtype)
+    problem = problem._replace(x=x, y=others[0], weight=others[1], pos_weight=others[2])
+    others_recorded = private.recorded([a for a in others if isinstance(a, tf.Tensor)])
+    if others_recorded or private.recorded([x]):
+        return _with_gradient(problem, others_recorded)
+    result = _forward(problem)
+    return _OUTSIDE if result is None else result[0]
 
 
-ENGINE = NamedEngine("tensorflow-cpu-fused", _solve)
+ENGINE = NamedEngine("tensorflow-cpu-pass", _solve)
 
 
-def _with_gradient(arrays, reduction, out_dtype, others_recorded):
+def _arg(t: Any) -> Any:
+    """A tensor as the pass takes it: TF's DLPack export (numbers and None pass through)."""
+    return tf.experimental.dlpack.to_dlpack(t) if isinstance(t, tf.Tensor) else t
+
+
+def _forward(problem: Problem, derivative: np.ndarray | None = None) -> tuple | None:
+    """(the loss as a tensor, the factor d still needs), with d loss/d x (upstream 1) written into
+    ``derivative``; None for probabilities outside [0, 1]."""
+    x, reduction, out_dtype = problem.x, problem.reduction, problem.out_dtype
+    name = _NAMES[out_dtype]
+    size = int(x.shape.num_elements())
+    loss_out = cpu_pass.aligned_empty(tuple(x.shape), _WRITTEN[name]) if reduction == "none" else None
+    totals = cpu_pass.run(
+        problem.kind, _arg(x), _arg(problem.y), _arg(problem.weight), _arg(problem.pos_weight), reduction=reduction,
+        loss_out=loss_out, grad_out=derivative, result_dtype=name, size_hint=size, options=problem.options,
+        threads=cpu_pass.num_threads() if size >= cpu_pass.PARALLEL_MIN else 1,
+    )
+    if totals.bad_input or totals.bad_target:
+        return None
+    ignoring = "ignore_index" in problem.options
+    scale = cpu_pass.grad_scale_after(totals, reduction, ignoring)
+    if loss_out is not None:
+        value = _adopt(loss_out)
+        return (value if value.dtype == out_dtype else tf.cast(value, out_dtype)), scale
+    total = cpu_pass.reduced(totals, reduction, ignoring)
+    return tf.constant(_rounded(total, name), dtype=out_dtype), scale
+
+
+def _rounded(value: float, name: str) -> float:
+    """The 0-d result's value rounded once to its dtype (a constant of a half dtype would round a
+    float32 rounding)."""
+    if name == "float64" or not math.isfinite(value):
+        return value
+    if name == "bfloat16":
+        return float(tf.cast(tf.constant(value, tf.float64), tf.bfloat16))
+    return float(np.asarray(value, _WRITTEN[name]))
+
+
+def _with_gradient(problem: Problem, others_recorded: bool):
     """The loss as a function of its tensors, with its own gradient.
 
-    Its value always comes from the compiled pass. d loss/d x comes from the same pass where only
-    the logit is recorded; where a tape records the target, weight or pos_weight too, or
-    differentiates the backward itself, all gradients come from TF ops (the portable formula).
+    Its value always comes from the pass. d loss/d x comes from the same loop where only the logit
+    is recorded; where a tape records the target, weight or pos_weight too, differentiates the
+    backward itself, or runs it in a graph, all gradients come from TF ops (the portable formula).
     """
+    arrays = list(problem.arrays())
     at = [i for i, a in enumerate(arrays) if isinstance(a, tf.Tensor)]
 
     @tf.custom_gradient
@@ -74,76 +121,66 @@ def _with_gradient(arrays, reduction, out_dtype, others_recorded):
         full = list(arrays)
         for i, t in zip(at, tensors):
             full[i] = t
-        x, y, weight, pos_weight = full
+        current = problem._replace(x=full[0], y=full[1], weight=full[2], pos_weight=full[3])
+        x = full[0]
         derivative = None
         if not others_recorded:
-            derivative = numpy_fast.aligned_empty(x.shape, np.float64 if x.dtype == tf.float64 else np.float32)
-        value = _loss_numpy(x, y, weight, pos_weight, reduction, out_dtype, derivative)
+            derivative = cpu_pass.aligned_empty(tuple(x.shape), np.float64 if x.dtype == tf.float64 else np.float32)
+        result = _forward(current, derivative)
+        if result is None:
+            raise _OutsideUnitInterval
+        value, scale = result
 
         def backward(upstream):
-            if derivative is None or record.should_record_backprop(tensors):  # operands, or a second derivative
-                return _portable_grads(full, at, reduction, upstream)
-            grad_x = _to_tf(_times_upstream(derivative, upstream), _WIDE[derivative.dtype])
-            if grad_x.dtype != x.dtype:  # float16: TF's cast (NumPy's takes ~90 ns an element to a subnormal)
+            graph = not tf.executing_eagerly() or tf.is_symbolic_tensor(upstream)
+            if derivative is None or graph or private.recorded(tensors):
+                return _portable_grads(current, at, upstream)
+            grad_x = _adopt(_times_upstream(derivative, upstream, scale))
+            if grad_x.dtype != x.dtype:  # half precision: TF's cast rounds once
                 grad_x = tf.cast(grad_x, x.dtype)
             return [grad_x] + [tf.zeros_like(t) for t in tensors[1:]]
 
-        return _to_tf(value, out_dtype), backward
+        return value, backward
 
-    return loss_of(*[arrays[i] for i in at])
+    try:
+        return loss_of(*[arrays[i] for i in at])
+    except _OutsideUnitInterval:
+        return _OUTSIDE
 
 
-def _portable_grads(arrays, at, reduction, upstream):
-    """Gradients towards the tensors at ``at`` from TF ops (differentiable again), through the portable formula."""
-    from bce_compat import _loss
-    from bce_compat.backends.tensorflow import namespace
+class _OutsideUnitInterval(Exception):
+    """Probabilities outside [0, 1], found by the pass inside the custom gradient."""
 
-    x = arrays[0]
-    compute = tf.float32 if x.dtype in (tf.float16, tf.bfloat16) else x.dtype
+
+def _portable_grads(problem: Problem, at, upstream):
+    """Gradients towards the tensors at ``at`` from TF ops (differentiable again), through the
+    portable formula."""
+    arrays = list(problem.arrays())
     tensors = [arrays[i] for i in at]
     with tf.GradientTape() as tape:
         tape.watch(tensors)
-        x_c, y_c, weight_c, pos_weight_c = (tf.cast(a, compute) if isinstance(a, tf.Tensor) else a for a in arrays)
-        problem = Problem("logits", x_c, y_c, weight_c, pos_weight_c, reduction, compute)
-        value = _loss.portable(problem, namespace(x), compute)
-    grads = tape.gradient(value, tensors, output_gradients=tf.cast(upstream, compute),
+        value = problem.portable(problem)
+    grads = tape.gradient(value, tensors, output_gradients=tf.cast(upstream, value.dtype),
                           unconnected_gradients=tf.UnconnectedGradients.ZERO)
     return [tf.cast(g, t.dtype) for g, t in zip(grads, tensors)]
 
 
-def _times_upstream(derivative, upstream):
-    """derivative * upstream in NumPy, in the derivative's dtype (TF's CPU kernels flush
-    subnormal products to 0). The rounding to float16 is TF's cast: correctly rounded too, and
-    NumPy's float32 -> float16 conversion takes ~90 ns an element where the result is subnormal,
-    as a mean's gradient over 2**20 elements is.
-
-    ``derivative`` is never modified: a persistent tape may run the backward again.
-    """
-    up = _view(upstream)
-    if up.ndim == 0 and float(up) == 1.0:
+def _times_upstream(derivative: np.ndarray, upstream, scale: float) -> np.ndarray:
+    """derivative * upstream * scale in NumPy, in the derivative's dtype (TF's CPU kernels flush
+    subnormal products to 0). ``derivative`` is never modified: a persistent tape may run the
+    backward again."""
+    up = np.from_dlpack(upstream) if upstream.dtype != tf.bfloat16 else \
+        np.asarray(tf.cast(upstream, tf.float32))
+    if up.ndim == 0 and float(up) == 1.0 and scale == 1.0:
         return derivative
-    out = numpy_fast.aligned_empty(derivative.shape, derivative.dtype)
-    return np.multiply(derivative, up, out=out, casting="unsafe")
+    out = cpu_pass.aligned_empty(derivative.shape, derivative.dtype)
+    factor = up if scale == 1.0 else up * scale
+    return np.multiply(derivative, factor, out=out, casting="unsafe")
 
 
-_WIDE = {np.dtype(np.float32): tf.float32, np.dtype(np.float64): tf.float64}  # the derivative's dtypes
-
-
-def _loss_numpy(x, y, weight, pos_weight, reduction, out_dtype, grad_out=None):
-    return numpy_fast.loss(_view(x), _view(y), _view(weight), _view(pos_weight), reduction, _DTYPES[out_dtype],
-                           grad_out=grad_out)
-
-
-def _view(t):
-    """A zero-copy NumPy view of an eager CPU tensor (numbers and None pass through)."""
-    return t._numpy() if isinstance(t, tf.Tensor) else t
-
-
-def _to_tf(array, dtype):
-    """A 0-d result as a constant (its value is already rounded to dtype), others through DLPack
-    (TF adopts only 64-byte aligned data: ``numpy_fast`` allocates its results so; others are copied)."""
-    if array.ndim == 0:
-        return tf.constant(float(array), dtype=dtype)
+def _adopt(array: np.ndarray):
+    """A NumPy result as a TF tensor without a copy (TF adopts only 64-byte aligned data:
+    ``cpu_pass.aligned_empty`` allocates so; others are copied)."""
     if array.ctypes.data % 64 or not array.flags.c_contiguous:
         return tf.convert_to_tensor(array)
     return tf.experimental.dlpack.from_dlpack(array.__dlpack__())

@@ -29,6 +29,11 @@ def values_are_concrete(x):
     return not (torch.compiler.is_compiling() or x.device.type == "meta")
 
 
+def float64_available(x):
+    """Every torch device computes in float64 except Apple's MPS."""
+    return x.device.type != "mps"
+
+
 def engines():
     from bce_compat.backends import torch_fast
 
@@ -40,7 +45,7 @@ def bench():
     import numpy as np
     import torch
 
-    from bce_compat.backends.contract import Bench
+    from bce_compat.contract import Bench
 
     def asarray(values, dtype):
         return torch.as_tensor(np.asarray(values, dtype=np.float64)).to(getattr(torch, dtype))

@@ -9,7 +9,6 @@ The top-level functions use torch's signatures (and torchvision's ``sigmoid_foca
 Importing this package imports no array library.
 """
 
-from bce_compat import _fork  # noqa: F401  (registers the at-fork marker before any fork)
 from bce_compat._version import __version__
 from bce_compat.dialects.torch import (
     BCELoss,

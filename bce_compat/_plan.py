@@ -15,9 +15,12 @@ only checks on values (BCE's [0, 1] range) run on every call. A bad call raises 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 from bce_compat._dispatch import PYTHON_NUMBER_TYPES, backend_of, is_array
+from bce_compat._portable import portable
 from bce_compat._registry import Backend, backend_for_type
 from bce_compat._validate import (
     ArgNames,
@@ -36,10 +39,11 @@ class Plan(NamedTuple):
     xp: Any  # the array-API namespace of the inputs
     out_dtype: object  # the promoted dtype of every array argument (docs/contract.md §3)
     cast_to_float: tuple  # (target, weight, pos_weight): a bool/int array, cast to the input's dtype
-    compute_dtype: object  # out_dtype, or float32 for half precision (computed in float32, rounded once)
+    compute_dtype: object  # the portable path's: float64 for float32 (where usable), float32 for half precision
     numpy_operands: tuple = (False, False, False)  # (target, weight, pos_weight): NumPy beside TF/JAX/Dask, converted
     memo: dict | None = None  # engines' own per-signature notes (contract.Problem.memo)
     casts: bool = False  # cast() changes an operand (not in the common call, which skips it)
+    portable: Callable[[Any], Any] | None = None  # the portable path for this signature (contract.Problem.portable)
 
     def cast(self, x, y, weight, pos_weight) -> tuple:
         """``y, weight, pos_weight`` as arrays of ``x``'s library, bool/int ones cast to ``x``'s dtype."""
@@ -115,6 +119,11 @@ def _make_plan(fn: str, names: ArgNames, x, y, weight, pos_weight) -> Plan:
     check_is_array(fn, names.input, x)
     check_is_array(fn, names.target, y)
     backend = backend_of(fn, {names.input: x, names.target: y, names.weight: weight, names.pos_weight: pos_weight})
+    check_array = getattr(backend.adapter, "check_array", None)  # an adapter's own refusals (NumPy: masked arrays)
+    if check_array is not None:
+        for arg, value in ((names.input, x), (names.target, y), (names.weight, weight), (names.pos_weight, pos_weight)):
+            if is_array(value):
+                check_array(fn, arg, value)
     xp = backend.namespace(x)
     check_floating_input(fn, names.input, xp, x)
     cast = tuple(
@@ -126,11 +135,31 @@ def _make_plan(fn: str, names: ArgNames, x, y, weight, pos_weight) -> Plan:
     check_weight_shape(fn, names.pos_weight, names, pos_weight, x)
     dtypes = [x.dtype] + [x.dtype if c else a.dtype for a, c in zip((y, weight, pos_weight), cast) if is_array(a)]
     out_dtype = xp.result_type(*dtypes)
-    # by name: a NumPy dtype compares equal to None (np.dtype(None) is float64)
-    half = any(hasattr(xp, n) and out_dtype == getattr(xp, n) for n in ("float16", "bfloat16"))
+    compute = compute_dtype(backend, xp, x, out_dtype)
     numpy_operands = tuple(
         is_array(a) and backend.name != "numpy" and backend_for_type(type(a)) is not backend_for_type(type(x))
         for a in (y, weight, pos_weight)
     )
     casts = any(cast) or any(numpy_operands)
-    return Plan(backend, xp, out_dtype, cast, xp.float32 if half else out_dtype, numpy_operands, {}, casts)
+    return Plan(backend, xp, out_dtype, cast, compute, numpy_operands, {}, casts, partial(_portable, xp, compute))
+
+
+def compute_dtype(backend: Backend, xp: Any, x: Any, out_dtype: Any) -> Any:
+    """The portable path's compute dtype: float32 for float16/bfloat16 results (rounded once),
+    float64 for float32 results where the backend can compute in float64 for ``x`` (the float32
+    formula in float32 ops loses up to 6 ulp, docs/contract.md §4; in float64 it rounds once),
+    else the result dtype. An adapter says where float64 is not available with
+    ``float64_available(x)`` (JAX without x64, torch on MPS).
+    """
+    # by name: a NumPy dtype compares equal to None (np.dtype(None) is float64)
+    if any(hasattr(xp, n) and out_dtype == getattr(xp, n) for n in ("float16", "bfloat16")):
+        return xp.float32
+    if out_dtype == xp.float32 and hasattr(xp, "float64"):
+        available = getattr(backend.adapter, "float64_available", None)
+        if available is None or available(x):
+            return xp.float64
+    return out_dtype
+
+
+def _portable(xp: Any, compute: Any, problem: Any) -> Any:
+    return portable(problem, xp, compute)

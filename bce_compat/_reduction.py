@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from typing import get_args
 
-from bce_compat.backends.contract import Reduction
+from bce_compat.contract import Reduction
 
 REDUCTIONS: tuple[Reduction, ...] = get_args(Reduction)
 

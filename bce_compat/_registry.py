@@ -162,7 +162,7 @@ def load_backend(name: str) -> Backend | None:
 
 
 def _load(name: str) -> Backend | None:
-    from bce_compat.backends.contract import AdapterModule, missing_members
+    from bce_compat.contract import AdapterModule, missing_members
 
     if name not in adapter_paths():
         return None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, TypeAlias
 
-from bce_compat.backends.contract import Reduction
+from bce_compat.contract import Reduction
 
 Array: TypeAlias = Any
 """An array of any supported library (``numpy.ndarray``, ``torch.Tensor``, ``paddle.Tensor``, ...)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 from bce_compat import _registry
-from bce_compat.backends.contract import Bench
+from bce_compat.contract import Bench
 
 Framework = Bench  # the name the tests and the runner know it by
 ENV_SELECT = "BCE_COMPAT_BACKENDS"  # e.g. "numpy,torch" narrows every run to those

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bce_compat import _registry
-from bce_compat.backends.contract import AdapterModule, ArrayNamespace, missing_members
+from bce_compat.contract import AdapterModule, ArrayNamespace, missing_members
 from conftest import ALL_NAMES, _require
 
 

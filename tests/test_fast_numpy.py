@@ -1,4 +1,5 @@
-"""The NumPy fast path (backends/numpy_fast.py) against the exact loss and the portable path (docs/contract.md §3-4)."""
+"""The NumPy engine (backends/numpy_fast.py) and the CPU pass under it, against the exact loss and the
+portable path (docs/contract.md §3-4)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import _cpu_pass_calls as calls
 import bce_compat
 from _reference import EDGE_P, EDGE_W, EDGE_X, EDGE_Y, assert_close, exact_logits_grad, exact_logits_loss, reduce_exact
 from bce_compat import _math
 from bce_compat._registry import load_backend
-from bce_compat.backends import numpy_fast
+from bce_compat.backends import cpu_pass, numpy_fast
 
 # the edge values of _reference.py (columns: (y, pos_weight, weight)), under short names
 X, Y, P, W = EDGE_X, EDGE_Y, EDGE_P, EDGE_W
@@ -42,7 +44,7 @@ def test_registered_for_numpy():
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 def test_edge_values_match_exact(dtype, reduction):
     x, y, w, p = edge_grid(dtype)
-    got = numpy_fast.loss(x, y, w, p, reduction, np.dtype(dtype))
+    got = calls.loss(x, y, w, p, reduction, np.dtype(dtype))
     exact = reduce_exact(exact_logits_loss(x, y, w, p), reduction)
     assert isinstance(got, np.ndarray) and got.dtype == np.dtype(dtype)
     assert got.shape == (x.shape if reduction == "none" else ())
@@ -52,9 +54,9 @@ def test_edge_values_match_exact(dtype, reduction):
 def test_zero_coefficient_and_nan():
     x = np.array([math.inf, math.inf, -math.inf, -math.inf, math.nan, math.nan, 0.0], np.float32)
     y = np.array([1.0, 0.0, 0.0, 1.0, 0.0, 1.0, math.nan], np.float32)
-    got = numpy_fast.loss(x, y, None, None, "none", np.dtype(np.float32))
+    got = calls.loss(x, y, None, None, "none", np.dtype(np.float32))
     np.testing.assert_array_equal(got, [0.0, math.inf, 0.0, math.inf, math.nan, math.nan, math.nan])
-    assert math.isnan(numpy_fast.loss(x, y, None, None, "mean", np.dtype(np.float32)))
+    assert math.isnan(calls.loss(x, y, None, None, "mean", np.dtype(np.float32)))
 
 
 def test_no_cancellation_at_minus_20():
@@ -64,11 +66,11 @@ def test_no_cancellation_at_minus_20():
 
 def test_empty_mean_is_nan_and_sum_is_zero():
     x = np.zeros((0, 3), np.float32)
-    mean = numpy_fast.loss(x, x, None, None, "mean", np.dtype(np.float32))
-    total = numpy_fast.loss(x, x, None, None, "sum", np.dtype(np.float32))
+    mean = calls.loss(x, x, None, None, "mean", np.dtype(np.float32))
+    total = calls.loss(x, x, None, None, "sum", np.dtype(np.float32))
     assert mean.shape == () and mean.dtype == np.float32 and math.isnan(mean)
     assert total.shape == () and total == 0
-    assert numpy_fast.loss(x, x, None, None, "none", np.dtype(np.float32)).shape == (0, 3)
+    assert calls.loss(x, x, None, None, "none", np.dtype(np.float32)).shape == (0, 3)
 
 
 @pytest.mark.parametrize(
@@ -90,7 +92,7 @@ def test_chunked_and_threaded_match_portable(shape, w_shape, p_shape, reduction)
     w = None if w_shape is None else rng.random(w_shape).astype(np.float32)
     p = 3.0 if p_shape is None else (rng.random(p_shape) * 2).astype(np.float32)
     before = [a.copy() for a in (x, y, w, p) if isinstance(a, np.ndarray)]
-    got = numpy_fast.loss(x, y, w, p, reduction, np.dtype(np.float32))
+    got = calls.loss(x, y, w, p, reduction, np.dtype(np.float32))
     expected = portable(x, y, w, p, reduction)
     assert_close(got, expected, "float32", ulps=2, size=1 if reduction == "none" else x.size)
     for old, new in zip(before, (a for a in (x, y, w, p) if isinstance(a, np.ndarray))):
@@ -106,23 +108,23 @@ def test_non_contiguous_and_mixed_dtypes():
     assert_close(got, portable(x, y, None, 2.0), "float64", ulps=4)
 
 
-def test_public_call_uses_fast_path(monkeypatch):
-    calls = []
-    original = numpy_fast.loss
+def test_public_call_uses_the_pass(monkeypatch):
+    seen = []
+    original = cpu_pass.run
 
     def spy(*args, **kwargs):
-        calls.append(args[4])
+        seen.append(kwargs["reduction"])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(numpy_fast, "loss", spy)
+    monkeypatch.setattr(cpu_pass, "run", spy)
     x = np.float32([0.0, 1.0])
     assert float(bce_compat.binary_cross_entropy_with_logits(x, x)) == pytest.approx(0.5032, abs=1e-4)
-    assert calls == ["mean"]
+    assert seen == ["mean"]
 
 
 def test_grad_kernel_matches_exact():
     x, y, w, p = edge_grid("float64")
-    got = numpy_fast.grad(x, y, w, p, 1.0, np.float64)
+    got = calls.grad(x, y, w, p, 1.0, np.float64)
     expected, bound = exact_logits_grad(x, y, w, p)
     assert_close(got, expected, "float64", ulps=4, bound=bound)
 
@@ -139,7 +141,7 @@ _floats = st.floats(min_value=-1.0000000150474662e30, max_value=1.00000001504746
 def test_property_matches_exact(xs, y, p):
     x = np.asarray(xs, np.float32)
     yy = np.full_like(x, y)
-    got = numpy_fast.loss(x, yy, None, np.float32(p), "none", np.dtype(np.float32))
+    got = calls.loss(x, yy, None, np.float32(p), "none", np.dtype(np.float32))
     assert_close(got, exact_logits_loss(x, yy, None, p), "float32", ulps=4)
 
 
@@ -149,10 +151,10 @@ def test_one_chunk_and_many_chunks_give_the_same_bits(dtype):
     x, y, w, p = edge_grid(dtype)
     x = np.concatenate([x, np.full((1, 3), np.nan, dtype)])
     y = np.concatenate([y, y[:1]])
-    small = numpy_fast.loss(x, y, w, p, "none", np.dtype(dtype))
-    reps = numpy_fast.PARALLEL_MIN // x.size + 2
-    big = numpy_fast.loss(np.tile(x, (reps, 1)), np.tile(y, (reps, 1)), w, p, "none", np.dtype(dtype))
-    assert x.size <= numpy_fast.BLOCK and big.size > numpy_fast.PARALLEL_MIN
+    small = calls.loss(x, y, w, p, "none", np.dtype(dtype))
+    reps = cpu_pass.PARALLEL_MIN // x.size + 2
+    big = calls.loss(np.tile(x, (reps, 1)), np.tile(y, (reps, 1)), w, p, "none", np.dtype(dtype))
+    assert x.size <= cpu_pass.BLOCK and big.size > cpu_pass.PARALLEL_MIN
     np.testing.assert_array_equal(big, np.tile(small, (reps, 1)))
 
 
@@ -186,19 +188,19 @@ def test_layouts_match_portable_and_grad_out_keeps_the_bits(layout, reduction, d
     x, y = (np.asarray(a).astype(dtype) if layout != "broadcast" else np.broadcast_to(np.asarray(a, dtype), (40, 30))
             for a in LAYOUTS[layout])
     w = np.asarray(0.5, dtype) if x.ndim == 0 else np.linspace(0.5, 2.0, x.shape[-1], dtype=dtype)
-    plain = numpy_fast.loss(x, y, w, 2.0, reduction, dtype)
+    plain = calls.loss(x, y, w, 2.0, reduction, dtype)
     assert isinstance(plain, np.ndarray) and plain.dtype == np.dtype(dtype)
     assert plain.shape == (np.shape(x) if reduction == "none" else ())
     assert_close(plain, portable(x, y, w, 2.0, reduction), dtype, ulps=4, size=max(1, x.size) if reduction != "none" else 1)
     grad_out = np.empty(np.shape(x), dtype)
-    with_grad = numpy_fast.loss(x, y, w, 2.0, reduction, dtype, grad_out=grad_out)
+    with_grad = calls.loss(x, y, w, 2.0, reduction, dtype, grad_out=grad_out)
     np.testing.assert_array_equal(with_grad, plain)
-    np.testing.assert_array_equal(numpy_fast.loss(x, y, w, 2.0, reduction, dtype), plain)  # run to run
+    np.testing.assert_array_equal(calls.loss(x, y, w, 2.0, reduction, dtype), plain)  # run to run
     if x.size:
         upstream = 1.0 / x.size if reduction == "mean" else 1.0
-        np.testing.assert_array_equal(numpy_fast.grad(x, y, w, 2.0, upstream, dtype), grad_out)
         expected, bound = exact_logits_grad(np.asarray(x, np.float64), np.asarray(y, np.float64), w, 2.0)
         assert_close(grad_out, expected * upstream, dtype, ulps=4, bound=bound * upstream)
+        assert_close(calls.grad(x, y, w, 2.0, upstream, dtype), expected * upstream, dtype, ulps=4, bound=bound * upstream)
 
 
 def test_public_call_on_0d_arrays():
@@ -213,6 +215,6 @@ def test_grad_with_an_upstream_array():
     x = np.array([[-20.0, 0.0, 3.0]], np.float32)
     y = np.array([[0.0, 1.0, 0.5]], np.float32)
     upstream = np.array([[1.0], [-2.0]], np.float32)  # broadcast against x: the result has x's shape
-    got = numpy_fast.grad(np.broadcast_to(x, (2, 3)), y, None, 3.0, upstream, np.float32)
+    got = calls.grad(np.broadcast_to(x, (2, 3)), y, None, 3.0, upstream, np.float32)
     expected, _ = exact_logits_grad(np.broadcast_to(x, (2, 3)).astype(np.float64), np.broadcast_to(y, (2, 3)).astype(np.float64), None, 3.0)
     np.testing.assert_allclose(got, expected * upstream, rtol=2e-7)

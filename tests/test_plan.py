@@ -58,7 +58,7 @@ def test_engines_get_one_memo_per_signature(monkeypatch):
 
     memos = []
     solve = _loss.solve
-    monkeypatch.setattr(_loss, "solve", lambda problem, plan: memos.append(problem.memo) or solve(problem, plan))
+    monkeypatch.setattr(_loss, "solve", lambda problem, *rest: memos.append(problem.memo) or solve(problem, *rest))
     x = np.array([0.5, -2.0], np.float32)
     bce_compat.binary_cross_entropy_with_logits(x, np.zeros(2, np.float32))
     bce_compat.binary_cross_entropy_with_logits(-x, np.ones(2, np.float32), reduction="sum")

@@ -17,7 +17,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import bce_compat  # noqa: E402
-from bce_compat.backends import numpy_fast  # noqa: E402
+from bce_compat.backends import cpu_pass  # noqa: E402
 
 F = torch.nn.functional
 DTYPES = [torch.float32, torch.float64]
@@ -190,7 +190,7 @@ def test_double_backward_matches_native(dtype):
 
 # --- determinism and layouts (issue 12.1, 12.2) -------------------------------------------------
 
-SIZES = [1, 7, numpy_fast.BLOCK + 5, numpy_fast.PARALLEL_MIN * 2 + 3]
+SIZES = [1, 7, cpu_pass.BLOCK + 5, cpu_pass.PARALLEL_MIN * 2 + 3]
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])

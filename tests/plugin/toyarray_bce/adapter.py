@@ -1,4 +1,4 @@
-"""The adapter: the names of ``bce_compat.backends.contract.AdapterModule``, plus a test bench."""
+"""The adapter: the names of ``bce_compat.contract.AdapterModule``, plus a test bench."""
 
 NAME = "toyarray"
 INSTALL = "pip install ./tests/plugin"
@@ -34,7 +34,7 @@ def bench():
     """NumPy data in and out, so bce_compat's conformance suite and tests can run on toyarray."""
     import toyarray
 
-    from bce_compat.backends.contract import Bench
+    from bce_compat.contract import Bench
 
     return Bench(NAME, toyarray, lambda values, dtype: toyarray.asarray(values, dtype), toyarray.to_numpy,
                  toyarray.asarray, dtypes=("float32", "float64"))

@@ -2,8 +2,9 @@
 
 A forked child (multiprocessing's default start method on Linux) inherits its parent's memory
 but none of its threads: an OpenMP team the parent used then hangs the child on its first
-parallel region (torch's own ops included). The compiled pass asks this before it hands work
-to a host OpenMP team (``backends.numpy_fast.use_host_openmp``).
+parallel region (torch's own ops included). The CPU pass asks this before it hands work to a
+host OpenMP team (``cpu_pass.use_host_openmp``). ``cpu_pass`` imports this module, so the
+marker is registered before the pass can have used a team.
 
 >>> forked
 False

@@ -42,6 +42,11 @@ class Problem(NamedTuple):
     An engine may keep there, under its own name, what it works out from those alone, so that
     a training loop pays for it once; nothing that depends on values, devices, strides or the
     reduction and options (which vary between such calls) may be kept there.
+
+    ``portable`` computes a Problem of the same signature by the portable array-API path, in
+    the backend's own ops (differentiable by its autograd): an engine that needs the formula
+    as framework ops (the gradients towards target, weight and pos_weight, a second
+    derivative) calls it instead of importing the front end. None for a Problem built by hand.
     """
 
     kind: Kind
@@ -53,6 +58,7 @@ class Problem(NamedTuple):
     out_dtype: Any = None
     options: Mapping[str, Any] = NO_OPTIONS
     memo: dict | None = None
+    portable: Callable[[Problem], Any] | None = None
 
     def arrays(self) -> tuple:
         """(x, y, weight, pos_weight), the order every engine's kernels take them in."""

@@ -1,0 +1,1251 @@
+/* The CPU pass of every bce_compat engine: one fused loop over the inputs that writes the
+ * element-wise loss, its per-block sums and d loss / d input, for the three kinds of the
+ * canonical problem (logits, probabilities, torchvision's focal loss) with their options.
+ * The Python side is bce_compat.backends.cpu_pass; the math is in _cpu_math.h.
+ *
+ * THE TRUST BOUNDARY. Every array reaches C as an object C verifies itself, never as an address
+ * or a length computed in Python:
+ *   - an object with the buffer protocol (a NumPy array): shape, strides, format and memory come
+ *     from its exporter;
+ *   - an object whose type has the DLPack C exchange API (__dlpack_c_exchange_api__, torch >= 2.10
+ *     and Paddle >= 3.2 tensors): its dltensor_from_py_object_no_sync fills a DLTensor from the
+ *     framework's own C++ tensor (shape, strides, dtype, device, data): a Python subclass that
+ *     overrides .shape cannot change what C reads;
+ *   - a DLPack capsule ("dltensor" / "dltensor_versioned"), for frameworks without that API;
+ *   - any of these as (object, capacity): capacity is the number of bytes from the data pointer
+ *     that the framework's storage holds (its allocation, read from the storage object); C
+ *     refuses a view that reaches past it (a freed or shrunk storage).
+ * C checks: device CPU, dtype float16/bfloat16/float32/float64 (one lane), a non-null data
+ * pointer when there are elements, strides that are whole elements, operands that broadcast to
+ * the input's shape without enlarging it, outputs of exactly the input's shape, and for
+ * capacities the whole extent of the view. What DLPack cannot carry is the Python side's to
+ * resolve before the call: torch's negative and conjugate view bits (cpu_pass does).
+ *
+ * ITERATION. The logical elements of x are visited in the order of x's memory (dimensions sorted
+ * by x's strides), each operand through its own collapsed strides (a full array, a tiling such as
+ * pos_weight[C] over [B, C], a per-row weight[B, 1], a transposed or strided view all read in
+ * place; a broadcast is a stride of 0). Elements go in blocks of BLOCK (the unit of a reduction's
+ * partial sum: sums never depend on how many threads ran) and chunks of CHUNK (gathered into L1
+ * scratch, converted to the compute type, computed, then stored in the output dtype).
+ *
+ * ROUTES (by result dtype):
+ *   - HALF (float16/bfloat16 results): everything in float32, rounded once to the result dtype.
+ *   - SINGLE (float32 results): exp and log1p in float32 (twice the SIMD lanes of double), the
+ *     rest in double, rounded once. See the accuracy note at logits_single.
+ *   - DOUBLE (float64 results): everything in double.
+ * The gradient is written in float32 (half and float32 inputs) or float64 and the caller's
+ * backward multiplies it by the upstream gradient.
+ */
+#define Py_LIMITED_API 0x030B0000
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "_cpu_math.h"
+
+#define CHUNK 512
+#define BLOCK 8192
+#define MAXDIM 16
+
+#if defined(__GNUC__)
+#define ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE
+#endif
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
+enum { DT_F16, DT_BF16, DT_F32, DT_F64 };
+static const int ITEMSIZE[4] = {2, 2, 4, 8};
+enum { KIND_LOGITS, KIND_PROBS, KIND_FOCAL };
+enum { ROUTE_HALF, ROUTE_SINGLE, ROUTE_DOUBLE };
+enum { STAT_SUM, STAT_KEPT, STAT_BAD_X, STAT_BAD_Y, NSTATS };
+
+/* ---------------------------------------------------------------------------------------------
+ * DLPack, as much of it as this file reads (the struct layouts are DLPack's ABI, version 1.x).
+ */
+typedef struct { uint32_t major, minor; } DLPackVersion;
+typedef struct { int32_t device_type, device_id; } DLDevice;
+typedef struct { uint8_t code, bits; uint16_t lanes; } DLDataType;
+typedef struct {
+    void *data;
+    DLDevice device;
+    int32_t ndim;
+    DLDataType dtype;
+    int64_t *shape, *strides;
+    uint64_t byte_offset;
+} DLTensor;
+typedef struct DLManagedTensor {
+    DLTensor dl_tensor;
+    void *manager_ctx;
+    void (*deleter)(struct DLManagedTensor *);
+} DLManagedTensor;
+typedef struct DLManagedTensorVersioned {
+    DLPackVersion version;
+    void *manager_ctx;
+    void (*deleter)(struct DLManagedTensorVersioned *);
+    uint64_t flags;
+    DLTensor dl_tensor;
+} DLManagedTensorVersioned;
+typedef struct DLPackExchangeAPIHeader {
+    DLPackVersion version;
+    struct DLPackExchangeAPIHeader *prev_api;
+} DLPackExchangeAPIHeader;
+typedef struct {
+    DLPackExchangeAPIHeader header;
+    void *managed_tensor_allocator;
+    void *managed_tensor_from_py_object_no_sync;
+    void *managed_tensor_to_py_object_no_sync;
+    int (*dltensor_from_py_object_no_sync)(void *py_object, DLTensor *out);
+    void *current_work_stream;
+} DLPackExchangeAPI;
+enum { kDLCPU = 1, kDLFloat = 2, kDLBfloat = 4 };
+
+/* ---------------------------------------------------------------------------------------------
+ * Verified views of arrays.
+ */
+typedef struct {
+    char *data;           /* element [0, ..., 0] */
+    int dtype, ndim;
+    Py_ssize_t shape[MAXDIM], strides[MAXDIM]; /* strides in elements */
+    Py_buffer buffer;     /* released by release_view when has_buffer */
+    int has_buffer;
+} View;
+
+static void release_view(View *v) {
+    if (v->has_buffer) PyBuffer_Release(&v->buffer);
+    v->has_buffer = 0;
+}
+
+/* The exchange API of a type, looked up once per type (a type may define it or not). */
+#define API_CACHE 16
+static PyObject *api_types[API_CACHE];
+static const DLPackExchangeAPI *api_tables[API_CACHE];
+static int api_count = 0;
+
+static const DLPackExchangeAPI *exchange_api(PyTypeObject *type) {
+    for (int i = 0; i < api_count; i++)
+        if (api_types[i] == (PyObject *)type) return api_tables[i];
+    const DLPackExchangeAPI *api = NULL;
+    PyObject *capsule = PyObject_GetAttrString((PyObject *)type, "__dlpack_c_exchange_api__");
+    if (capsule == NULL) {
+        PyErr_Clear();
+    } else {
+        if (PyCapsule_IsValid(capsule, "dlpack_exchange_api")) {
+            const DLPackExchangeAPI *table = PyCapsule_GetPointer(capsule, "dlpack_exchange_api");
+            if (table && table->header.version.major == 1 && table->dltensor_from_py_object_no_sync) api = table;
+        }
+        Py_DECREF(capsule);
+    }
+    if (api_count < API_CACHE) { /* a type is kept alive while cached, so its address is never reused */
+        Py_INCREF((PyObject *)type);
+        api_types[api_count] = (PyObject *)type;
+        api_tables[api_count] = api;
+        api_count++;
+    }
+    return api;
+}
+
+static int fail(PyObject *kind, const char *what, const char *message) {
+    PyErr_Format(kind, "%s: %s", what, message);
+    return -1;
+}
+
+/* shape, strides (elements) and dtype of a DLTensor, checked */
+static int view_from_dltensor(const DLTensor *t, View *v, const char *what) {
+    if (t->device.device_type != kDLCPU) return fail(PyExc_ValueError, what, "the array is not in CPU memory");
+    if (t->dtype.lanes != 1) return fail(PyExc_TypeError, what, "vector dtypes are not supported");
+    if (t->dtype.code == kDLFloat && t->dtype.bits == 16) v->dtype = DT_F16;
+    else if (t->dtype.code == kDLBfloat && t->dtype.bits == 16) v->dtype = DT_BF16;
+    else if (t->dtype.code == kDLFloat && t->dtype.bits == 32) v->dtype = DT_F32;
+    else if (t->dtype.code == kDLFloat && t->dtype.bits == 64) v->dtype = DT_F64;
+    else return fail(PyExc_TypeError, what, "the dtype is not float16, bfloat16, float32 or float64");
+    if (t->ndim < 0 || t->ndim > MAXDIM) return fail(PyExc_ValueError, what, "too many dimensions");
+    v->ndim = t->ndim;
+    Py_ssize_t compact = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        if (t->shape[d] < 0) return fail(PyExc_ValueError, what, "a negative dimension");
+        v->shape[d] = (Py_ssize_t)t->shape[d];
+        v->strides[d] = t->strides ? (Py_ssize_t)t->strides[d] : compact;
+        compact *= v->shape[d] ? v->shape[d] : 1;
+    }
+    if (t->byte_offset % (uint64_t)ITEMSIZE[v->dtype]) return fail(PyExc_ValueError, what, "a misaligned byte offset");
+    v->data = (char *)t->data + t->byte_offset;
+    return 0;
+}
+
+static int view_from_buffer(PyObject *obj, View *v, int writable, const char *what) {
+    if (PyObject_GetBuffer(obj, &v->buffer, PyBUF_RECORDS_RO | (writable ? PyBUF_WRITABLE : 0)) < 0) return -1;
+    v->has_buffer = 1;
+    const char *f = v->buffer.format ? v->buffer.format : "B";
+    if (*f == '<' || *f == '=' || *f == '@') f++;
+    Py_ssize_t item = v->buffer.itemsize;
+    if (strcmp(f, "e") == 0 && item == 2) v->dtype = DT_F16;
+    else if (strcmp(f, "f") == 0 && item == 4) v->dtype = DT_F32;
+    else if (strcmp(f, "d") == 0 && item == 8) v->dtype = DT_F64;
+    else return fail(PyExc_TypeError, what, "the buffer is not float16, float32 or float64");
+    if (v->buffer.ndim > MAXDIM) return fail(PyExc_ValueError, what, "too many dimensions");
+    v->ndim = v->buffer.ndim;
+    for (int d = 0; d < v->ndim; d++) {
+        v->shape[d] = v->buffer.shape[d];
+        Py_ssize_t s = v->buffer.strides[d];
+        if (s % item) return fail(PyExc_ValueError, what, "strides that are not whole elements");
+        v->strides[d] = s / item;
+    }
+    v->data = v->buffer.buf;
+    return 0;
+}
+
+/* Elements, and the span [lo, hi) of element offsets the view touches (0, 0 when empty). */
+static int view_extent(const View *v, Py_ssize_t *count, Py_ssize_t *lo, Py_ssize_t *hi, const char *what) {
+    Py_ssize_t n = 1, low = 0, high = 0;
+    for (int d = 0; d < v->ndim; d++) {
+        if (v->shape[d] == 0) { *count = 0; *lo = *hi = 0; return 0; }
+        if (n > PY_SSIZE_T_MAX / v->shape[d]) return fail(PyExc_OverflowError, what, "too many elements");
+        n *= v->shape[d];
+        Py_ssize_t reach = (v->shape[d] - 1) * v->strides[d]; /* |stride| * shape fits: the exporter allocated it */
+        if (reach < 0) low += reach; else high += reach;
+    }
+    *count = n;
+    *lo = low;
+    *hi = high + 1;
+    return 0;
+}
+
+/* obj -> a verified view. capacity < 0: none given. */
+static int acquire(PyObject *obj, View *v, int writable, const char *what) {
+    memset(v, 0, sizeof(*v));
+    Py_ssize_t capacity = -1;
+    if (PyTuple_Check(obj)) {
+        if (PyTuple_Size(obj) != 2) return fail(PyExc_TypeError, what, "expected (array, capacity in bytes)");
+        capacity = PyLong_AsSsize_t(PyTuple_GetItem(obj, 1));
+        if (capacity == -1 && PyErr_Occurred()) return -1;
+        if (capacity < 0) return fail(PyExc_ValueError, what, "a negative capacity");
+        obj = PyTuple_GetItem(obj, 0);
+    }
+    if (PyCapsule_IsValid(obj, "dltensor")) {
+        DLManagedTensor *m = PyCapsule_GetPointer(obj, "dltensor");
+        if (!m || view_from_dltensor(&m->dl_tensor, v, what) < 0) return -1;
+    } else if (PyCapsule_IsValid(obj, "dltensor_versioned")) {
+        DLManagedTensorVersioned *m = PyCapsule_GetPointer(obj, "dltensor_versioned");
+        if (!m) return -1;
+        if (m->version.major != 1) return fail(PyExc_TypeError, what, "an unknown DLPack major version");
+        if (writable && (m->flags & 1)) return fail(PyExc_ValueError, what, "a read-only output");
+        if (view_from_dltensor(&m->dl_tensor, v, what) < 0) return -1;
+    } else {
+        const DLPackExchangeAPI *api = exchange_api(Py_TYPE(obj));
+        if (api) {
+            DLTensor t;
+            if (api->dltensor_from_py_object_no_sync(obj, &t) != 0) return -1;
+            if (view_from_dltensor(&t, v, what) < 0) return -1;
+        } else if (PyObject_CheckBuffer(obj)) {
+            if (view_from_buffer(obj, v, writable, what) < 0) return -1;
+        } else {
+            return fail(PyExc_TypeError, what, "expected an array with the buffer protocol or DLPack");
+        }
+    }
+    Py_ssize_t count, lo, hi;
+    if (view_extent(v, &count, &lo, &hi, what) < 0) return -1;
+    if (count > 0 && v->data == NULL) return fail(PyExc_ValueError, what, "its memory is not allocated (a freed storage?)");
+    if (capacity >= 0 && count > 0 && (lo < 0 || hi > capacity / ITEMSIZE[v->dtype]))
+        return fail(PyExc_ValueError, what, "the view reaches past the memory its storage holds (a freed or shrunk storage?)");
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Walkers: one operand or output over the logical elements in iteration order.
+ */
+typedef struct {
+    const char *base; /* NULL: a constant (or absent) */
+    int dtype, nd;
+    Py_ssize_t dims[MAXDIM], steps[MAXDIM]; /* collapsed, outer to inner; steps in elements */
+    double constant;
+} Walker;
+
+typedef struct {
+    int ndim;                   /* iteration dims (size-1 dims dropped) */
+    Py_ssize_t shape[MAXDIM];   /* x's dims in iteration order */
+    int source[MAXDIM];         /* x's dim behind each iteration dim */
+    Py_ssize_t size;
+} Order;
+
+/* x's dims sorted by decreasing |stride| (stable), size-1 dims dropped: x's memory order. */
+static void make_order(const View *x, Order *o) {
+    o->ndim = 0;
+    o->size = 1;
+    for (int d = 0; d < x->ndim; d++) {
+        o->size *= x->shape[d];
+        if (x->shape[d] != 1) o->source[o->ndim++] = d;
+    }
+    for (int i = 1; i < o->ndim; i++) { /* insertion sort: a handful of dims */
+        int d = o->source[i], j = i;
+        Py_ssize_t s = x->strides[d] < 0 ? -x->strides[d] : x->strides[d];
+        while (j > 0) {
+            Py_ssize_t t = x->strides[o->source[j - 1]];
+            if ((t < 0 ? -t : t) >= s) break;
+            o->source[j] = o->source[j - 1];
+            j--;
+        }
+        o->source[j] = d;
+    }
+    for (int i = 0; i < o->ndim; i++) o->shape[i] = x->shape[o->source[i]];
+}
+
+/* A view laid over the iteration order: it must broadcast to x's shape (exact, when is_output). */
+static int make_walker(const View *v, const View *x, const Order *o, int is_output, Walker *w, const char *what) {
+    memset(w, 0, sizeof(*w));
+    int offset = x->ndim - v->ndim;
+    if (offset < 0 || (is_output && offset != 0)) return fail(PyExc_ValueError, what, "a shape that does not fit the input's");
+    for (int d = 0; d < v->ndim; d++) {
+        Py_ssize_t n = v->shape[d], m = x->shape[d + offset];
+        if (n != m && (is_output || n != 1)) return fail(PyExc_ValueError, what, "a shape that does not fit the input's");
+    }
+    Py_ssize_t dims[MAXDIM], steps[MAXDIM];
+    for (int i = 0; i < o->ndim; i++) {
+        int d = o->source[i] - offset;
+        dims[i] = o->shape[i];
+        steps[i] = (d < 0 || v->shape[d] == 1) ? 0 : v->strides[d];
+    }
+    int nd = 0; /* collapse: merge an outer dim into the inner one where their steps chain */
+    for (int i = 0; i < o->ndim; i++) {
+        if (nd > 0 && w->steps[nd - 1] == steps[i] * dims[i]) {
+            w->dims[nd - 1] *= dims[i];
+            w->steps[nd - 1] = steps[i];
+        } else {
+            w->dims[nd] = dims[i];
+            w->steps[nd] = steps[i];
+            nd++;
+        }
+    }
+    if (nd == 1 && w->steps[0] == 0) nd = 0; /* one element, repeated */
+    w->nd = nd;
+    w->base = v->data;
+    w->dtype = v->dtype;
+    return 0;
+}
+
+static void constant_walker(Walker *w, double value) {
+    memset(w, 0, sizeof(*w));
+    w->constant = value;
+}
+
+/* The element offset of logical position pos, and its index in each collapsed dim. */
+static Py_ssize_t locate(const Walker *w, Py_ssize_t pos, Py_ssize_t *index) {
+    Py_ssize_t offset = 0;
+    for (int k = w->nd - 1; k >= 0; k--) {
+        index[k] = pos % w->dims[k];
+        pos /= w->dims[k];
+        offset += index[k] * w->steps[k];
+    }
+    return offset;
+}
+
+/* Advance index/offset by `run` along the innermost dim, carrying into the outer ones. */
+static Py_ssize_t advance(const Walker *w, Py_ssize_t *index, Py_ssize_t offset, Py_ssize_t run) {
+    int k = w->nd - 1;
+    index[k] += run;
+    offset += run * w->steps[k];
+    while (k > 0 && index[k] == w->dims[k]) {
+        offset -= index[k] * w->steps[k];
+        index[k] = 0;
+        k--;
+        index[k]++;
+        offset += w->steps[k];
+    }
+    return offset;
+}
+
+#define LOAD_LOOP(T, CONVERT)                                                                      \
+    do {                                                                                           \
+        const T *src = (const T *)w->base + offset;                                                \
+        if (step == 1) for (Py_ssize_t m = 0; m < run; m++) dst[m] = CONVERT(src[m]);              \
+        else if (step == 0) { T v0 = src[0]; for (Py_ssize_t m = 0; m < run; m++) dst[m] = CONVERT(v0); } \
+        else for (Py_ssize_t m = 0; m < run; m++) dst[m] = CONVERT(src[m * step]);                 \
+    } while (0)
+
+#define AS_IS(v) (v)
+#define F16_IN(v) bce_f16_to_f32(v)
+#define BF16_IN(v) bce_bf16_to_f32(v)
+
+/* Gather `count` elements from logical position pos, converted to float (F) or double (D). */
+#define DEFINE_GATHER(NAME, T)                                                                     \
+    VECTOR_CLONES static void NAME(const Walker *w, Py_ssize_t pos, Py_ssize_t count, T *dst) {   \
+        if (!w->base) {                                                                            \
+            T c = (T)w->constant;                                                                  \
+            for (Py_ssize_t m = 0; m < count; m++) dst[m] = c;                                     \
+            return;                                                                                \
+        }                                                                                          \
+        Py_ssize_t index[MAXDIM], offset = 0;                                                      \
+        if (w->nd == 0) {                                                                          \
+            T c;                                                                                   \
+            switch (w->dtype) {                                                                    \
+            case DT_F16: c = (T)bce_f16_to_f32(*(const uint16_t *)w->base); break;                \
+            case DT_BF16: c = (T)bce_bf16_to_f32(*(const uint16_t *)w->base); break;              \
+            case DT_F32: c = (T) * (const float *)w->base; break;                                  \
+            default: c = (T) * (const double *)w->base; break;                                     \
+            }                                                                                      \
+            for (Py_ssize_t m = 0; m < count; m++) dst[m] = c;                                     \
+            return;                                                                                \
+        }                                                                                          \
+        offset = locate(w, pos, index);                                                            \
+        Py_ssize_t inner = w->dims[w->nd - 1], step = w->steps[w->nd - 1];                         \
+        while (count > 0) {                                                                        \
+            Py_ssize_t run = inner - index[w->nd - 1];                                             \
+            if (run > count) run = count;                                                          \
+            switch (w->dtype) {                                                                    \
+            case DT_F16: LOAD_LOOP(uint16_t, F16_IN); break;                                       \
+            case DT_BF16: LOAD_LOOP(uint16_t, BF16_IN); break;                                     \
+            case DT_F32: LOAD_LOOP(float, AS_IS); break;                                           \
+            default: LOAD_LOOP(double, AS_IS); break;                                              \
+            }                                                                                      \
+            dst += run;                                                                            \
+            count -= run;                                                                          \
+            if (count > 0) offset = advance(w, index, offset, run);                                \
+        }                                                                                          \
+    }
+
+DEFINE_GATHER(gather_f, float)
+DEFINE_GATHER(gather_d, double)
+
+/* The walker's memory itself when it holds these elements contiguously in type T, else NULL. */
+static const void *direct(const Walker *w, Py_ssize_t pos, Py_ssize_t count, int dtype) {
+    (void)count;
+    if (!w->base || w->dtype != dtype || w->nd != 1 || w->steps[0] != 1) return NULL;
+    return w->base + pos * ITEMSIZE[dtype];
+}
+
+static const float *fetch_f(const Walker *w, Py_ssize_t pos, Py_ssize_t count, float *scratch) {
+    const float *p = direct(w, pos, count, DT_F32);
+    if (p) return p;
+    gather_f(w, pos, count, scratch);
+    return scratch;
+}
+
+static const double *fetch_d(const Walker *w, Py_ssize_t pos, Py_ssize_t count, double *scratch) {
+    const double *p = direct(w, pos, count, DT_F64);
+    if (p) return p;
+    gather_d(w, pos, count, scratch);
+    return scratch;
+}
+
+#define STORE_LOOP(T, CONVERT)                                                                     \
+    do {                                                                                           \
+        T *out = (T *)w->base + offset;                                                            \
+        if (step == 1) for (Py_ssize_t m = 0; m < run; m++) out[m] = CONVERT(src[m]);              \
+        else for (Py_ssize_t m = 0; m < run; m++) out[m * step] = CONVERT(src[m]);                 \
+    } while (0)
+
+#define F16_OUT(v) bce_f32_to_f16((float)(v))
+#define BF16_OUT(v) bce_f32_to_bf16((float)(v))
+#define TO_FLOAT(v) ((float)(v))
+#define TO_DOUBLE(v) ((double)(v))
+
+/* Store `count` values at logical position pos, rounded once to the output's dtype. A double
+ * source goes to float32 or float64 only (half results come from the float32 route). */
+#define DEFINE_SCATTER(NAME, T)                                                                    \
+    VECTOR_CLONES static void NAME(const Walker *w, Py_ssize_t pos, Py_ssize_t count, const T *src) { \
+        Py_ssize_t index[MAXDIM];                                                                  \
+        Py_ssize_t offset = locate(w, pos, index);                                                 \
+        Py_ssize_t inner = w->nd ? w->dims[w->nd - 1] : 1, step = w->nd ? w->steps[w->nd - 1] : 1; \
+        while (count > 0) {                                                                        \
+            Py_ssize_t run = w->nd ? inner - index[w->nd - 1] : count;                             \
+            if (run > count) run = count;                                                          \
+            switch (w->dtype) {                                                                    \
+            case DT_F16: STORE_LOOP(uint16_t, F16_OUT); break;                                     \
+            case DT_BF16: STORE_LOOP(uint16_t, BF16_OUT); break;                                   \
+            case DT_F32: STORE_LOOP(float, TO_FLOAT); break;                                       \
+            default: STORE_LOOP(double, TO_DOUBLE); break;                                         \
+            }                                                                                      \
+            src += run;                                                                            \
+            count -= run;                                                                          \
+            if (count > 0) offset = advance(w, index, offset, run);                                \
+        }                                                                                          \
+    }
+
+DEFINE_SCATTER(scatter_f, float)
+DEFINE_SCATTER(scatter_d, double)
+
+/* ---------------------------------------------------------------------------------------------
+ * The math of one chunk. Coefficients: cp = p*y+ (the positive term's), cn = y- (the negative
+ * term's), with y+ = y, y- = 1 - y, or Keras' smoothing y+ = y*(1-eps) + eps/2,
+ * y- = (1-y)*(1-eps) + eps/2. A term whose coefficient is exactly 0 contributes exactly 0 (the
+ * zero-coefficient rule of docs/contract.md section 3), even where its log is infinite.
+ *
+ * Each kind has a loss loop and a gradient loop. The loss loop is the same code whether or not a
+ * gradient is wanted, so the loss has the same bits either way (the compiler may fuse multiply-
+ * adds differently in different loops); it also leaves e = exp(-|x|) (and what else the gradient
+ * reuses) in scratch for the gradient loop.
+ */
+typedef struct {
+    int kind, route, want_loss, want_grad, smooth;
+    double keep, shift;      /* smoothing: y+ = y*keep + shift */
+    double alpha, gamma;     /* focal */
+    double scale;            /* the gradient's factor: 1, or 1/count for a mean */
+} Params;
+
+#define SMOOTHED(T, y, keep, shift, smooth, ypos, yneg)                                            \
+    T ypos = smooth ? (y) * (keep) + (shift) : (y);                                                \
+    T yneg = smooth ? ((T)1 - (y)) * (keep) + (shift) : (T)1 - (y)
+
+/* HALF: float32 throughout, rounded once to float16/bfloat16 by the store. */
+static inline ALWAYS_INLINE void logits_half_loss(const float *x, const float *y, const float *w, const float *p,
+                                                  float *loss, float *es, Py_ssize_t n, const int smooth,
+                                                  const Params *pr) {
+    float keep = (float)pr->keep, shift = (float)pr->shift;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        float xi = x[i], yi = y[i];
+        float e = bce_expf_neg(fabsf(xi));
+        SMOOTHED(float, yi, keep, shift, smooth, ypos, cn);
+        float cp = p[i] * ypos;
+        int positive = xi > 0.0f;
+        float t = bce_log1pf_unit(e);
+        float sp_pos = (positive ? xi : 0.0f) + t, sp_neg = (positive ? 0.0f : -xi) + t;
+        float a = cp == 0.0f ? 0.0f : cp * sp_neg, b = cn == 0.0f ? 0.0f : cn * sp_pos;
+        loss[i] = w[i] * (a + b);
+        es[i] = e;
+    }
+}
+
+static inline ALWAYS_INLINE void logits_half_grad(const float *x, const float *y, const float *w, const float *p,
+                                                  const float *es, float *grad, Py_ssize_t n, const int smooth,
+                                                  const Params *pr) {
+    float keep = (float)pr->keep, shift = (float)pr->shift, scale = (float)pr->scale;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        float xi = x[i], yi = y[i], e = es[i];
+        SMOOTHED(float, yi, keep, shift, smooth, ypos, cn);
+        float cp = p[i] * ypos;
+        int positive = xi > 0.0f;
+        float r = 1.0f / (1.0f + e);
+        float sig_pos = positive ? r : e * r, sig_neg = positive ? e * r : r;
+        grad[i] = scale * w[i] * (cn * sig_pos - cp * sig_neg);
+    }
+}
+
+/* SINGLE: exp and log1p in float32, the rest in double, one rounding at the end.
+ * Accuracy (u = 2**-24): with t = log1p(exp(-|x|)) from bce_log1pf_unit(bce_expf_neg(.)) within a
+ * relative T*u of exact (_cpu_math.h states T), every other quantity is formed in double from
+ * float32 inputs (p*y and 1-y are exact or within 2**-53): the loss, a sum of the two
+ * non-negative terms cp*softplus(-x) + cn*softplus(x) with softplus(+-x) = max(+-x, 0) + t, is
+ * within a relative T*u*(1 + 2**-28) before its one rounding to float32 (u), so within (T + 1)*u:
+ * docs/contract.md section 4 allows 4 ulp (relative), 8*u, so T <= 6.9 keeps the promise.
+ * The gradient w*(cn*sig(x) - cp*sig(-x)) takes exp's error, e*(1 + d) with |d| <= E*u, through
+ * sig = 1/(1+e) or e/(1+e) (a relative error of at most E*u), so it is within E*u of the larger
+ * of its two terms before its one rounding. */
+static inline ALWAYS_INLINE void logits_single_loss(const float *x, const float *y, const double *w, const double *p,
+                                                    double *loss, float *es, Py_ssize_t n, const int smooth,
+                                                    const Params *pr) {
+    double keep = pr->keep, shift = pr->shift;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        float xf = x[i];
+        float ef = bce_expf_neg(fabsf(xf));
+        double xi = xf, yi = y[i];
+        SMOOTHED(double, yi, keep, shift, smooth, ypos, cn);
+        double cp = p[i] * ypos;
+        int positive = xf > 0.0f;
+        double t = bce_log1pf_unit(ef);
+        double sp_pos = (positive ? xi : 0.0) + t, sp_neg = (positive ? 0.0 : -xi) + t;
+        double a = cp == 0.0 ? 0.0 : cp * sp_neg, b = cn == 0.0 ? 0.0 : cn * sp_pos;
+        loss[i] = w[i] * (a + b);
+        es[i] = ef;
+    }
+}
+
+static inline ALWAYS_INLINE void logits_single_grad(const float *x, const float *y, const double *w, const double *p,
+                                                    const float *es, double *grad, Py_ssize_t n, const int smooth,
+                                                    const Params *pr) {
+    double keep = pr->keep, shift = pr->shift, scale = pr->scale;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double yi = y[i], e = es[i];
+        SMOOTHED(double, yi, keep, shift, smooth, ypos, cn);
+        double cp = p[i] * ypos;
+        int positive = x[i] > 0.0f;
+        double r = 1.0 / (1.0 + e);
+        double sig_pos = positive ? r : e * r, sig_neg = positive ? e * r : r;
+        grad[i] = scale * w[i] * (cn * sig_pos - cp * sig_neg);
+    }
+}
+
+/* DOUBLE: double throughout. */
+static inline ALWAYS_INLINE void logits_double_loss(const double *x, const double *y, const double *w,
+                                                    const double *p, double *loss, double *es, Py_ssize_t n,
+                                                    const int smooth, const Params *pr) {
+    double keep = pr->keep, shift = pr->shift;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double xi = x[i], yi = y[i];
+        double e = bce_exp_neg(fabs(xi));
+        SMOOTHED(double, yi, keep, shift, smooth, ypos, cn);
+        double cp = p[i] * ypos;
+        int positive = xi > 0.0;
+        double t = bce_log1p_unit(e);
+        double sp_pos = (positive ? xi : 0.0) + t, sp_neg = (positive ? 0.0 : -xi) + t;
+        double a = cp == 0.0 ? 0.0 : cp * sp_neg, b = cn == 0.0 ? 0.0 : cn * sp_pos;
+        loss[i] = w[i] * (a + b);
+        es[i] = e;
+    }
+}
+
+static inline ALWAYS_INLINE void logits_double_grad(const double *x, const double *y, const double *w,
+                                                    const double *p, const double *es, double *grad, Py_ssize_t n,
+                                                    const int smooth, const Params *pr) {
+    double keep = pr->keep, shift = pr->shift, scale = pr->scale;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double yi = y[i], e = es[i];
+        SMOOTHED(double, yi, keep, shift, smooth, ypos, cn);
+        double cp = p[i] * ypos;
+        int positive = x[i] > 0.0;
+        double r = 1.0 / (1.0 + e);
+        double sig_pos = positive ? r : e * r, sig_neg = positive ? e * r : r;
+        grad[i] = scale * w[i] * (cn * sig_pos - cp * sig_neg);
+    }
+}
+
+/* Probabilities, in double: -log(q) and -log(1 - q), each clamped at 100 as torch and Paddle do
+ * (the derivative is 0 where the clamp holds). 1 - q is formed as u = 1 - q rounded plus the
+ * exact correction ((1 - u) - q) / u, so that small q keeps its digits (log1p). */
+#define LOG_CLAMP 100.0
+#define SMALLEST_UNCLAMPED 3.720075976020836e-44 /* exp(-100) */
+static inline ALWAYS_INLINE void neg_logs(double q, double *nlog_q, double *nlog_1mq, int *clamp_q, int *clamp_1mq) {
+    int low = !(q >= SMALLEST_UNCLAMPED); /* q = 0, tiny, or NaN */
+    double lq = -bce_log_unit(low ? 1.0 : q);
+    double u = 1.0 - q, fix = ((1.0 - u) - q) / (u > 0.0 ? u : 1.0);
+    int high = !(u >= SMALLEST_UNCLAMPED);
+    double l1 = -(bce_log_unit(high ? 1.0 : u) + (high ? 0.0 : fix));
+    *clamp_q = low || lq > LOG_CLAMP;
+    *clamp_1mq = high || l1 > LOG_CLAMP;
+    *nlog_q = *clamp_q ? LOG_CLAMP : lq;
+    *nlog_1mq = *clamp_1mq ? LOG_CLAMP : l1;
+}
+
+static inline ALWAYS_INLINE void probs_loss(const double *q, const double *y, const double *w, double *loss,
+                                            Py_ssize_t n, const int smooth, const Params *pr) {
+    double keep = pr->keep, shift = pr->shift;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double qi = q[i], yi = y[i], a, b;
+        int clamp_q, clamp_1mq;
+        SMOOTHED(double, yi, keep, shift, smooth, ypos, cn);
+        neg_logs(qi, &a, &b, &clamp_q, &clamp_1mq);
+        a = ypos == 0.0 ? 0.0 : ypos * a;
+        b = cn == 0.0 ? 0.0 : cn * b;
+        double l = w[i] * (a + b);
+        loss[i] = qi != qi ? qi : l;
+    }
+}
+
+static inline ALWAYS_INLINE void probs_grad(const double *q, const double *y, const double *w, double *grad,
+                                            Py_ssize_t n, const int smooth, const Params *pr) {
+    double keep = pr->keep, shift = pr->shift, scale = pr->scale;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double qi = q[i], yi = y[i], a, b;
+        int clamp_q, clamp_1mq;
+        SMOOTHED(double, yi, keep, shift, smooth, ypos, cn);
+        neg_logs(qi, &a, &b, &clamp_q, &clamp_1mq);
+        double ga = (ypos == 0.0 || clamp_q) ? 0.0 : -ypos / qi;
+        double gb = (cn == 0.0 || clamp_1mq) ? 0.0 : cn / (1.0 - qi);
+        double g = scale * w[i] * (ga + gb);
+        grad[i] = qi != qi ? qi : g;
+    }
+}
+
+/* torchvision's focal loss, alpha_t * ce * m**gamma with ce the BCE with logits and
+ * m = 1 - p_t = y- * sig(x) + y+ * sig(-x), in double. Its derivative,
+ * alpha_t * m**gamma * (ce' + gamma * ce * m'/m), uses m'/m in closed form (finite where m
+ * underflows); where ce is infinite the modulator counts as the constant 1, as in the portable
+ * path. The power is m*m for gamma = 2 and exp(gamma*log m) otherwise (precise: libm's pow). */
+static inline ALWAYS_INLINE double focal_power(double m, double gamma, const int precise) {
+    if (gamma == 2.0) return m * m;
+    if (gamma == 1.0) return m;
+    if (gamma == 0.0) return 1.0;
+    if (precise) return pow(m, gamma);
+    double lm = bce_log_unit(m > 0.0 ? m : 1.0);
+    return m > 0.0 ? bce_exp_neg(-gamma * lm) : (gamma > 0.0 ? 0.0 : 1.0);
+}
+
+typedef struct {
+    double e, r, ce, m, mod, at, ypos, yneg;
+    int positive, infinite;
+} FocalTerms;
+
+static inline ALWAYS_INLINE FocalTerms focal_terms(double xi, double yi, const int smooth, const Params *pr,
+                                                   const int precise) {
+    FocalTerms f;
+    SMOOTHED(double, yi, pr->keep, pr->shift, smooth, ypos, yneg);
+    f.ypos = ypos;
+    f.yneg = yneg;
+    f.e = bce_exp_neg(fabs(xi));
+    double t = bce_log1p_unit(f.e);
+    f.positive = xi > 0.0;
+    double sp_pos = (f.positive ? xi : 0.0) + t, sp_neg = (f.positive ? 0.0 : -xi) + t;
+    double a = ypos == 0.0 ? 0.0 : ypos * sp_neg, b = yneg == 0.0 ? 0.0 : yneg * sp_pos;
+    f.ce = a + b;
+    f.r = 1.0 / (1.0 + f.e);
+    double sig_pos = f.positive ? f.r : f.e * f.r, sig_neg = f.positive ? f.e * f.r : f.r;
+    f.m = (yneg == 0.0 ? 0.0 : yneg * sig_pos) + (ypos == 0.0 ? 0.0 : ypos * sig_neg);
+    f.infinite = fabs(f.ce) == INFINITY;
+    f.mod = f.infinite ? 1.0 : focal_power(f.m, pr->gamma, precise);
+    f.at = pr->alpha >= 0.0 ? pr->alpha * ypos + (1.0 - pr->alpha) * yneg : 1.0;
+    return f;
+}
+
+static inline ALWAYS_INLINE void focal_loss(const double *x, const double *y, const double *w, double *loss,
+                                            Py_ssize_t n, const int smooth, const Params *pr, const int precise) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        FocalTerms f = focal_terms(x[i], y[i], smooth, pr, precise);
+        double l = f.at == 0.0 ? 0.0 : f.at * (f.ce * f.mod);
+        loss[i] = w[i] * l;
+    }
+}
+
+static inline ALWAYS_INLINE void focal_grad(const double *x, const double *y, const double *w, double *grad,
+                                            Py_ssize_t n, const int smooth, const Params *pr, const int precise) {
+    double gamma = pr->gamma, scale = pr->scale;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        FocalTerms f = focal_terms(x[i], y[i], smooth, pr, precise);
+        double sig_pos = f.positive ? f.r : f.e * f.r, sig_neg = f.positive ? f.e * f.r : f.r;
+        double dce = f.yneg * sig_pos - f.ypos * sig_neg;
+        /* m'/m = (y- - y+) e / ((1 + e) D), D = y- + y+ e (x > 0) or y- e + y+ (x <= 0) */
+        double big = f.positive ? f.yneg : f.ypos, small = f.positive ? f.ypos : f.yneg;
+        double d = big + small * f.e;
+        double ratio = d > 0.0 ? (f.yneg - f.ypos) * f.e / ((1.0 + f.e) * d)
+                               : (big == 0.0 && small > 0.0 ? (f.positive ? -f.r : f.r) : 0.0);
+        double inner = f.infinite || gamma == 0.0 ? dce : dce + gamma * f.ce * ratio;
+        double g = f.at == 0.0 ? 0.0 : f.at * f.mod * inner;
+        grad[i] = scale * w[i] * g;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * One call: the walkers, the parameters, and a loop over [start, stop).
+ */
+typedef struct {
+    Walker x, y, w, p, loss, grad;
+    int has_loss, has_grad, want_sum, ignore, check_range;
+    double ignore_value;
+    Params pr;
+} Call;
+
+typedef struct {
+    float fx[CHUNK], fy[CHUNK], fw[CHUNK], fp[CHUNK], floss[CHUNK], fgrad[CHUNK], fe[CHUNK];
+    double dx[CHUNK], dy[CHUNK], dw[CHUNK], dp[CHUNK], dloss[CHUNK], dgrad[CHUNK], de[CHUNK];
+} Scratch;
+
+static double chunk_sum_d(const double *v, Py_ssize_t n) {
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int m = 0; m < 8; m++) acc[m] += v[i + m];
+    double total = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; i++) total += v[i];
+    return total;
+}
+
+static double chunk_sum_f(const float *v, Py_ssize_t n) {
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int m = 0; m < 8; m++) acc[m] += v[i + m];
+    double total = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; i++) total += v[i];
+    return total;
+}
+
+/* The compute loops, cloned per instruction set; each instantiates its math with a constant
+ * smoothing flag, so that every instance is a branch-free loop the compiler vectorises. */
+#define SMOOTH_CASES(CALL)    \
+    do {                      \
+        if (pr->smooth) {     \
+            CALL(1);          \
+        } else {              \
+            CALL(0);          \
+        }                     \
+    } while (0)
+
+VECTOR_CLONES static void logits_half(const float *x, const float *y, const float *w, const float *p, float *loss,
+                                      float *es, float *grad, Py_ssize_t n, const Params *pr) {
+#define LOSS(S) logits_half_loss(x, y, w, p, loss, es, n, S, pr)
+#define GRAD(S) logits_half_grad(x, y, w, p, es, grad, n, S, pr)
+    SMOOTH_CASES(LOSS);
+    if (pr->want_grad) SMOOTH_CASES(GRAD);
+#undef LOSS
+#undef GRAD
+}
+
+VECTOR_CLONES static void logits_single(const float *x, const float *y, const double *w, const double *p,
+                                        double *loss, float *es, double *grad, Py_ssize_t n, const Params *pr) {
+#define LOSS(S) logits_single_loss(x, y, w, p, loss, es, n, S, pr)
+#define GRAD(S) logits_single_grad(x, y, w, p, es, grad, n, S, pr)
+    SMOOTH_CASES(LOSS);
+    if (pr->want_grad) SMOOTH_CASES(GRAD);
+#undef LOSS
+#undef GRAD
+}
+
+VECTOR_CLONES static void logits_double(const double *x, const double *y, const double *w, const double *p,
+                                        double *loss, double *es, double *grad, Py_ssize_t n, const Params *pr) {
+#define LOSS(S) logits_double_loss(x, y, w, p, loss, es, n, S, pr)
+#define GRAD(S) logits_double_grad(x, y, w, p, es, grad, n, S, pr)
+    SMOOTH_CASES(LOSS);
+    if (pr->want_grad) SMOOTH_CASES(GRAD);
+#undef LOSS
+#undef GRAD
+}
+
+VECTOR_CLONES static void probs(const double *q, const double *y, const double *w, double *loss, double *grad,
+                                Py_ssize_t n, const Params *pr) {
+#define LOSS(S) probs_loss(q, y, w, loss, n, S, pr)
+#define GRAD(S) probs_grad(q, y, w, grad, n, S, pr)
+    if (pr->want_loss) SMOOTH_CASES(LOSS);
+    if (pr->want_grad) SMOOTH_CASES(GRAD);
+#undef LOSS
+#undef GRAD
+}
+
+VECTOR_CLONES static void focal(const double *x, const double *y, const double *w, double *loss, double *grad,
+                                Py_ssize_t n, const Params *pr) {
+    int precise = pr->route == ROUTE_DOUBLE;
+#define LOSS(S) (precise ? focal_loss(x, y, w, loss, n, S, pr, 1) : focal_loss(x, y, w, loss, n, S, pr, 0))
+#define GRAD(S) (precise ? focal_grad(x, y, w, grad, n, S, pr, 1) : focal_grad(x, y, w, grad, n, S, pr, 0))
+    if (pr->want_loss) SMOOTH_CASES(LOSS);
+    if (pr->want_grad) SMOOTH_CASES(GRAD);
+#undef LOSS
+#undef GRAD
+}
+
+#define DEFINE_DROP(NAME, TX, TW)                                                                  \
+    static Py_ssize_t NAME(TX *x, TX *y, TW *w, Py_ssize_t n, double value) {                      \
+        Py_ssize_t kept = 0;                                                                       \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                       \
+            int drop = (double)y[i] == value;                                                      \
+            kept += !drop;                                                                         \
+            x[i] = drop ? (TX)0 : x[i];                                                            \
+            y[i] = drop ? (TX)0 : y[i];                                                            \
+            w[i] = drop ? (TW)0 : w[i];                                                            \
+        }                                                                                          \
+        return kept;                                                                               \
+    }
+DEFINE_DROP(drop_ff, float, float)
+DEFINE_DROP(drop_fd, float, double)
+DEFINE_DROP(drop_dd, double, double)
+
+/* Values outside [0, 1] (NaN is not outside). */
+static Py_ssize_t count_outside(const double *v, Py_ssize_t n) {
+    Py_ssize_t bad = 0;
+    for (Py_ssize_t i = 0; i < n; i++) bad += v[i] < 0.0 || v[i] > 1.0;
+    return bad;
+}
+
+/* One chunk of n elements at logical position pos; stats[] accumulates kept and bad counts.
+ * Returns the chunk's loss sum (0 unless a sum is wanted). */
+static double run_chunk(const Call *c, Scratch *s, Py_ssize_t pos, Py_ssize_t n, double *stats) {
+    const Params *pr = &c->pr;
+    double part = 0.0;
+    Py_ssize_t kept = n;
+    int copy = c->ignore; /* the ignored elements are rewritten in scratch, never in the inputs */
+    if (pr->kind == KIND_LOGITS && pr->route != ROUTE_DOUBLE) {
+        const float *x, *y;
+        if (copy) {
+            gather_f(&c->x, pos, n, s->fx);
+            gather_f(&c->y, pos, n, s->fy);
+            x = s->fx, y = s->fy;
+        } else {
+            x = fetch_f(&c->x, pos, n, s->fx);
+            y = fetch_f(&c->y, pos, n, s->fy);
+        }
+        if (pr->route == ROUTE_HALF) {
+            gather_f(&c->w, pos, n, s->fw);
+            gather_f(&c->p, pos, n, s->fp);
+            if (copy) kept = drop_ff(s->fx, s->fy, s->fw, n, c->ignore_value);
+            logits_half(x, y, s->fw, s->fp, s->floss, s->fe, s->fgrad, n, pr);
+            if (c->want_sum) part = chunk_sum_f(s->floss, n);
+            if (c->has_loss) scatter_f(&c->loss, pos, n, s->floss);
+            if (c->has_grad) scatter_f(&c->grad, pos, n, s->fgrad);
+        } else {
+            gather_d(&c->w, pos, n, s->dw);
+            gather_d(&c->p, pos, n, s->dp);
+            if (copy) kept = drop_fd(s->fx, s->fy, s->dw, n, c->ignore_value);
+            logits_single(x, y, s->dw, s->dp, s->dloss, s->fe, s->dgrad, n, pr);
+            if (c->want_sum) part = chunk_sum_d(s->dloss, n);
+            if (c->has_loss) scatter_d(&c->loss, pos, n, s->dloss);
+            if (c->has_grad) scatter_d(&c->grad, pos, n, s->dgrad);
+        }
+    } else {
+        const double *x, *y;
+        if (copy || c->check_range) {
+            gather_d(&c->x, pos, n, s->dx);
+            gather_d(&c->y, pos, n, s->dy);
+            x = s->dx, y = s->dy;
+        } else {
+            x = fetch_d(&c->x, pos, n, s->dx);
+            y = fetch_d(&c->y, pos, n, s->dy);
+        }
+        gather_d(&c->w, pos, n, s->dw);
+        if (c->check_range) stats[STAT_BAD_X] += (double)count_outside(x, n); /* every probability */
+        if (copy) kept = drop_dd(s->dx, s->dy, s->dw, n, c->ignore_value);
+        if (c->check_range) stats[STAT_BAD_Y] += (double)count_outside(y, n); /* the kept targets */
+        if (pr->kind == KIND_LOGITS) {
+            gather_d(&c->p, pos, n, s->dp);
+            logits_double(x, y, s->dw, s->dp, s->dloss, s->de, s->dgrad, n, pr);
+        } else if (pr->kind == KIND_PROBS) {
+            probs(x, y, s->dw, s->dloss, s->dgrad, n, pr);
+        } else {
+            focal(x, y, s->dw, s->dloss, s->dgrad, n, pr);
+        }
+        if (c->want_sum) part = chunk_sum_d(s->dloss, n);
+        if (c->has_loss) scatter_d(&c->loss, pos, n, s->dloss);
+        if (c->has_grad) scatter_d(&c->grad, pos, n, s->dgrad);
+    }
+    stats[STAT_KEPT] += (double)kept;
+    return part;
+}
+
+/* Blocks [start, stop): each block's stats (sum by Neumaier over its chunks, in a fixed order)
+ * into rows[block] (NSTATS doubles a row, rows indexed from block 0 of the whole input). */
+static void run_range(const Call *c, Scratch *s, Py_ssize_t start, Py_ssize_t stop, double *rows) {
+    for (Py_ssize_t block = start; block < stop; block += BLOCK) {
+        Py_ssize_t end = block + BLOCK < stop ? block + BLOCK : stop;
+        double stats[NSTATS] = {0, 0, 0, 0}, sum = 0.0, compensation = 0.0;
+        for (Py_ssize_t pos = block; pos < end; pos += CHUNK) {
+            Py_ssize_t n = pos + CHUNK < end ? CHUNK : end - pos;
+            double part = run_chunk(c, s, pos, n, stats);
+            double t = sum + part;
+            compensation += fabs(sum) >= fabs(part) ? (sum - t) + part : (part - t) + sum;
+            sum = t;
+        }
+        stats[STAT_SUM] = isfinite(sum) ? sum + compensation : sum; /* inf - inf in the compensation */
+        memcpy(rows + (block / BLOCK) * NSTATS, stats, sizeof(stats));
+    }
+}
+
+/* The exactly rounded sum of n doubles (Shewchuk's partials, as Python's math.fsum), so that a
+ * reduction does not depend on how the blocks were split over threads. */
+static double exact_sum(const double *v, Py_ssize_t n, int stride) {
+    double partials[64];
+    int count = 0;
+    double special = 0.0; /* inf and NaN: their IEEE sum */
+    int has_special = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double x = v[i * stride];
+        if (!isfinite(x)) {
+            special = has_special ? special + x : x;
+            has_special = 1;
+            continue;
+        }
+        int j = 0;
+        for (int k = 0; k < count; k++) {
+            double y = partials[k];
+            if (fabs(x) < fabs(y)) { double t = x; x = y; y = t; }
+            double hi = x + y, lo = y - (hi - x);
+            if (lo != 0.0) partials[j++] = lo;
+            x = hi;
+        }
+        if (!isfinite(x)) { /* the finite sum overflowed */
+            special = has_special ? special + x : x;
+            has_special = 1;
+            count = 0;
+            continue;
+        }
+        if (j < 64) partials[j++] = x;
+        count = j;
+    }
+    if (has_special) return special;
+    double hi = 0.0;
+    if (count > 0) { /* round the partials' sum once, as math.fsum */
+        hi = partials[--count];
+        double lo = 0.0;
+        while (count > 0) {
+            double x = hi, y = partials[--count];
+            hi = x + y;
+            double yr = hi - x;
+            lo = y - yr;
+            if (lo != 0.0) break;
+        }
+        if (count > 0 && ((lo < 0.0 && partials[count - 1] < 0.0) || (lo > 0.0 && partials[count - 1] > 0.0))) {
+            double y = lo * 2.0, x = hi + y, yr = x - hi;
+            if (y == yr) hi = x;
+        }
+    }
+    return hi;
+}
+
+/* The pass split over the host framework's OpenMP team (torch's): its worker threads, which
+ * spin-wait after each of its ops, take parts of the range at once. GOMP_parallel is the libgomp
+ * ABI behind "#pragma omp parallel" (Intel's and LLVM's runtimes export it too); its address
+ * comes from the process (set_host_parallel), so this module links no OpenMP runtime. Only torch
+ * tensors use it (cpu_pass): a NumPy caller never touches torch's team, which a forked child
+ * could not use. */
+typedef void (*HostParallel)(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
+static HostParallel host_parallel = NULL;
+
+#if defined(__GNUC__)
+#define HOST_TEAMS 1
+#define NEXT_PART(job) __atomic_fetch_add(&(job)->next_part, 1, __ATOMIC_RELAXED)
+#else /* no atomics: set_host_parallel refuses, and the team is never used */
+#define HOST_TEAMS 0
+#define NEXT_PART(job) ((job)->next_part++)
+#endif
+
+typedef struct {
+    const Call *call;
+    Scratch *scratch; /* one per part */
+    double *rows;
+    Py_ssize_t start, stop, blocks;
+    int parts, next_part;
+} Job;
+
+static void job_worker(void *data) {
+    Job *job = data;
+    for (;;) { /* each team thread takes parts until none is left: right for any team size */
+        int part = NEXT_PART(job);
+        if (part >= job->parts) return;
+        Py_ssize_t lo = job->start + job->blocks * part / job->parts * BLOCK;
+        Py_ssize_t hi = job->start + job->blocks * (part + 1) / job->parts * BLOCK;
+        if (hi > job->stop) hi = job->stop;
+        if (lo < hi) run_range(job->call, &job->scratch[part], lo, hi, job->rows);
+    }
+}
+
+PyDoc_STRVAR(set_host_parallel_doc,
+"set_host_parallel(address)\n--\n\n"
+"The address of the process's GOMP_parallel (an OpenMP runtime already loaded, torch's), used\n"
+"by run(..., threads > 1); 0 forgets it. Returns whether a team is set.");
+
+static PyObject *set_host_parallel(PyObject *self, PyObject *arg) {
+    (void)self;
+    void *address = PyLong_AsVoidPtr(arg);
+    if (address == NULL && PyErr_Occurred()) return NULL;
+    host_parallel = HOST_TEAMS ? (HostParallel)address : NULL;
+    return PyBool_FromLong(host_parallel != NULL);
+}
+
+/* None, a Python number, or an array: its walker. */
+static int operand(PyObject *obj, View *view, const View *x, const Order *o, Walker *w, double absent,
+                   const char *what) {
+    if (obj == Py_None) {
+        constant_walker(w, absent);
+        return 0;
+    }
+    if (PyFloat_Check(obj) || PyLong_Check(obj)) {
+        double value = PyFloat_AsDouble(obj);
+        if (value == -1.0 && PyErr_Occurred()) return -1;
+        constant_walker(w, value);
+        return 0;
+    }
+    if (acquire(obj, view, 0, what) < 0) return -1;
+    return make_walker(view, x, o, 0, w, what);
+}
+
+PyDoc_STRVAR(run_doc,
+"run(kind, route, x, y, weight, pos_weight, loss_out, grad_out, options, start, stop, rows, threads)\n--\n\n"
+"The pass over the logical elements [start, stop) of x (start a multiple of BLOCK; stop -1: all).\n"
+"kind: 0 logits, 1 probabilities, 2 focal; route: 0 half (float32 math), 1 single (float32\n"
+"exp/log1p, double elsewhere), 2 double. x, y and the outputs are arrays (buffer protocol,\n"
+"DLPack exchange API or capsule, or (array, capacity in bytes)); weight and pos_weight are\n"
+"None, a number or an array broadcasting to x. loss_out (element-wise loss) and grad_out\n"
+"(d loss / d x times scale) have x's shape, or are None. options: (want_sum, smoothing eps,\n"
+"ignore value or None, check range, alpha, gamma, scale; a negative scale: 1 / size). rows:\n"
+"None, or a C-contiguous\n"
+"float64 array of ceil(size / BLOCK) rows of 4: each block's (loss sum, kept, probabilities\n"
+"outside [0, 1], kept targets outside [0, 1]). threads > 1: the blocks are split over the team\n"
+"of set_host_parallel (if set). Returns (loss sum, kept, bad x, bad y, size of x) over the\n"
+"range, the sum exactly rounded from the blocks' sums.");
+
+static PyObject *run(PyObject *self, PyObject *args) {
+    (void)self;
+    int kind, route, want_sum, check_range, threads;
+    double eps, alpha, gamma, scale;
+    PyObject *x_obj, *y_obj, *w_obj, *p_obj, *loss_obj, *grad_obj, *ignore_obj, *rows_obj;
+    Py_ssize_t start, stop;
+    if (!PyArg_ParseTuple(args, "iiOOOOOO(pdOpddd)nnOi", &kind, &route, &x_obj, &y_obj, &w_obj, &p_obj, &loss_obj,
+                          &grad_obj, &want_sum, &eps, &ignore_obj, &check_range, &alpha, &gamma, &scale, &start, &stop,
+                          &rows_obj, &threads))
+        return NULL;
+    if (kind < KIND_LOGITS || kind > KIND_FOCAL || route < ROUTE_HALF || route > ROUTE_DOUBLE) {
+        PyErr_SetString(PyExc_ValueError, "run: unknown kind or route");
+        return NULL;
+    }
+    View xv, yv, wv, pv, lv, gv, rv;
+    memset(&wv, 0, sizeof(wv));
+    memset(&pv, 0, sizeof(pv));
+    memset(&lv, 0, sizeof(lv));
+    memset(&gv, 0, sizeof(gv));
+    memset(&rv, 0, sizeof(rv));
+    memset(&yv, 0, sizeof(yv));
+    Call c;
+    memset(&c, 0, sizeof(c));
+    Order order;
+    PyObject *result = NULL;
+    double *rows = NULL, *own_rows = NULL;
+    Scratch *scratch = NULL;
+    if (acquire(x_obj, &xv, 0, "input") < 0) goto done;
+    make_order(&xv, &order);
+    if (make_walker(&xv, &xv, &order, 1, &c.x, "input") < 0) goto done;
+    if (acquire(y_obj, &yv, 0, "target") < 0 || make_walker(&yv, &xv, &order, 0, &c.y, "target") < 0) goto done;
+    if (operand(w_obj, &wv, &xv, &order, &c.w, 1.0, "weight") < 0) goto done;
+    if (operand(p_obj, &pv, &xv, &order, &c.p, 1.0, "pos_weight") < 0) goto done;
+    if (loss_obj != Py_None) {
+        if (acquire(loss_obj, &lv, 1, "loss_out") < 0 || make_walker(&lv, &xv, &order, 1, &c.loss, "loss_out") < 0)
+            goto done;
+        c.has_loss = 1;
+    }
+    if (grad_obj != Py_None) {
+        if (acquire(grad_obj, &gv, 1, "grad_out") < 0 || make_walker(&gv, &xv, &order, 1, &c.grad, "grad_out") < 0)
+            goto done;
+        if (gv.dtype != DT_F32 && gv.dtype != DT_F64) {
+            PyErr_SetString(PyExc_TypeError, "grad_out: the gradient is written in float32 or float64");
+            goto done;
+        }
+        c.has_grad = 1;
+    }
+    if (c.has_loss && route != ROUTE_HALF && lv.dtype != DT_F32 && lv.dtype != DT_F64 && kind == KIND_LOGITS) {
+        PyErr_SetString(PyExc_TypeError, "loss_out: a half-precision result takes the half route");
+        goto done;
+    }
+    Py_ssize_t size = order.size;
+    if (stop == -1) stop = size;
+    if (scale < 0.0) scale = size ? 1.0 / (double)size : 1.0; /* "1 / size": the size C read */
+    c.pr.scale = scale;
+    if (start < 0 || stop > size || start > stop || start % BLOCK != 0) {
+        PyErr_SetString(PyExc_ValueError, "run: need 0 <= start <= stop <= size and start % BLOCK == 0");
+        goto done;
+    }
+    c.want_sum = want_sum;
+    c.check_range = check_range && kind == KIND_PROBS;
+    c.ignore = ignore_obj != Py_None;
+    if (c.ignore) {
+        c.ignore_value = PyFloat_AsDouble(ignore_obj);
+        if (c.ignore_value == -1.0 && PyErr_Occurred()) goto done;
+    }
+    c.pr.kind = kind;
+    c.pr.route = route;
+    c.pr.want_loss = c.has_loss || want_sum;
+    c.pr.want_grad = c.has_grad;
+    c.pr.smooth = eps != 0.0;
+    c.pr.keep = 1.0 - eps;
+    c.pr.shift = eps / 2.0;
+    c.pr.alpha = alpha;
+    c.pr.gamma = gamma;
+    Py_ssize_t blocks_total = (size + BLOCK - 1) / BLOCK, first = start / BLOCK;
+    Py_ssize_t blocks = (stop - start + BLOCK - 1) / BLOCK;
+    if (rows_obj != Py_None) {
+        if (acquire(rows_obj, &rv, 1, "rows") < 0) goto done;
+        if (rv.dtype != DT_F64 || rv.ndim != 2 || rv.shape[0] < blocks_total || rv.shape[1] != NSTATS ||
+            rv.strides[1] != 1 || rv.strides[0] != NSTATS) {
+            PyErr_SetString(PyExc_ValueError, "rows: need a C-contiguous float64 array of ceil(size / BLOCK) rows of 4");
+            goto done;
+        }
+        rows = (double *)rv.data;
+    } else {
+        own_rows = malloc((size_t)(blocks_total > 0 ? blocks_total : 1) * NSTATS * sizeof(double));
+        if (!own_rows) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        rows = own_rows;
+    }
+    int parts = host_parallel == NULL || threads < 2 ? 1 : threads;
+    if (parts > blocks) parts = (int)(blocks > 0 ? blocks : 1);
+    scratch = malloc((size_t)parts * sizeof(Scratch));
+    if (!scratch) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (stop > start) {
+        Py_BEGIN_ALLOW_THREADS
+        if (parts > 1) {
+            Job job = {&c, scratch, rows, start, stop, blocks, parts, 0};
+            host_parallel(job_worker, &job, (unsigned)parts, 0);
+        } else {
+            run_range(&c, scratch, start, stop, rows);
+        }
+        Py_END_ALLOW_THREADS
+    }
+    double totals[NSTATS] = {0, 0, 0, 0};
+    if (blocks > 0) totals[STAT_SUM] = exact_sum(rows + first * NSTATS + STAT_SUM, blocks, NSTATS);
+    for (Py_ssize_t b = first; b < first + blocks; b++)
+        for (int k = STAT_KEPT; k < NSTATS; k++) totals[k] += rows[b * NSTATS + k];
+    result = Py_BuildValue("(dnnnn)", totals[STAT_SUM], (Py_ssize_t)totals[STAT_KEPT], (Py_ssize_t)totals[STAT_BAD_X],
+                           (Py_ssize_t)totals[STAT_BAD_Y], size);
+done:
+    free(scratch);
+    free(own_rows);
+    release_view(&xv);
+    release_view(&yv);
+    release_view(&wv);
+    release_view(&pv);
+    release_view(&lv);
+    release_view(&gv);
+    release_view(&rv);
+    return result;
+}
+
+PyDoc_STRVAR(is_one_doc,
+"is_one(array)\n--\n\n"
+"Whether a one-element float array (buffer protocol or DLPack, as run takes them) holds exactly 1.");
+
+static PyObject *is_one(PyObject *self, PyObject *obj) {
+    (void)self;
+    View v;
+    if (acquire(obj, &v, 0, "upstream") < 0) {
+        release_view(&v);
+        return NULL;
+    }
+    Py_ssize_t count, lo, hi;
+    int one = 0;
+    if (view_extent(&v, &count, &lo, &hi, "upstream") == 0 && count == 1) {
+        switch (v.dtype) {
+        case DT_F16: one = bce_f16_to_f32(*(const uint16_t *)v.data) == 1.0f; break;
+        case DT_BF16: one = bce_bf16_to_f32(*(const uint16_t *)v.data) == 1.0f; break;
+        case DT_F32: one = *(const float *)v.data == 1.0f; break;
+        default: one = *(const double *)v.data == 1.0; break;
+        }
+    }
+    release_view(&v);
+    if (PyErr_Occurred()) return NULL;
+    return PyBool_FromLong(one);
+}
+
+PyDoc_STRVAR(size_doc,
+"size(array)\n--\n\n"
+"The number of elements of an array as run reads it (buffer protocol or DLPack).");
+
+static PyObject *size_of(PyObject *self, PyObject *obj) {
+    (void)self;
+    View v;
+    Py_ssize_t count, lo, hi;
+    if (acquire(obj, &v, 0, "array") < 0) {
+        release_view(&v);
+        return NULL;
+    }
+    int failed = view_extent(&v, &count, &lo, &hi, "array") < 0;
+    release_view(&v);
+    return failed ? NULL : PyLong_FromSsize_t(count);
+}
+
+static PyMethodDef methods[] = {
+    {"run", run, METH_VARARGS, run_doc},
+    {"size", size_of, METH_O, size_doc},
+    {"is_one", is_one, METH_O, is_one_doc},
+    {"set_host_parallel", set_host_parallel, METH_O, set_host_parallel_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_cpu_pass", "The CPU pass of BCE (see bce_compat.backends.cpu_pass).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__cpu_pass(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m && (PyModule_AddIntConstant(m, "BLOCK", BLOCK) < 0 || PyModule_AddIntConstant(m, "CHUNK", CHUNK) < 0 ||
+              PyModule_AddIntConstant(m, "NSTATS", NSTATS) < 0)) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,487 @@
+"""The CPU pass (backends/_cpu_pass.c, through backends/cpu_pass.py) behind every CPU engine.
+
+Its trust boundary (what C accepts and refuses, and why), operand layouts, its three routes
+against the exact loss, the thread split (our pool and torch's OpenMP team, same bits either
+way), forks, interpreter exit, and what happens where it was not built.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import _cpu_pass_calls as calls
+import bce_compat
+from _reference import assert_close, exact_logits_grad, exact_logits_loss, reduce_exact
+from bce_compat.backends import cpu_pass
+
+needs_pass = pytest.mark.skipif(not cpu_pass.AVAILABLE, reason="the compiled pass was not built (no C compiler?)")
+F32 = np.dtype(np.float32)
+
+
+def test_the_pass_is_built_in_ci():
+    """CI builds from source with a compiler: a silent fall-back to the slow path would hide there."""
+    if not os.environ.get("CI") and not cpu_pass.AVAILABLE:
+        pytest.skip("the compiled pass was not built here (no C compiler?); CI requires it")
+    assert cpu_pass.AVAILABLE, "bce_compat.backends._cpu_pass did not build"
+
+
+def _data(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * 4).astype(np.float32)
+    y = rng.random(shape).astype(np.float32)
+    return x, y
+
+
+# operand shape against x's shape: full, tiled along the last axes, per row, broadcasts of any
+# pattern (read in place through stride 0), 0-d and one-element arrays
+LAYOUTS = [
+    ((6, 5), (6, 5)),
+    ((6, 5), (5,)),
+    ((6, 5), (6, 1)),
+    ((6, 5), (1, 5)),
+    ((2, 3, 4, 5), (3, 1, 1)),  # pos_weight [C, 1, 1] over images [N, C, H, W]
+    ((2, 3, 4, 5), (2, 1, 4, 1)),
+    ((2, 3, 4), (3, 4)),
+    ((2, 3, 4), ()),
+    ((2, 3, 4), (1, 1, 1)),
+    ((7,), (7,)),
+    ((), ()),
+]
+
+
+@needs_pass
+@pytest.mark.parametrize("x_shape, operand_shape", LAYOUTS)
+@pytest.mark.parametrize("which", ["weight", "pos_weight"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_operand_layouts_match_exact(x_shape, operand_shape, which, dtype):
+    x, y = _data(x_shape)
+    x, y = x.astype(dtype), y.astype(dtype)
+    operand = (np.random.default_rng(1).random(operand_shape) * 3).astype(dtype)
+    w, p = (operand, None) if which == "weight" else (None, operand)
+    expected = exact_logits_loss(x, y, w, p)
+    got = calls.loss(x, y, w, p, "none", dtype)
+    assert got.shape == x.shape and got.dtype == np.dtype(dtype)
+    assert_close(got, expected, dtype, ulps=4)
+    total = calls.loss(x, y, w, p, "sum", dtype)
+    assert_close(total, reduce_exact(expected, "sum"), dtype, ulps=4, size=max(1, x.size))
+    g = np.empty(x.shape, dtype)
+    calls.loss(x, y, w, p, "sum", dtype, grad_out=g)
+    grad, bound = exact_logits_grad(x, y, w, p)
+    assert_close(g, grad, dtype, ulps=4, bound=bound)
+
+
+@needs_pass
+@pytest.mark.parametrize("make", [
+    lambda a: a.T,  # transposed
+    lambda a: a[:, ::2],  # strided
+    lambda a: np.broadcast_to(a[:1], a.shape),  # stride 0
+    lambda a: a.astype(np.float16).astype(np.float32)[::-1],  # reversed: a negative stride
+    lambda a: a[::-2, ::-3],  # negative strides on both axes
+], ids=["transposed", "strided", "stride-0", "reversed", "negative-strides"])
+def test_non_contiguous_inputs_match_exact_and_are_not_modified(make):
+    x, y = _data((8, 6))
+    x, y = make(x), make(y)
+    before = x.copy(), y.copy()
+    got = calls.loss(x, y, None, 2.0, "none", F32)
+    assert_close(got, exact_logits_loss(x, y, None, 2.0), "float32", ulps=4)
+    g = calls.grad(x, y, None, 2.0, np.full(x.shape, 0.5), F32)
+    grad, bound = exact_logits_grad(x, y, None, 2.0)
+    assert_close(g, grad * 0.5, "float32", ulps=4, bound=bound * 0.5)
+    np.testing.assert_array_equal(x, before[0])
+    np.testing.assert_array_equal(y, before[1])
+
+
+@needs_pass
+def test_a_result_keeps_the_layout_it_is_given():
+    """Outputs may be strided (a transposed result, a torch.empty_like of a transposed x): the
+    pass writes each element where the output's own strides say."""
+    x, y = _data((16, 9))
+    plain = calls.loss(x, y, None, 1.5, "none", F32)
+    out = np.empty((9, 16), np.float32).T  # Fortran-ordered [16, 9]
+    cpu_pass.run("logits", x, y, None, 1.5, reduction="none", loss_out=out)
+    np.testing.assert_array_equal(out, plain)
+
+
+# --- the trust boundary ------------------------------------------------------------------------
+
+
+@needs_pass
+def test_c_reads_shapes_from_the_buffer_not_from_python():
+    """A NumPy subclass whose ``shape`` property lies: C reads the buffer's own shape."""
+
+    class Lying(np.ndarray):
+        @property
+        def shape(self):
+            return (8192,)
+
+    x = np.zeros(4, np.float32).view(Lying)
+    y = np.zeros(4, np.float32)
+    out = np.empty(4, np.float32)
+    totals = cpu_pass.run("logits", x, y, reduction="none", loss_out=out)
+    assert totals.kept == 4
+    np.testing.assert_array_equal(out, np.full(4, math.log(2), np.float32))
+    with pytest.raises(ValueError, match="does not fit"):  # 8192 elements would not fit a 4-element output
+        cpu_pass.run("logits", np.zeros(8192, np.float32), y, reduction="none", loss_out=out)
+
+
+@needs_pass
+@pytest.mark.parametrize("bad, match", [
+    (np.zeros(4, np.int32), "not float16, float32 or float64"),
+    (np.zeros(4, np.complex64), "not float16, float32 or float64"),
+    ("text", "buffer protocol or DLPack"),
+    (object(), "buffer protocol or DLPack"),
+])
+def test_arrays_c_cannot_verify_are_refused(bad, match):
+    y = np.zeros(4, np.float32)
+    with pytest.raises((TypeError, ValueError), match=match):
+        cpu_pass.run("logits", bad, y, reduction="sum")
+    with pytest.raises((TypeError, ValueError), match=match):
+        cpu_pass.run("logits", y, bad, reduction="sum")
+
+
+@needs_pass
+def test_outputs_must_be_writable_and_of_the_inputs_shape():
+    x, y = _data((4,))
+    with pytest.raises((ValueError, BufferError), match="writable|read-only"):
+        readonly = np.empty(4, np.float32)
+        readonly.flags.writeable = False
+        cpu_pass.run("logits", x, y, reduction="none", loss_out=readonly)
+    with pytest.raises(ValueError, match="does not fit"):
+        cpu_pass.run("logits", x, y, reduction="none", loss_out=np.empty(5, np.float32))
+    with pytest.raises(ValueError, match="does not fit"):
+        cpu_pass.run("logits", x, y, reduction="none", loss_out=np.empty((1, 4), np.float32))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        cpu_pass.run("logits", x, y, reduction="none", grad_out=np.empty(4, np.float16))
+
+
+@needs_pass
+def test_operands_that_do_not_broadcast_are_refused():
+    x, y = _data((4, 3))
+    for bad in (np.zeros(4, np.float32), np.zeros((2, 4, 3), np.float32), np.zeros((4, 3, 1), np.float32)):
+        with pytest.raises(ValueError, match="does not fit"):
+            cpu_pass.run("logits", x, y, bad, reduction="sum")
+
+
+@needs_pass
+def test_a_capacity_smaller_than_the_view_is_refused():
+    """``(array, capacity)``: the bytes the array's storage holds from its first element (what the
+    torch and Paddle engines read from the storage object); a view reaching past it is refused."""
+    x, y = _data((16,))
+    assert cpu_pass.run("logits", (x, 64), y, reduction="sum").kept == 16
+    with pytest.raises(ValueError, match="reaches past the memory"):
+        cpu_pass.run("logits", (x, 60), y, reduction="sum")
+    with pytest.raises(ValueError, match="reaches past the memory"):
+        cpu_pass.run("logits", x, (y, 0), reduction="sum")
+    with pytest.raises(ValueError, match="negative capacity"):
+        cpu_pass.run("logits", (x, -1), y, reduction="sum")
+
+
+@needs_pass
+def test_dlpack_capsules_are_read_like_buffers():
+    x, y = _data((3, 5))
+    expected = calls.loss(x, y, None, 2.0, "sum", F32)
+    got = cpu_pass.run("logits", x.__dlpack__(), y.__dlpack__(max_version=(1, 0)), None, 2.0, reduction="sum")
+    assert np.float32(got.sum) == expected
+
+
+@needs_pass
+def test_argument_errors_are_clear():
+    x, y = _data((4,))
+    run = cpu_pass._cpu_pass.run
+    settings = (False, 0.0, None, False, 0.25, 2.0, 1.0)
+    with pytest.raises(ValueError, match="start % BLOCK"):
+        run(0, 1, x, y, None, None, None, None, settings, 1, 4, None, 1)
+    with pytest.raises(ValueError, match="stop <= size"):
+        run(0, 1, x, y, None, None, None, None, settings, 0, 5, None, 1)
+    with pytest.raises(ValueError, match="unknown kind or route"):
+        run(3, 1, x, y, None, None, None, None, settings, 0, 4, None, 1)
+    with pytest.raises(ValueError, match="rows"):
+        run(0, 1, x, y, None, None, None, None, settings, 0, 4, np.zeros((1, 3)), 1)
+
+
+# --- routes, kinds and options against the exact values ----------------------------------------
+
+
+@needs_pass
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_every_route_is_within_the_contract_of_exact(dtype):
+    """HALF (float16 results: float32 math), SINGLE (float32: float32 exp/log1p, double elsewhere)
+    and DOUBLE, on |x| up to 1e30 and the subnormal range, soft targets, pos_weight up to 1e3."""
+    rng = np.random.default_rng(11)
+    x = np.concatenate([
+        rng.standard_normal(400) * 30, rng.standard_normal(200), np.geomspace(1e-30, 80, 100), -np.geomspace(1e-30, 80, 100),
+        [0.0, -0.0, 88.0, -88.0, 104.0, -104.0, 1e30, -1e30, 708.0, -745.0],
+    ])
+    with np.errstate(over="ignore"):
+        x = x.astype(dtype)
+    y = rng.random(x.size).astype(dtype)
+    y[::5] = 0.0
+    y[1::5] = 1.0
+    p = (10.0 ** rng.uniform(-2, 3, x.size)).astype(dtype)
+    w = rng.random(x.size).astype(dtype) * 3
+    loss = np.empty(x.shape, dtype)
+    grad = np.empty(x.shape, np.float64 if dtype == "float64" else np.float32)
+    cpu_pass.run("logits", x, y, w, p, reduction="none", loss_out=loss, grad_out=grad, result_dtype=dtype)
+    assert_close(loss, exact_logits_loss(x, y, w, p), dtype, ulps=1 if dtype == "float16" else 4)
+    expected, bound = exact_logits_grad(x, y, w, p)
+    assert_close(grad, expected, "float32" if dtype != "float64" else "float64", ulps=4, bound=bound)
+
+
+@needs_pass
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_loss_has_the_same_bits_with_and_without_the_gradient(dtype):
+    """The loss loop is the same code in both (docs/contract.md §3, determinism)."""
+    x, y = _data((40, 33), seed=4)
+    x, y = x.astype(dtype), y.astype(dtype)
+    p = np.linspace(0.5, 30, 33).astype(dtype)
+    for kind, options in (("logits", {}), ("logits", {"label_smoothing": 0.1}), ("focal", {"gamma": 1.5}),
+                          ("probs", {})):
+        xs = 1 / (1 + np.exp(-x)) if kind == "probs" else x
+        plain = calls.loss(xs, y, None, p if kind == "logits" else None, "none", dtype, kind=kind, options=options)
+        with_grad = calls.loss(xs, y, None, p if kind == "logits" else None, "none", dtype, kind=kind, options=options,
+                               grad_out=np.empty(x.shape, dtype))
+        np.testing.assert_array_equal(plain, with_grad, err_msg=kind)
+
+
+# --- threads --------------------------------------------------------------------------------------
+
+
+@needs_pass
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_same_bits_on_one_thread_and_on_many(reduction):
+    x, y = _data((cpu_pass.BLOCK * 5 + 3,), seed=3)
+    p = np.float32(1.7)
+    assert x.size >= cpu_pass.PARALLEL_MIN
+    results = []
+    for threads in (1, 2, 3, 64):  # 3: an uneven split; 64: more parts than blocks
+        g = np.empty(x.shape, np.float32)
+        results.append((calls.loss(x, y, None, p, reduction, F32, grad_out=g, threads=threads), g))
+    for value, g in results[1:]:
+        np.testing.assert_array_equal(value, results[0][0])
+        np.testing.assert_array_equal(g, results[0][1])
+
+
+@pytest.fixture
+def host_team():
+    """The OpenMP team of the runtime torch loaded (the torch engine registers it); forgotten after."""
+    torch = pytest.importorskip("torch")
+    if not torch.backends.openmp.is_available():
+        pytest.skip("this torch does not run on OpenMP")
+    was_set = cpu_pass._host_team
+    assert cpu_pass.use_host_openmp(), "torch runs on OpenMP, but GOMP_parallel was not found in the process"
+    yield
+    cpu_pass.use_host_openmp(was_set)
+
+
+@needs_pass
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("threads", [2, 3, 64])
+def test_same_bits_over_the_host_openmp_team(host_team, reduction, threads):
+    """Parts of whole blocks computed by torch's OpenMP threads give the bits of one thread: rows of
+    96 do not line up with the blocks, so the tiled pos_weight[96] and the per-row weight[B, 1] are
+    cut mid-row; 64 threads is more than the 6 blocks."""
+    rows = cpu_pass.BLOCK * 5 // 96 + 7
+    x, y = _data((rows, 96), seed=5)
+    rng = np.random.default_rng(6)
+    p = rng.random(96).astype(np.float32) * 3
+    w = rng.random((rows, 1)).astype(np.float32)
+    g_team, g_one = np.empty(x.shape, np.float32), np.empty(x.shape, np.float32)
+    team = calls.loss(x, y, w, p, reduction, F32, grad_out=g_team, threads=threads, host_team=True)
+    one = calls.loss(x, y, w, p, reduction, F32, grad_out=g_one)
+    np.testing.assert_array_equal(team, one)
+    np.testing.assert_array_equal(g_team, g_one)
+
+
+@needs_pass
+def test_host_team_from_several_python_threads_at_once(host_team):
+    """Each calling thread gets a team of its own from the runtime (as torch's ops from several
+    threads do): concurrent calls neither block each other nor mix their parts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    inputs = [_data((cpu_pass.BLOCK * 5 + 11,), seed=s) for s in range(6)]
+    expected = [calls.loss(x, y, None, 2.0, "none", F32) for x, y in inputs]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        got = list(pool.map(lambda xy: calls.loss(*xy, None, 2.0, "none", F32, threads=2, host_team=True),
+                            inputs * 4))
+    for i, result in enumerate(got):
+        np.testing.assert_array_equal(result, expected[i % len(inputs)])
+
+
+@needs_pass
+def test_the_thread_count_setting(monkeypatch):
+    monkeypatch.setenv("BCE_COMPAT_NUM_THREADS", "3")
+    assert cpu_pass.num_threads() == 3
+    monkeypatch.setenv("BCE_COMPAT_NUM_THREADS", "0")
+    with pytest.raises(ValueError, match="positive integer"):
+        cpu_pass.num_threads()
+    monkeypatch.setenv("BCE_COMPAT_NUM_THREADS", "many")
+    with pytest.raises(ValueError, match="positive integer"):
+        cpu_pass.num_threads()
+    monkeypatch.delenv("BCE_COMPAT_NUM_THREADS")
+    assert 1 <= cpu_pass.num_threads() <= 4
+
+
+def _run_script(code: str, timeout: float = 120, env=None):
+    """``code`` in a fresh interpreter; (exit code, stdout, stderr). A hang is a failure."""
+    environment = dict(os.environ, **(env or {}))
+    try:
+        done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                              timeout=timeout, env=environment)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the script hung (over {timeout} s)")
+    return done.returncode, done.stdout, done.stderr
+
+
+@needs_pass
+def test_numpy_inputs_use_our_pool_with_the_documented_thread_count():
+    code = """
+        import threading, numpy as np, bce_compat
+        x = np.zeros(1 << 18, np.float32)
+        bce_compat.binary_cross_entropy_with_logits(x, x)
+        print(sorted({t.name.rsplit("_", 1)[0] for t in threading.enumerate() if t.name.startswith("bce_compat")}),
+              sum(t.name.startswith("bce_compat") for t in threading.enumerate()))
+    """
+    for setting, at_most in (("1", 0), ("3", 2)):  # the calling thread computes a part itself
+        code_, out, err = _run_script(code, env={"BCE_COMPAT_NUM_THREADS": setting})
+        assert code_ == 0, err
+        assert int(out.split()[-1]) <= at_most, (setting, out)
+
+
+@needs_pass
+def test_a_loss_at_interpreter_exit_computes_on_the_calling_thread():
+    """Issue 22 item 8: at exit the pool takes no work ("cannot schedule new futures after
+    interpreter shutdown"); the calling thread computes instead, with the same bits."""
+    code = """
+        import atexit, numpy as np, bce_compat
+        x = np.linspace(-8, 8, 1 << 16).astype(np.float32); y = np.full_like(x, 0.25)
+        expected = float(bce_compat.binary_cross_entropy_with_logits(x, y))
+        def at_exit():
+            got = float(bce_compat.binary_cross_entropy_with_logits(x, y))
+            print("at exit", got == expected)
+        atexit.register(at_exit)
+    """
+    code_, out, err = _run_script(code)
+    assert code_ == 0 and "at exit True" in out, (out, err)
+    assert "Traceback" not in err, err
+
+
+@needs_pass
+def test_daemon_threads_computing_during_exit_print_nothing():
+    code = """
+        import threading, numpy as np, bce_compat
+        x = np.linspace(-8, 8, 1 << 16).astype(np.float32)
+        def work():
+            while True:
+                bce_compat.binary_cross_entropy_with_logits(x, x)
+        for _ in range(2):
+            threading.Thread(target=work, daemon=True).start()
+        import time; time.sleep(0.5)
+    """
+    code_, out, err = _run_script(code)
+    assert code_ == 0, err
+    assert "Traceback" not in err and "cannot schedule" not in err, err
+
+
+def _in_a_forked_child(compute):
+    """``compute()`` run in a child made by multiprocessing's fork start method (Linux's default)."""
+    import multiprocessing
+    import queue as queues
+
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=lambda: results.put(compute()))
+    child.start()
+    try:  # read before joining: a child still writing a large result into the pipe cannot exit
+        result = results.get(timeout=120)
+    except queues.Empty:
+        child.kill()
+        pytest.fail("the forked child hung")
+    child.join(60)
+    assert child.exitcode == 0
+    return result
+
+
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+
+
+@needs_pass
+@needs_fork
+def test_a_forked_child_gets_a_fresh_thread_pool():
+    """The parent's pool threads do not exist in a fork: the child must not hand them work."""
+    x, y = _data((cpu_pass.BLOCK * 5 + 5,), seed=9)
+    in_parent = calls.loss(x, y, None, 2.0, "sum", F32, threads=2)  # the pool is running now
+    in_child = _in_a_forked_child(lambda: calls.loss(x, y, None, 2.0, "sum", F32, threads=2))
+    assert in_child == in_parent
+
+
+@needs_pass
+@needs_fork
+def test_a_forked_child_forgets_the_host_team(host_team):
+    """A team the parent used hangs a forked child (torch's own ops hang there): the child computes
+    without it, with the same bits."""
+    x, y = _data((cpu_pass.BLOCK * 5 + 5,), seed=10)
+    in_parent = calls.loss(x, y, None, 2.0, "none", F32, threads=2, host_team=True)  # the team is running now
+
+    def compute():
+        return cpu_pass._host_team, cpu_pass.use_host_openmp(), calls.loss(
+            x, y, None, 2.0, "none", F32, threads=2, host_team=True)
+
+    team_at_fork, team_found, in_child = _in_a_forked_child(compute)
+    assert (team_at_fork, team_found) == (False, False)
+    np.testing.assert_array_equal(in_child, in_parent)
+
+
+@needs_fork
+def test_numpy_losses_leave_torch_usable_in_a_forked_child():
+    """Issue 22 item 3: torch loaded and used, then a large NumPy loss, then a fork: the child's
+    first multi-threaded torch op must not hang (NumPy inputs never run on torch's OpenMP team)."""
+    pytest.importorskip("torch")
+    code = """
+        import os, sys, numpy as np, torch, bce_compat
+        bce_compat.binary_cross_entropy_with_logits(torch.zeros(4), torch.zeros(4))
+        x = np.random.default_rng(0).standard_normal(1 << 22).astype(np.float32)
+        bce_compat.binary_cross_entropy_with_logits(x, np.zeros_like(x))
+        pid = os.fork()
+        if pid == 0:
+            torch.set_num_threads(2)
+            a = torch.randn(1 << 22)
+            print("child", float((a * 2).sum()) == float(a.sum() * 2), flush=True)
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        sys.exit(os.waitstatus_to_exitcode(status))
+    """
+    code_, out, err = _run_script(code, timeout=90)
+    assert code_ == 0 and "child True" in out, (out, err)
+
+
+def test_without_the_pass_every_engine_on_it_declines_and_the_portable_path_computes(monkeypatch):
+    """A source install without a C compiler: same numbers, from the portable path."""
+    from bce_compat.contract import Declined, Problem
+
+    x, y = _data((3, 4))
+    expected = bce_compat.binary_cross_entropy_with_logits(x, y, pos_weight=np.float32(2.0))
+    monkeypatch.setattr(cpu_pass, "AVAILABLE", False)
+    from bce_compat.backends import numpy_fast
+
+    declined = numpy_fast.ENGINE(Problem("logits", x, y, None, 2.0, "mean", x.dtype))
+    assert isinstance(declined, Declined) and "not built" in declined.reason
+    got = bce_compat.binary_cross_entropy_with_logits(x, y, pos_weight=np.float32(2.0))
+    assert_close(got, expected, "float32", ulps=4)
+    for name in ("torch", "paddle"):
+        module = pytest.importorskip(name)
+        from bce_compat.backends import paddle_fast, torch_fast
+
+        engine = torch_fast.ENGINE if name == "torch" else paddle_fast.ENGINE
+        tx, ty = (module.to_tensor(a) if name == "paddle" else module.from_numpy(a) for a in (x, y))
+        problem = Problem("logits", tx, ty, None, 2.0, "mean", tx.dtype)
+        result = engine(problem)
+        assert isinstance(result, Declined) and "not built" in result.reason, (name, result)
+        value = bce_compat.binary_cross_entropy_with_logits(tx, ty, pos_weight=2.0)
+        assert_close(np.asarray(float(value)), expected, "float32", ulps=4)
