@@ -80,6 +80,35 @@ def exact_logits_loss(x, y, weight=None, pos_weight=None) -> np.ndarray:
 
 
 @_exact
+def logits_loss_ulps(actual, x, y, weight=None, pos_weight=None, dtype: str = "float64") -> np.ndarray:
+    """Per element, |actual - exact| in ulps of ``dtype`` at the exact value (which is not rounded
+    first: a float64 reference rounded to float64 would blur a float64 result by half an ulp).
+
+    >>> float(logits_loss_ulps(np.array([np.log(2.0)]), np.array([0.0]), np.array([1.0]))[0]) < 0.5
+    True
+    """
+    actual = np.asarray(actual, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    y, w, p = _broadcast(x.shape, y, weight, pos_weight)
+    info = np.finfo(dtype)
+    out = np.zeros(x.shape)
+    for i in np.ndindex(x.shape):
+        if any(math.isnan(v[i]) for v in (x, y, w, p)):
+            out[i] = 0.0 if math.isnan(actual[i]) else math.inf
+            continue
+        xi, yi, wi, pi = (mpmath.mpf(float(v[i])) for v in (x, y, w, p))
+        exact = wi * (_times(pi * yi, _softplus(-xi)) + _times(1 - yi, _softplus(xi)))
+        if mpmath.isinf(exact) or math.isinf(actual[i]):
+            out[i] = 0.0 if exact == actual[i] else math.inf
+            continue
+        magnitude = abs(exact)
+        ulp = mpmath.mpf(2) ** (mpmath.floor(mpmath.log(magnitude, 2)) - info.nmant) if magnitude >= info.tiny \
+            else mpmath.mpf(_TINY[dtype])
+        out[i] = float(abs(mpmath.mpf(float(actual[i])) - exact) / ulp)
+    return out
+
+
+@_exact
 def flushable_logits_terms(x, y, weight=None, pos_weight=None, dtype: str = "float32") -> np.ndarray:
     """Per element, the exact size of the loss terms a flush-to-zero kernel (TF, XLA) may drop.
 
