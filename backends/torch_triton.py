@@ -76,8 +76,8 @@ def _offsets(n, BLOCK: tl.constexpr, INT64: tl.constexpr):
 
 @triton.jit
 def _times(c, term):
-    """c * term, exactly 0 where the coefficient c is 0 (even where term is inf): the rule, once."""
-    return tl.where(c == 0, 0.0, c * term)
+    """c * term, exactly 0 where the coefficient c is 0 and term is infinite; a NaN term stays NaN."""
+    return tl.where((c == 0) & (tl.abs(term) == float("inf")), 0.0, c * term)
 
 
 @triton.jit

@@ -105,6 +105,20 @@ def test_zero_coefficients_nan_and_minus_20():
     assert np.isnan(g[3]) and np.isnan(g[5]) and g[4] == pytest.approx(2.0611537e-09, rel=1e-6)
 
 
+def test_nan_input_gives_nan_even_where_both_coefficients_are_zero():
+    """x = NaN, y = 1, pos_weight = 0: both coefficients (p*y and 1-y) are 0, and NaN in still gives
+    NaN out (docs/contract.md §3), loss and gradient, as the portable path does."""
+    x = torch.tensor([math.nan, math.nan, math.nan, math.inf], device=DEVICE, requires_grad=True)
+    y = torch.tensor([1.0, 0.0, 0.5, 1.0], device=DEVICE)
+    p = torch.tensor([0.0, 0.0, 0.0, 0.0], device=DEVICE)
+    result = run(x, y, None, p, "none")
+    got = result.detach().cpu().numpy()
+    assert np.isnan(got[:3]).all() and got[3] == 0.0, got
+    result.sum().backward()
+    g = x.grad.cpu().numpy()
+    assert np.isnan(g[:3]).all() and g[3] == 0.0, g
+
+
 @pytest.mark.parametrize(
     "shape, w_shape, p_shape",
     [
