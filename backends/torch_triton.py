@@ -12,6 +12,10 @@ upstream gradient for reduction="none") and writes dL/dx. Peak memory is inputs 
 with ``TRITON_INTERPRET=1``, which runs the kernels on CPU tensors; the interpreter has no
 libdevice, so there (only) exp is ``tl.exp`` and log1p is Goldberg's identity on ``tl.log``.
 
+Given the portable path as ``reference``, :func:`bce_with_logits` first checks the kernel
+against it once per device and dtype (``torch_triton_check``), and returns None where the
+kernel disagreed, after one ``torch_triton_check.KernelCheckWarning``: the engine then declines.
+
 >>> x = torch.randn(1024, 64, device="cuda", requires_grad=True)  # doctest: +SKIP
 >>> loss = bce_with_logits(x, torch.rand_like(x), None, torch.ones(64, device="cuda"), "mean", torch.float32)  # doctest: +SKIP
 >>> loss.backward()  # doctest: +SKIP
@@ -25,6 +29,8 @@ import torch
 import triton
 import triton.language as tl
 from triton.language.extra import libdevice
+
+from bce_compat.backends import torch_triton_check
 
 BLOCK = 1024
 NUM_WARPS = 4
@@ -266,6 +272,19 @@ class _TritonLoss(torch.autograd.Function):
         return tuple(grads)
 
 
-def bce_with_logits(x, y, weight, pos_weight, reduction, out_dtype):
-    """Triton: the one kernel (reduction fused) forward and backward, as an autograd.Function."""
+def bce_with_logits(x, y, weight, pos_weight, reduction, out_dtype, reference=None):
+    """Triton: the one kernel (reduction fused) forward and backward, as an autograd.Function.
+
+    With ``reference`` (the portable path, called with these same six arguments), the kernel is
+    first checked against it on ``x``'s device in ``out_dtype``, once per process
+    (``torch_triton_check.trusted``), and None is returned where it failed that check: the
+    engine then declines, and the portable path computes. Without it, the kernel runs unchecked.
+    """
+    if reference is not None and not torch_triton_check.trusted(x.device, out_dtype, _kernel_loss, reference):
+        return None
+    return _TritonLoss.apply(x, y, weight, pos_weight, reduction, out_dtype)
+
+
+def _kernel_loss(x, y, weight, pos_weight, reduction, out_dtype):
+    """The kernel's loss with no check: what ``torch_triton_check`` compares with the reference."""
     return _TritonLoss.apply(x, y, weight, pos_weight, reduction, out_dtype)

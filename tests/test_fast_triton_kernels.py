@@ -1,8 +1,9 @@
 """The Triton kernels (backends/torch_triton.py), run on CPU tensors by Triton's interpreter.
 
-``TRITON_INTERPRET=1`` is set before the module is imported. The interpreter has no libdevice,
-so exp/log1p there are ``tl.exp`` and Goldberg's identity on ``tl.log`` (NumPy float32, a few
-ulp), hence 8 ulp below for float32; on a GPU the kernels use libdevice. Small sizes only.
+Without CUDA, ``TRITON_INTERPRET=1`` is set before the module is imported. The interpreter has
+no libdevice, so exp/log1p there are ``tl.exp`` and Goldberg's identity on ``tl.log`` (NumPy
+float32, a few ulp), hence 8 ulp below for float32; on a GPU the kernels use libdevice. Small
+sizes only.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ if "tensorflow" in sys.modules:
     )
 torch = pytest.importorskip("torch")
 pytest.importorskip("triton")
-if "bce_compat.backends.torch_triton" not in sys.modules:
-    os.environ["TRITON_INTERPRET"] = "1"
+if "bce_compat.backends.torch_triton" not in sys.modules and not torch.cuda.is_available():
+    os.environ["TRITON_INTERPRET"] = "1"  # with CUDA, the compiled kernels run (unless it is set already)
 tt = pytest.importorskip("bce_compat.backends.torch_triton")
 if not (torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1"):
     pytest.skip("torch_triton was imported without TRITON_INTERPRET=1 and there is no GPU", allow_module_level=True)
