@@ -11,49 +11,56 @@ values are skipped (there are none yet).
 (True, 'paddle')
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from bce_compat.backends import _float_dtypes
+
+if TYPE_CHECKING:
+    from bce_compat.backends.contract import Bench, NamedEngine
 
 NAME = "paddle"
 INSTALL = "pip install 'bce_compat[paddle]'"
 AUTOGRAD = True
 
 
-def array_types():
+def array_types() -> tuple[type, ...]:
     """Eager tensors, PIR graph values, and the legacy static ``Variable``."""
     import paddle
 
     return (paddle.Tensor, paddle.pir.Value, paddle.static.Variable)
 
 
-def namespace(x):
+def namespace(x: Any) -> PaddleNamespace:
     global _NAMESPACE
     if _NAMESPACE is None:
         _NAMESPACE = PaddleNamespace()
     return _NAMESPACE
 
 
-def version():
+def version() -> str:
     import paddle
 
     return paddle.__version__
 
 
-def values_are_concrete(x):
+def values_are_concrete(x: Any) -> bool:
     """Only an eager tensor holds values; a graph value is filled when the program runs."""
     import paddle
 
     return isinstance(x, paddle.Tensor) and paddle.in_dynamic_mode()
 
 
-def engines():
+def engines() -> tuple[NamedEngine, ...]:
     from bce_compat.backends import paddle_fast
 
     return (paddle_fast.ENGINE,)
 
 
-_NAMESPACE: "PaddleNamespace | None" = None
+_NAMESPACE: PaddleNamespace | None = None
 # is_float64 -> (exp rounds to 0 below, exp is normal above, shift for the subnormal range)
 _EXP_UNDERFLOW = {False: (-104.0, -87.0, 32.0), True: (-746.0, -708.0, 64.0)}
 
@@ -233,11 +240,11 @@ _PADDLE_UNARY = {
 }
 
 
-def _shape(shape):
+def _shape(shape: int | Sequence[int]) -> list[int]:
     return [shape] if isinstance(shape, int) else list(shape)
 
 
-def bench():
+def bench() -> Bench:
     """The test bench: dygraph tensors from NumPy, gradients by ``paddle.grad``."""
     import numpy as np
     import paddle

@@ -6,25 +6,36 @@ output dtype or writes one float32 partial sum per block (mean/sum fused; the pa
 of the input, are summed in float64). For mean/sum of float32 with x requiring grad it also
 writes dL/dx in the same pass, and the backward only scales it in place by the upstream
 gradient, returning at once when that is 1 (``loss.backward()``): forward + backward then moves
-12 bytes per element, the memory floor. Otherwise the backward runs the same kernel for the gradient alone: it reads x, y (and the
-upstream gradient for reduction="none") and writes dL/dx. Peak memory is inputs + output + gradient.
-``exp``/``log1p`` come from libdevice (accurate, not the ``.approx`` instructions). Tested on CPU
-with ``TRITON_INTERPRET=1``, which runs the kernels on CPU tensors; the interpreter has no
-libdevice, so there (only) exp is ``tl.exp`` and log1p is Goldberg's identity on ``tl.log``.
+12 bytes per element, the memory floor. Otherwise the backward runs the same kernel for the
+gradient alone: it reads x, y (and the upstream gradient for reduction="none") and writes dL/dx.
+Peak memory is inputs + output + gradient. ``exp``/``log1p`` come from libdevice (accurate, not
+the ``.approx`` instructions). Tested on CPU with ``TRITON_INTERPRET=1``, which runs the kernels
+on CPU tensors; the interpreter has no libdevice, so there (only) exp is ``tl.exp`` and log1p is
+Goldberg's identity on ``tl.log``.
+
+Given the portable path as ``reference``, :func:`bce_with_logits` first checks the kernel
+against it once per device and dtype (``torch_triton_check``), and returns None where the
+kernel disagreed, after one ``torch_triton_check.KernelCheckWarning``: the engine then declines.
 
 >>> x = torch.randn(1024, 64, device="cuda", requires_grad=True)  # doctest: +SKIP
->>> loss = bce_with_logits(x, torch.rand_like(x), None, torch.ones(64, device="cuda"), "mean", torch.float32)  # doctest: +SKIP
+>>> p = torch.ones(64, device="cuda")  # doctest: +SKIP
+>>> loss = bce_with_logits(x, torch.rand_like(x), None, p, "mean", torch.float32, reference=portable)  # doctest: +SKIP
 >>> loss.backward()  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import triton
 import triton.language as tl
 from triton.language.extra import libdevice
+
+from bce_compat.backends import torch_triton_check
+from bce_compat.backends.torch_triton_check import LossFunction
 
 BLOCK = 1024
 NUM_WARPS = 4
@@ -76,8 +87,8 @@ def _offsets(n, BLOCK: tl.constexpr, INT64: tl.constexpr):
 
 @triton.jit
 def _times(c, term):
-    """c * term, exactly 0 where the coefficient c is 0 (even where term is inf): the rule, once."""
-    return tl.where(c == 0, 0.0, c * term)
+    """c * term, exactly 0 where the coefficient c is 0 and term is infinite; a NaN term stays NaN."""
+    return tl.where((c == 0) & (tl.abs(term) == float("inf")), 0.0, c * term)
 
 
 @triton.jit
@@ -138,7 +149,7 @@ def _scale_kernel(gx_ptr, g_ptr, n, INT64: tl.constexpr, BLOCK: tl.constexpr):
         tl.store(gx_ptr + offs, (v * g).to(gx_ptr.dtype.element_ty), mask=mask)
 
 
-def broadcast_terms(shape, strides) -> list[tuple[int, int, int]]:
+def broadcast_terms(shape: Sequence[int], strides: Sequence[int]) -> list[tuple[int, int, int]]:
     """(divisor, size, stride) terms so that offset = sum(((i // d) % n) * s) for flat index i.
 
     >>> broadcast_terms((8, 4, 64), (0, 0, 1))  # pos_weight [64]
@@ -146,7 +157,8 @@ def broadcast_terms(shape, strides) -> list[tuple[int, int, int]]:
     >>> broadcast_terms((2, 3, 5, 5), (0, 1, 0, 0))  # pos_weight [3, 1, 1]
     [(25, 3, 1)]
     """
-    terms, div = [], 1
+    terms: list[tuple[int, int, int]] = []
+    div = 1
     for size, stride in zip(reversed(shape), reversed(strides)):
         if size != 1 and stride != 0:
             if terms and terms[-1][0] * terms[-1][1] == div and terms[-1][2] * terms[-1][1] == stride:
@@ -158,7 +170,7 @@ def broadcast_terms(shape, strides) -> list[tuple[int, int, int]]:
     return terms
 
 
-def _operand(value, x):
+def _operand(value: Any, x: torch.Tensor) -> tuple[torch.Tensor, float, int, int, tuple[int, ...]]:
     """(tensor-or-x, number, kind, terms, index arguments) for a weight argument."""
     if value is None:
         return x, 1.0, ABSENT, 0, (1, 1, 0, 1, 1, 0)
@@ -173,16 +185,29 @@ def _operand(value, x):
     return view, 1.0, TENSOR, len(terms), tuple(flat)
 
 
-def _grid(n):
+def _grid(n: int) -> tuple[int]:
     return (triton.cdiv(n, BLOCK),)
 
 
-def _launch(x, y, weight, pos_weight, *, out=None, grad_x=None, reduce=False, upstream=None, g_kind=0, g_scale=1.0):
+def _launch(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    weight: Any,
+    pos_weight: Any,
+    *,
+    out: torch.Tensor | None = None,
+    grad_x: torch.Tensor | None = None,
+    reduce: bool = False,
+    upstream: torch.Tensor | None = None,
+    g_kind: int = 0,
+    g_scale: float = 1.0,
+) -> None:
     n = x.numel()
     w, w_number, w_kind, w_terms, w_index = _operand(weight, x)
     p, p_number, p_kind, p_terms, p_index = _operand(pos_weight, x)
     _kernel[_grid(n)](
-        x, y, w, p, x if upstream is None else upstream, x if out is None else out, x if grad_x is None else grad_x,
+        x, y, w, p,
+        x if upstream is None else upstream, x if out is None else out, x if grad_x is None else grad_x,
         n, w_number, p_number, g_scale, *w_index, *p_index,
         W_KIND=w_kind, W_TERMS=w_terms, P_KIND=p_kind, P_TERMS=p_terms,
         LOSS=out is not None, REDUCE=reduce, GRAD=grad_x is not None, G_KIND=g_kind,
@@ -190,30 +215,43 @@ def _launch(x, y, weight, pos_weight, *, out=None, grad_x=None, reduce=False, up
     )  # fmt: skip
 
 
-def forward(x, y, weight, pos_weight, reduction, out_dtype, save_grad=False):
+def forward(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    weight: Any,
+    pos_weight: Any,
+    reduction: str,
+    out_dtype: torch.dtype,
+    save_grad: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(loss, dL/dx or None), no autograd: "none" in ``out_dtype``, "mean"/"sum" 0-d in ``out_dtype``.
 
-    ``save_grad`` also writes dL/dx for an upstream gradient of 1 (scaled by 1/n for mean), in x's dtype.
+    ``save_grad`` also writes dL/dx for an upstream gradient of 1 (scaled by 1/n for mean), in
+    x's dtype.
     """
     n = x.numel()
     reduce = reduction != "none"
-    out = torch.empty(_grid(n)[0] if reduce else x.shape, dtype=torch.float32 if reduce else out_dtype, device=x.device)
+    shape = _grid(n) if reduce else x.shape
+    out = torch.empty(shape, dtype=torch.float32 if reduce else out_dtype, device=x.device)
     grad_x = torch.empty(x.shape, dtype=x.dtype, device=x.device) if save_grad else None
-    _launch(x, y, weight, pos_weight, out=out, grad_x=grad_x, reduce=reduce, g_scale=1.0 / n if reduction == "mean" else 1.0)
+    g_scale = 1.0 / n if reduction == "mean" else 1.0
+    _launch(x, y, weight, pos_weight, out=out, grad_x=grad_x, reduce=reduce, g_scale=g_scale)
     if not reduce:
         return out, grad_x
     total = out.sum(dtype=torch.float64)
     return (total / n if reduction == "mean" else total).to(out_dtype), grad_x
 
 
-def scale_(grad_x, grad):
+def scale_(grad_x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     """grad_x *= grad (a one-element tensor), in place, without a host sync."""
     n = grad_x.numel()
     _scale_kernel[_grid(n)](grad_x, grad.reshape(1), n, INT64=n + BLOCK >= 2**31, BLOCK=BLOCK, num_warps=NUM_WARPS)
     return grad_x
 
 
-def backward(x, y, weight, pos_weight, grad, reduction):
+def backward(
+    x: torch.Tensor, y: torch.Tensor, weight: Any, pos_weight: Any, grad: torch.Tensor, reduction: str
+) -> torch.Tensor:
     """dL/dx times the upstream ``grad`` (full for "none", 0-d for mean/sum), in x's dtype."""
     full = reduction == "none"
     grad = grad.expand(x.shape).contiguous() if full else grad.reshape(1)
@@ -249,13 +287,15 @@ class _TritonLoss(torch.autograd.Function):
         weight, pos_weight = (t if t is not None else n for t, n in zip(saved, ctx.numbers))
         wanted = ctx.needs_input_grad[:4]
         if torch.is_grad_enabled():  # create_graph=True: differentiable, through the portable formula
-            return (*portable_grads(x, y, weight, pos_weight, ctx.reduction, grad, wanted, create_graph=True), None, None)
-        grads = [None] * 6
+            differentiable = portable_grads(x, y, weight, pos_weight, ctx.reduction, grad, wanted, create_graph=True)
+            return (*differentiable, None, None)
+        grads: list[torch.Tensor | None] = [None] * 6
         if wanted[0]:
             grad_x, ctx.grad_x = ctx.grad_x, None  # hand it over once; a retain_graph rerun recomputes
             if is_batched(grad):  # a vmap level (is_grads_batched): torch ops only
                 if grad_x is None:
-                    grad_x = forward(x.contiguous(), y.contiguous(), weight, pos_weight, ctx.reduction, x.dtype, True)[1]
+                    contiguous = x.contiguous(), y.contiguous()
+                    grad_x = forward(*contiguous, weight, pos_weight, ctx.reduction, x.dtype, save_grad=True)[1]
                 grads[0] = (grad_x * grad).to(x.dtype)
             elif grad_x is not None:
                 grads[0] = scale_(grad_x, grad)
@@ -266,6 +306,29 @@ class _TritonLoss(torch.autograd.Function):
         return tuple(grads)
 
 
-def bce_with_logits(x, y, weight, pos_weight, reduction, out_dtype):
-    """Triton: the one kernel (reduction fused) forward and backward, as an autograd.Function."""
+def bce_with_logits(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    weight: Any,
+    pos_weight: Any,
+    reduction: str,
+    out_dtype: torch.dtype,
+    reference: LossFunction | None = None,
+) -> torch.Tensor | None:
+    """Triton: the one kernel (reduction fused) forward and backward, as an autograd.Function.
+
+    With ``reference`` (the portable path, called with these same six arguments), the kernel is
+    first checked against it on ``x``'s device in ``out_dtype``, once per process
+    (``torch_triton_check.trusted``), and None is returned where it failed that check: the
+    engine then declines, and the portable path computes. Without it, the kernel runs unchecked.
+    """
+    if reference is not None and not torch_triton_check.trusted(x.device, out_dtype, _kernel_loss, reference):
+        return None
+    return _TritonLoss.apply(x, y, weight, pos_weight, reduction, out_dtype)
+
+
+def _kernel_loss(
+    x: torch.Tensor, y: torch.Tensor, weight: Any, pos_weight: Any, reduction: str, out_dtype: torch.dtype
+) -> torch.Tensor:
+    """The kernel's loss with no check: what ``torch_triton_check`` compares with the reference."""
     return _TritonLoss.apply(x, y, weight, pos_weight, reduction, out_dtype)

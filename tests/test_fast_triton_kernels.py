@@ -1,8 +1,9 @@
 """The Triton kernels (backends/torch_triton.py), run on CPU tensors by Triton's interpreter.
 
-``TRITON_INTERPRET=1`` is set before the module is imported. The interpreter has no libdevice,
-so exp/log1p there are ``tl.exp`` and Goldberg's identity on ``tl.log`` (NumPy float32, a few
-ulp), hence 8 ulp below for float32; on a GPU the kernels use libdevice. Small sizes only.
+Without CUDA, ``TRITON_INTERPRET=1`` is set before the module is imported. The interpreter has
+no libdevice, so exp/log1p there are ``tl.exp`` and Goldberg's identity on ``tl.log`` (NumPy
+float32, a few ulp), hence 8 ulp below for float32; on a GPU the kernels use libdevice. Small
+sizes only.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ if "tensorflow" in sys.modules:
     )
 torch = pytest.importorskip("torch")
 pytest.importorskip("triton")
-if "bce_compat.backends.torch_triton" not in sys.modules:
-    os.environ["TRITON_INTERPRET"] = "1"
+if "bce_compat.backends.torch_triton" not in sys.modules and not torch.cuda.is_available():
+    os.environ["TRITON_INTERPRET"] = "1"  # with CUDA, the compiled kernels run (unless it is set already)
 tt = pytest.importorskip("bce_compat.backends.torch_triton")
 if not (torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1"):
     pytest.skip("torch_triton was imported without TRITON_INTERPRET=1 and there is no GPU", allow_module_level=True)
@@ -103,6 +104,20 @@ def test_zero_coefficients_nan_and_minus_20():
     g = x.grad.cpu().numpy()
     np.testing.assert_array_equal(g[:3], [0.0, 1.0, 0.0])
     assert np.isnan(g[3]) and np.isnan(g[5]) and g[4] == pytest.approx(2.0611537e-09, rel=1e-6)
+
+
+def test_nan_input_gives_nan_even_where_both_coefficients_are_zero():
+    """x = NaN, y = 1, pos_weight = 0: both coefficients (p*y and 1-y) are 0, and NaN in still gives
+    NaN out (docs/contract.md §3), loss and gradient, as the portable path does."""
+    x = torch.tensor([math.nan, math.nan, math.nan, math.inf], device=DEVICE, requires_grad=True)
+    y = torch.tensor([1.0, 0.0, 0.5, 1.0], device=DEVICE)
+    p = torch.tensor([0.0, 0.0, 0.0, 0.0], device=DEVICE)
+    result = run(x, y, None, p, "none")
+    got = result.detach().cpu().numpy()
+    assert np.isnan(got[:3]).all() and got[3] == 0.0, got
+    result.sum().backward()
+    g = x.grad.cpu().numpy()
+    assert np.isnan(g[:3]).all() and g[3] == 0.0, g
 
 
 @pytest.mark.parametrize(
