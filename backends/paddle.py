@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from bce_compat.backends import _float_dtypes
 
 if TYPE_CHECKING:
-    from bce_compat.backends.contract import Bench, NamedEngine
+    from bce_compat.contract import Bench, NamedEngine
 
 NAME = "paddle"
 INSTALL = "pip install 'bce_compat[paddle]'"

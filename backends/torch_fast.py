@@ -34,7 +34,7 @@ import torch
 
 from bce_compat.backends import _torch_private as private
 from bce_compat.backends import cpu_pass
-from bce_compat.contract import Declined, NamedEngine, Problem, unsupported
+from bce_compat.contract import NO_OPTIONS, Declined, NamedEngine, Problem, unsupported
 
 _CPU_DTYPES = {torch.float16: "float16", torch.bfloat16: "bfloat16", torch.float32: "float32", torch.float64: "float64"}
 _CUDA_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -251,7 +251,19 @@ def _cuda(problem: Problem) -> Any:
         return Declined("CUDA without an importable Triton")
     from bce_compat.backends import torch_triton
 
-    return torch_triton.bce_with_logits(*problem.arrays(), problem.reduction, problem.out_dtype)
+    portable = problem.portable
+    if portable is None:
+        return Declined("no portable path to check the Triton kernel against (a Problem built by hand)")
+    plain = problem._replace(options=NO_OPTIONS, memo=None)
+
+    def reference(x, y, weight, pos_weight, reduction, out_dtype):
+        return portable(plain._replace(x=x, y=y, weight=weight, pos_weight=pos_weight, reduction=reduction,
+                                       out_dtype=out_dtype))
+
+    result = torch_triton.bce_with_logits(*problem.arrays(), problem.reduction, problem.out_dtype, reference)
+    if result is None:
+        return Declined("the Triton kernel failed its self-check on this device and dtype (KernelCheckWarning)")
+    return result
 
 
 @functools.cache

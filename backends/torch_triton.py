@@ -269,8 +269,8 @@ class _TritonLoss(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, y, weight, pos_weight, reduction, out_dtype):
-        ctx.reduction = reduction
+    def forward(ctx, x, y, weight, pos_weight, reduction, out_dtype, reference):
+        ctx.reduction, ctx.out_dtype, ctx.reference = reduction, out_dtype, reference
         ctx.numbers = [a if not torch.is_tensor(a) else None for a in (weight, pos_weight)]
         ctx.save_for_backward(x, y, *(a if torch.is_tensor(a) else None for a in (weight, pos_weight)))
         # Reductions in float32: the gradient is written in the forward pass (x and y are read once
@@ -281,15 +281,21 @@ class _TritonLoss(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        from bce_compat.backends.torch_fast import is_batched, portable_grads
+        from bce_compat.backends._torch_private import batched as is_batched
 
         x, y, *saved = ctx.saved_tensors
         weight, pos_weight = (t if t is not None else n for t, n in zip(saved, ctx.numbers))
         wanted = ctx.needs_input_grad[:4]
+
+        def portable_grads(which: tuple, create_graph: bool) -> list:
+            if ctx.reference is None:
+                raise RuntimeError("bce_compat: this gradient needs the portable formula (pass `reference`)")
+            return reference_grads(ctx.reference, (x, y, weight, pos_weight), ctx.reduction, ctx.out_dtype, grad,
+                                   which, create_graph)
+
         if torch.is_grad_enabled():  # create_graph=True: differentiable, through the portable formula
-            differentiable = portable_grads(x, y, weight, pos_weight, ctx.reduction, grad, wanted, create_graph=True)
-            return (*differentiable, None, None)
-        grads: list[torch.Tensor | None] = [None] * 6
+            return (*portable_grads(wanted, True), None, None, None)
+        grads: list[torch.Tensor | None] = [None] * 7
         if wanted[0]:
             grad_x, ctx.grad_x = ctx.grad_x, None  # hand it over once; a retain_graph rerun recomputes
             if is_batched(grad):  # a vmap level (is_grads_batched): torch ops only
@@ -302,8 +308,23 @@ class _TritonLoss(torch.autograd.Function):
             else:
                 grads[0] = backward(x.contiguous(), y.contiguous(), weight, pos_weight, grad, ctx.reduction)
         if any(wanted[1:]):
-            grads[1:4] = portable_grads(x, y, weight, pos_weight, ctx.reduction, grad, (False, *wanted[1:]), False)[1:]
+            grads[1:4] = portable_grads((False, *wanted[1:]), False)[1:]
         return tuple(grads)
+
+
+def reference_grads(reference: LossFunction, operands: tuple, reduction: str, out_dtype: torch.dtype, grad,
+                    wanted: tuple, create_graph: bool) -> list:
+    """Gradients of ``reference``'s loss (the portable formula, in torch ops) towards the operands
+    where ``wanted``, each of its operand's shape and dtype."""
+    with torch.enable_grad():
+        leaves = operands if create_graph else tuple(
+            a.detach().requires_grad_(w) if torch.is_tensor(a) else a for a, w in zip(operands, wanted)
+        )
+        loss = reference(*leaves, reduction, out_dtype)
+        targets = [a for a, w in zip(leaves, wanted) if w]
+        found = iter(torch.autograd.grad(loss, targets, grad.to(loss.dtype), create_graph=create_graph,
+                                         allow_unused=True))
+    return [next(found) if w else None for w in wanted]
 
 
 def bce_with_logits(
@@ -314,21 +335,25 @@ def bce_with_logits(
     reduction: str,
     out_dtype: torch.dtype,
     reference: LossFunction | None = None,
+    check: bool = True,
 ) -> torch.Tensor | None:
     """Triton: the one kernel (reduction fused) forward and backward, as an autograd.Function.
 
     With ``reference`` (the portable path, called with these same six arguments), the kernel is
     first checked against it on ``x``'s device in ``out_dtype``, once per process
-    (``torch_triton_check.trusted``), and None is returned where it failed that check: the
-    engine then declines, and the portable path computes. Without it, the kernel runs unchecked.
+    (``torch_triton_check.trusted``; ``check=False`` skips that, for the kernels' own tests), and
+    None is returned where it failed that check: the engine then declines, and the portable path
+    computes. The reference also gives the gradients towards target, weight and pos_weight and
+    the second derivative; without it, the kernel runs unchecked and only d loss/d x is available.
     """
-    if reference is not None and not torch_triton_check.trusted(x.device, out_dtype, _kernel_loss, reference):
+    if reference is not None and check and not torch_triton_check.trusted(x.device, out_dtype, _kernel_loss,
+                                                                          reference):
         return None
-    return _TritonLoss.apply(x, y, weight, pos_weight, reduction, out_dtype)
+    return _TritonLoss.apply(x, y, weight, pos_weight, reduction, out_dtype, reference)
 
 
 def _kernel_loss(
     x: torch.Tensor, y: torch.Tensor, weight: Any, pos_weight: Any, reduction: str, out_dtype: torch.dtype
 ) -> torch.Tensor:
     """The kernel's loss with no check: what ``torch_triton_check`` compares with the reference."""
-    return _TritonLoss.apply(x, y, weight, pos_weight, reduction, out_dtype)
+    return _TritonLoss.apply(x, y, weight, pos_weight, reduction, out_dtype, None)

@@ -32,9 +32,9 @@ if not (torch.cuda.is_available() or INTERPRETED):
 
 import triton.language as tl  # noqa: E402
 
-from bce_compat._loss import portable  # noqa: E402
+from bce_compat._portable import portable  # noqa: E402
 from bce_compat.backends import torch_triton_check as check  # noqa: E402
-from bce_compat.backends.contract import Problem  # noqa: E402
+from bce_compat.contract import Problem  # noqa: E402
 
 DEVICE = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
 

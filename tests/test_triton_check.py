@@ -1,7 +1,7 @@
 """The GPU kernels' self-check (backends/torch_triton_check.py), with "kernels" made of torch ops.
 
 The check needs no Triton and no GPU: it compares any function with the kernel's signature
-against a reference. Here the reference is the real portable path (``_loss.portable``), and the
+against a reference. Here the reference is the real portable path (``_portable.portable``), and the
 kernels are the portable path itself (trusted) or the portable path with one defect each (not
 trusted: one warning, and False from then on). The real Triton kernels, and deliberately broken
 ones, are checked under Triton's interpreter in test_fast_triton_self_check.py.
@@ -18,9 +18,9 @@ import pytest
 torch = pytest.importorskip("torch")
 xp = pytest.importorskip("array_api_compat.torch")
 
-from bce_compat._loss import portable  # noqa: E402
+from bce_compat._portable import portable  # noqa: E402
 from bce_compat.backends import torch_triton_check as check  # noqa: E402
-from bce_compat.backends.contract import Problem  # noqa: E402
+from bce_compat.contract import Problem  # noqa: E402
 
 CPU = torch.device("cpu")
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
