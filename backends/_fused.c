@@ -23,6 +23,7 @@
  * len N), pos_weight[C] over [B, C] (repeat 1, len C) and a per-row weight[B, 1] (repeat C).
  */
 #define PY_SSIZE_T_CLEAN
+/* Only CPython 3.11's limited API: setup.py builds this for the stable ABI (Py_LIMITED_API). */
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
@@ -328,10 +329,10 @@ static int float_buffer(PyObject *obj, Py_buffer *view, int writable, int *is_do
 static int float_data(PyObject *obj, Py_buffer *view, int *has_view, int writable, char **data, Py_ssize_t *length,
                       int *is_double) {
     *has_view = 0;
-    if (PyTuple_CheckExact(obj) && PyTuple_GET_SIZE(obj) == 3) {
-        void *address = PyLong_AsVoidPtr(PyTuple_GET_ITEM(obj, 0));
-        Py_ssize_t n = PyLong_AsSsize_t(PyTuple_GET_ITEM(obj, 1));
-        int wide = PyObject_IsTrue(PyTuple_GET_ITEM(obj, 2));
+    if (PyTuple_CheckExact(obj) && PyTuple_Size(obj) == 3) {
+        void *address = PyLong_AsVoidPtr(PyTuple_GetItem(obj, 0));
+        Py_ssize_t n = PyLong_AsSsize_t(PyTuple_GetItem(obj, 1));
+        int wide = PyObject_IsTrue(PyTuple_GetItem(obj, 2));
         if (PyErr_Occurred() || wide < 0) return -1;
         if (address == NULL || n < 0) {
             PyErr_SetString(PyExc_ValueError, "a raw buffer needs a non-null address and a length >= 0");
@@ -448,7 +449,7 @@ static PyObject *logits(PyObject *self, PyObject *args) {
         goto done;
     }
     double total = 0.0;
-    Scratch *scratch = PyMem_RawMalloc(parts * sizeof(Scratch));
+    Scratch *scratch = PyMem_Malloc(parts * sizeof(Scratch));
     if (!scratch) {
         PyErr_NoMemory();
         goto done;
@@ -466,7 +467,7 @@ static PyObject *logits(PyObject *self, PyObject *args) {
         total = run(scratch, &xo, ops, &loss_out, &grad_out, want_sum, sums_buffer, start, stop, scale, precise);
         Py_END_ALLOW_THREADS
     }
-    PyMem_RawFree(scratch);
+    PyMem_Free(scratch);
     ok = 1;
 done:
     if (xo.has_view) PyBuffer_Release(&xo.view);
