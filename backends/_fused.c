@@ -297,6 +297,7 @@ PyDoc_STRVAR(set_host_parallel_doc,
 "whether a team is set.");
 
 static PyObject *set_host_parallel(PyObject *self, PyObject *args) {
+    (void)self;
     PyObject *parallel_obj, *max_threads_obj;
     if (!PyArg_ParseTuple(args, "OO", &parallel_obj, &max_threads_obj)) return NULL;
     void *parallel = PyLong_AsVoidPtr(parallel_obj);
@@ -399,6 +400,7 @@ PyDoc_STRVAR(logits_doc,
 "team has threads. Without a team set, one thread computes.");
 
 static PyObject *logits(PyObject *self, PyObject *args) {
+    (void)self;
     PyObject *x_obj, *operand_objs[4], *loss_obj, *grad_obj, *sums_obj;
     Py_ssize_t start, stop;
     double scale;
@@ -488,7 +490,11 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_fused", "The fused CPU pass of BCE-with-logits (see numpy_fast).", -1, methods,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_fused",
+    .m_doc = "The fused CPU pass of BCE-with-logits (see numpy_fast).",
+    .m_size = -1,
+    .m_methods = methods,
 };
 
 PyMODINIT_FUNC PyInit__fused(void) {
