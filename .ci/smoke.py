@@ -22,6 +22,7 @@ import argparse
 import importlib
 import json
 import math
+import os
 import platform
 import shutil
 import subprocess
@@ -145,7 +146,8 @@ def check_conformance() -> list[str]:
         return ["the bce-compat console script is not installed"]
     argv = [script, "conformance", "--backends", "numpy", "--quiet"]
     print("  $ " + " ".join(["bce-compat", *argv[1:]]), flush=True)
-    done = subprocess.run(argv, capture_output=True, text=True)
+    env = {**os.environ, "PYTHONUTF8": "1"}  # the same bytes on Windows' consoles as elsewhere
+    done = subprocess.run(argv, capture_output=True, encoding="utf-8", errors="replace", env=env)
     summary = [line for line in done.stdout.splitlines() if line.startswith("conformance:")]
     print("  " + (summary[-1] if summary else "(no summary line)"))
     if done.returncode != 0 or not summary:
