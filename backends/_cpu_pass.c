@@ -36,12 +36,11 @@
  * The gradient is written in float32 (half and float32 inputs) or float64 and the caller's
  * backward multiplies it by the upstream gradient.
  */
-#define Py_LIMITED_API 0x030B0000
+/* setup.py builds this file on CPython 3.11's stable ABI (Py_LIMITED_API): it uses that API only. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "_cpu_math.h"
@@ -1141,7 +1140,7 @@ static PyObject *run(PyObject *self, PyObject *args) {
         }
         rows = (double *)rv.data;
     } else {
-        own_rows = malloc((size_t)(blocks_total > 0 ? blocks_total : 1) * NSTATS * sizeof(double));
+        own_rows = PyMem_Malloc((size_t)(blocks_total > 0 ? blocks_total : 1) * NSTATS * sizeof(double));
         if (!own_rows) {
             PyErr_NoMemory();
             goto done;
@@ -1150,7 +1149,7 @@ static PyObject *run(PyObject *self, PyObject *args) {
     }
     int parts = host_parallel == NULL || threads < 2 ? 1 : threads;
     if (parts > blocks) parts = (int)(blocks > 0 ? blocks : 1);
-    scratch = malloc((size_t)parts * sizeof(Scratch));
+    scratch = PyMem_Malloc((size_t)parts * sizeof(Scratch));
     if (!scratch) {
         PyErr_NoMemory();
         goto done;
@@ -1172,8 +1171,8 @@ static PyObject *run(PyObject *self, PyObject *args) {
     result = Py_BuildValue("(dnnnn)", totals[STAT_SUM], (Py_ssize_t)totals[STAT_KEPT], (Py_ssize_t)totals[STAT_BAD_X],
                            (Py_ssize_t)totals[STAT_BAD_Y], size);
 done:
-    free(scratch);
-    free(own_rows);
+    PyMem_Free(scratch);
+    PyMem_Free(own_rows);
     release_view(&xv);
     release_view(&yv);
     release_view(&wv);
