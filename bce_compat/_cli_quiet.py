@@ -5,7 +5,7 @@ per-op messages; those go through environment variables read when the library is
 imported, so ``silence_framework_logs()`` must run before any framework is imported. A
 variable the user has set is kept (``TF_CPP_MIN_LOG_LEVEL=0 bce-compat conformance`` shows
 TF's logs again). Lines a framework writes straight to fd 2 before its logging is set up ignore
-those variables; the registry drops them while it imports the frameworks (``_import_log_lines``),
+those variables; the registry drops them while it imports the frameworks (``_stderr_lines``),
 reading the same variables. ``framework_warnings_ignored()`` ignores Python warnings raised from a
 framework's own modules while a command runs; warnings from bce_compat still show.
 

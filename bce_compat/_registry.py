@@ -129,9 +129,9 @@ def import_installed(names_: tuple[str, ...] | None = None) -> dict[str, ModuleT
 
     A library that is missing or fails to import is left out. The log lines the libraries write
     straight to stderr while they are imported (TensorFlow's absl and oneDNN lines) are dropped
-    when the log-level variables ask for it (``_import_log_lines``); other output passes through.
+    when the log-level variables ask for it (``_stderr_lines``); other output passes through.
     """
-    from bce_compat._import_log_lines import log_lines_filtered  # only what imports frameworks needs it
+    from bce_compat._stderr_lines import log_lines_filtered  # only what imports frameworks needs it
 
     wanted = set(names() if names_ is None else names_)
     modules = {}

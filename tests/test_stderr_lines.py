@@ -23,7 +23,7 @@ from importlib.util import find_spec
 
 import pytest
 
-from bce_compat import _import_log_lines
+from bce_compat import _stderr_lines
 
 ABSL_LINE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 ONEDNN_LINE = ("I0000 00:00:1796600833.465197    7643 port.cc:153] oneDNN custom operations are on. You may see "
@@ -49,7 +49,7 @@ _QUIET_VARS = ("TF_CPP_MIN_LOG_LEVEL", "GLOG_minloglevel")
 def test_log_lines_below_the_level_are_dropped_everything_else_kept(level, dropped):
     lines = [ABSL_LINE, ONEDNN_LINE, PLAIN_LINE, GLOG_WARNING, GLOG_ERROR]
     text = "\n".join(lines).encode() + b"\npartial line without a newline"
-    kept = _import_log_lines.filtered(text, level).decode()
+    kept = _stderr_lines.filtered(text, level).decode()
     assert kept.splitlines() == [line for line in lines if line not in dropped] + ["partial line without a newline"]
 
 
@@ -61,14 +61,14 @@ def test_log_lines_below_the_level_are_dropped_everything_else_kept(level, dropp
     ({"TF_CPP_MIN_LOG_LEVEL": "x"}, 0),
 ])
 def test_level_follows_the_frameworks_log_level_variables(env, level):
-    assert _import_log_lines.level_from(env) == level
+    assert _stderr_lines.level_from(env) == level
 
 
 def test_c_level_writes_are_filtered_and_the_rest_passes_in_order():
     """A real fd-2 write inside the block, in a fresh process (no pytest capture in between)."""
     script = (
         "import os, sys\n"
-        "from bce_compat._import_log_lines import log_lines_filtered\n"
+        "from bce_compat._stderr_lines import log_lines_filtered\n"
         "print('before', file=sys.stderr)\n"
         "with log_lines_filtered():\n"
         f"    os.write(2, {(ABSL_LINE + chr(10) + ONEDNN_LINE + chr(10) + PLAIN_LINE + chr(10)).encode()!r})\n"
@@ -85,7 +85,7 @@ def test_c_level_writes_are_filtered_and_the_rest_passes_in_order():
 def test_nothing_is_redirected_at_level_0():
     script = (
         "import os\n"
-        "from bce_compat._import_log_lines import log_lines_filtered\n"
+        "from bce_compat._stderr_lines import log_lines_filtered\n"
         "before = os.fstat(2)\n"
         "with log_lines_filtered():\n"
         "    inside = os.fstat(2)\n"

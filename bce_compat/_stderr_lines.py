@@ -1,4 +1,4 @@
-"""Keep the log lines a framework writes straight to stderr (fd 2) while it is imported out of the output.
+"""Lines a library writes straight to stderr (fd 2) from C/C++, kept out of the output.
 
 TensorFlow 2.21 logs through absl before absl is set up, so on CPUs where oneDNN's custom ops
 are on by default (AVX-512 ones) ``import tensorflow`` writes, whatever ``TF_CPP_MIN_LOG_LEVEL``
@@ -7,13 +7,13 @@ says::
     WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
     I0000 00:00:1796600833.465197    7643 port.cc:153] oneDNN custom operations are on. ...
 
-C++ writes to fd 2 bypass ``sys.stderr``, so :func:`log_lines_filtered` points fd 2 at a
-temporary file while a block runs, then writes back what was written there, in order, less the
-log lines below the level that the frameworks' log-level variables ask for
-(``TF_CPP_MIN_LOG_LEVEL``, ``GLOG_minloglevel``; the lower of the two when both are set): INFO
-lines from level 1, WARNING lines from level 2. Errors (``E``/``F`` lines) and every other line
-pass through. With neither variable set (level 0) nothing is redirected. A process killed
-inside the block (a segfault) loses what the block wrote.
+Such writes bypass ``sys.stderr``, so :func:`fd2_filtered` points fd 2 at a temporary file
+while a block runs, then writes back what was written there, in order, less the lines it is told
+to drop. :func:`log_lines_filtered` drops the log lines below the level that the frameworks'
+log-level variables ask for (``TF_CPP_MIN_LOG_LEVEL``, ``GLOG_minloglevel``; the lower of the
+two when both are set): INFO lines from level 1, WARNING lines from level 2. Errors (``E``/``F``
+lines) and every other line pass through; with neither variable set (level 0) nothing is
+redirected. A process killed inside the block (a segfault) loses what the block wrote.
 
 >>> line = b"I0000 00:00:1796600833.4 7643 port.cc:153] oneDNN custom operations are on.\\n"
 >>> filtered(line + b"kept\\n", level=3)
@@ -26,8 +26,7 @@ import contextlib
 import os
 import re
 import sys
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 LEVEL_VARIABLES = ("TF_CPP_MIN_LOG_LEVEL", "GLOG_minloglevel")  # 0 INFO, 1 WARNING, 2 ERROR, 3 FATAL
 # glog's and absl's prefix: severity letter, MMDD, time, thread id, file:line]
@@ -66,11 +65,20 @@ def filtered(data: bytes, level: int) -> bytes:
 
 @contextlib.contextmanager
 def log_lines_filtered(environ: Mapping[str, str] | None = None) -> Iterator[None]:
-    """Within the block, fd 2 goes to a temporary file; on leaving, its lines less the log lines go to fd 2."""
+    """Within the block, the log lines written to fd 2 below the variables' level are dropped."""
     level = level_from(os.environ if environ is None else environ)
     if level == 0:
         yield
         return
+    with fd2_filtered(lambda line: dropped(line, level)):
+        yield
+
+
+@contextlib.contextmanager
+def fd2_filtered(drop: Callable[[bytes], bool]) -> Iterator[None]:
+    """Within the block fd 2 goes to a temporary file; on leaving, its lines but those ``drop`` accepts go to fd 2."""
+    import tempfile  # not at import: `import bce_compat` stays light
+
     try:
         saved = os.dup(2)
     except OSError:  # no fd 2 to filter (a process started without stderr)
@@ -86,7 +94,8 @@ def log_lines_filtered(environ: Mapping[str, str] | None = None) -> Iterator[Non
             os.dup2(saved, 2)
             os.close(saved)
             capture.seek(0)
-            _write_all(2, filtered(capture.read(), level))
+            lines = capture.read().splitlines(keepends=True)
+            _write_all(2, b"".join(line for line in lines if not drop(line)))
 
 
 def _flush_stderr() -> None:
