@@ -31,7 +31,8 @@ QUIET_ENV = {
 # Python loggers of the frameworks (Paddle installs a root handler, so JAX's INFO lines show).
 FRAMEWORK_LOGGERS = ("tensorflow", "absl", "jax", "jax._src.xla_bridge", "paddle", "torch", "h5py", "distributed")
 # Modules whose warnings are the frameworks' own business during a run.
-FRAMEWORK_MODULES = r"(paddle|tensorflow|tf_keras|keras|jax|jaxlib|optax|flax|torch|triton|dask|distributed|absl|google|ml_dtypes|h5py)(\.|$)"
+FRAMEWORK_MODULES = (r"(paddle|tensorflow|tf_keras|keras|jax|jaxlib|optax|flax|torch|triton|dask|distributed|absl|"
+                     r"google|ml_dtypes|h5py)(\.|$)")
 
 
 def silence_framework_logs() -> None:

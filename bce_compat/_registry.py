@@ -84,8 +84,9 @@ def adapter_paths() -> dict[str, str]:
         paths = dict(BUILTIN_ADAPTERS)
         for name, path in plugin_adapters().items():
             if name in paths:
-                warnings.warn(f"bce_compat: backend plugin {name!r} ({path}) is ignored: {name!r} is a built-in backend",
-                              RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"bce_compat: backend plugin {name!r} ({path}) is ignored: {name!r} is a built-in backend",
+                    RuntimeWarning, stacklevel=2)
                 continue
             paths[name] = path
         _CACHE["paths"] = paths

@@ -36,7 +36,9 @@ def sigmoid_cross_entropy_with_logits(labels: Array = None, logits: Array = None
     return _loss.compute("logits", fn, _NAMES, logits, labels, None, None, "none")
 
 
-def weighted_cross_entropy_with_logits(labels: Array, logits: Array, pos_weight: Weight, name: str | None = None) -> Array:
+def weighted_cross_entropy_with_logits(
+    labels: Array, logits: Array, pos_weight: Weight, name: str | None = None
+) -> Array:
     """``tf.nn.weighted_cross_entropy_with_logits``: labels*-log(sigmoid(x))*pos_weight + (1-labels)*-log(1-sigmoid(x)).
 
     ``pos_weight`` is a number or an array broadcast against ``logits`` without enlarging it.
