@@ -80,6 +80,8 @@ def _absorb_pir_out_notice(paddle):
             probe = paddle.static.data("bce_compat_probe", [1], "float32")
             paddle.add(probe, probe)
     _PIR_NOTICE_ABSORBED = True
+
+
 # is_float64 -> (exp rounds to 0 below, exp is normal above, shift for the subnormal range)
 _EXP_UNDERFLOW = {False: (-104.0, -87.0, 32.0), True: (-746.0, -708.0, 64.0)}
 
