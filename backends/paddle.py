@@ -38,6 +38,8 @@ def namespace(x: Any) -> PaddleNamespace:
     global _NAMESPACE
     if _NAMESPACE is None:
         _NAMESPACE = PaddleNamespace()
+    if not _PIR_NOTICE_ABSORBED and not isinstance(x, _NAMESPACE._paddle.Tensor):
+        _absorb_pir_out_notice(_NAMESPACE._paddle)
     return _NAMESPACE
 
 
@@ -61,6 +63,32 @@ def engines() -> tuple[NamedEngine, ...]:
 
 
 _NAMESPACE: PaddleNamespace | None = None
+_PIR_OUT_NOTICE = b"Paddle static graph(PIR) not support input out tensor for now"
+_PIR_NOTICE_ABSORBED = False
+
+
+def _absorb_pir_out_notice(paddle: Any) -> None:
+    """Have Paddle log its PIR ``out`` notice now, into a filtered fd 2, so that our graph ops log nothing.
+
+    Paddle 3.3's Python ops pass ``out=None`` to their C ops in a PIR program (``+``, ``-``,
+    ``/``, ``==``, ``<``, ``<=``, ``>=``, ``**``, ``clip``, ``mean``, ``where`` on graph values),
+    and the first such call in a process logs "W... eager_utils.cc:3584] Paddle static graph(PIR)
+    not support input out tensor for now!!!!!", although no ``out`` was given. paddle.nn's losses
+    call C ops directly and never log it; the portable path uses these operators. So before the
+    first graph op of ours, one such op goes into a throwaway program with that line dropped.
+    """
+    global _PIR_NOTICE_ABSORBED
+    if not paddle.framework.in_pir_mode():
+        return  # a legacy (non-PIR) program: its ops take no `out`
+    from bce_compat._stderr_lines import fd2_filtered
+
+    with fd2_filtered(lambda line: _PIR_OUT_NOTICE in line):
+        with paddle.static.program_guard(paddle.static.Program(), paddle.static.Program()):
+            probe = paddle.static.data("bce_compat_probe", [1], "float32")
+            paddle.add(probe, probe)
+    _PIR_NOTICE_ABSORBED = True
+
+
 # is_float64 -> (exp rounds to 0 below, exp is normal above, shift for the subnormal range)
 _EXP_UNDERFLOW = {False: (-104.0, -87.0, 32.0), True: (-746.0, -708.0, 64.0)}
 

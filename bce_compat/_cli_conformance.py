@@ -13,8 +13,10 @@ import sys
 def register(subparsers) -> None:
     parser = subparsers.add_parser("conformance", help="run the conformance suite (shim and native ops, every backend)")
     parser.add_argument("--backends", help="comma-separated backends (default: every installed one)")
-    parser.add_argument("--cases", help="comma-separated case filters: id/file globs or substrings, or 'ours'/'documented'")
-    parser.add_argument("--native", action=argparse_bool(), default=True, help="also run each framework's own op (default)")
+    parser.add_argument("--cases",
+                        help="comma-separated case filters: id/file globs or substrings, or 'ours'/'documented'")
+    parser.add_argument("--native", action=argparse_bool(), default=True,
+                        help="also run each framework's own op (default)")
     parser.add_argument("--divergences", action="store_true", help="print where native ops depart from docs/exact math")
     parser.add_argument("--json", metavar="FILE", help="write every result, agreement and divergence as JSON")
     parser.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
@@ -76,7 +78,8 @@ def run(args, shim_module_override=None) -> int:
         print(f"no case matches {args.cases!r}", file=sys.stderr)
         return 2
     progress = None if args.quiet else progress_printer()
-    result = runner.run(cases, backends, native=args.native, shim_module_override=shim_module_override, progress=progress)
+    result = runner.run(cases, backends, native=args.native, shim_module_override=shim_module_override,
+                        progress=progress)
     if backends:
         missing = [b for b in backends if b not in result.backends]
         if missing:

@@ -1,6 +1,8 @@
-"""``bce-compat migrate``: rewrite torch/Paddle binary-cross-entropy calls (a dry-run diff unless ``--write``).
+"""``bce-compat migrate``: rewrite binary-cross-entropy loss calls (a dry-run diff unless ``--write``).
 
-Only text is rewritten; neither torch nor Paddle is imported. libcst is imported when the command runs.
+torch <-> Paddle (``--to paddle``, ``--to torch``), or torch, Paddle, Keras, ``tf.nn`` and optax
+calls into bce_compat (``--to portable``). Only text is rewritten; no framework is imported.
+libcst is imported when the command runs.
 
     bce-compat migrate --to paddle train.py          # show the diff
     bce-compat migrate --to paddle --write src/      # apply it
@@ -15,12 +17,18 @@ import sys
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "migrate",
-        help="rewrite torch/Paddle BCE loss calls for the other framework or for bce_compat",
+        help="rewrite BCE loss calls: torch <-> Paddle, or torch/Paddle/Keras/tf.nn/optax into bce_compat",
         description=(
-            "Rewrite binary-cross-entropy loss calls between torch and Paddle (or into bce_compat). "
-            "Prints a unified diff unless --write. Calls that cannot be converted safely are left as they "
-            "were and reported as path:line:col. Exit status: 0 all converted, 1 some call left, "
-            "2 a file that does not parse or a missing path."
+            "Rewrite binary-cross-entropy loss calls. --to paddle and --to torch convert torch's and "
+            "Paddle's loss calls into each other's; they convert the loss calls only (and their "
+            "imports): the rest of the script (tensors, model, optimizer) stays as it is. --to portable "
+            "turns torch, Paddle, Keras (binary_crossentropy, BinaryCrossentropy), tf.nn "
+            "(sigmoid_cross_entropy_with_logits, weighted_cross_entropy_with_logits) and optax "
+            "(sigmoid_binary_cross_entropy) calls into "
+            "bce_compat calls with the same signature, which run on any framework's arrays. Prints a "
+            "unified diff unless --write. Calls that cannot be converted safely are left as they were and "
+            "reported as path:line:col. Exit status: 0 all converted, 1 some call left, 2 a file that does "
+            "not parse or a missing path."
         ),
     )
     parser.add_argument("--to", choices=("paddle", "torch", "portable"), default="paddle",
@@ -28,8 +36,8 @@ def register(subparsers) -> None:
     parser.add_argument("--write", action="store_true",
                         help="apply the changes (for '-', print the rewritten source instead of a diff)")
     parser.add_argument("paths", nargs="*", metavar="PATH",
-                        help="files or directories (*.py, recursively); '-' reads stdin (as does no path when "
-                             "stdin is piped)")
+                        help="files or directories (*.py, recursively); '-' reads stdin (as does no path "
+                             "when stdin is piped)")
     parser.set_defaults(run=run, usage=parser.format_usage)
 
 

@@ -4,7 +4,9 @@ TensorFlow (C++ logging and absl), Paddle (glog, its C++ log) and JAX print star
 per-op messages; those go through environment variables read when the library is first
 imported, so ``silence_framework_logs()`` must run before any framework is imported. A
 variable the user has set is kept (``TF_CPP_MIN_LOG_LEVEL=0 bce-compat conformance`` shows
-TF's logs again). ``framework_warnings_ignored()`` ignores Python warnings raised from a
+TF's logs again). Lines a framework writes straight to fd 2 before its logging is set up ignore
+those variables; the registry drops them while it imports the frameworks (``_stderr_lines``),
+reading the same variables. ``framework_warnings_ignored()`` ignores Python warnings raised from a
 framework's own modules while a command runs; warnings from bce_compat still show.
 
 >>> import os
@@ -29,7 +31,8 @@ QUIET_ENV = {
 # Python loggers of the frameworks (Paddle installs a root handler, so JAX's INFO lines show).
 FRAMEWORK_LOGGERS = ("tensorflow", "absl", "jax", "jax._src.xla_bridge", "paddle", "torch", "h5py", "distributed")
 # Modules whose warnings are the frameworks' own business during a run.
-FRAMEWORK_MODULES = r"(paddle|tensorflow|tf_keras|keras|jax|jaxlib|optax|flax|torch|triton|dask|distributed|absl|google|ml_dtypes|h5py)(\.|$)"
+FRAMEWORK_MODULES = (r"(paddle|tensorflow|tf_keras|keras|jax|jaxlib|optax|flax|torch|triton|dask|distributed|absl|"
+                     r"google|ml_dtypes|h5py)(\.|$)")
 
 
 def silence_framework_logs() -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from bce_compat._registry import Backend, backend_for_type, describe_backends
 
 PYTHON_NUMBER_TYPES = (bool, int, float)  # exactly: subclasses (IntEnum, ...) are not plain numbers
+# every dialect's reduction names (torch, Paddle, Keras): a hint when one is passed where an array belongs
+REDUCTION_NAMES = frozenset({"none", "mean", "sum", "elementwise_mean", "sum_over_batch_size",
+                             "mean_with_sample_weight"})
 
 
 def is_python_number(value) -> bool:
@@ -28,6 +31,8 @@ def backend_of(fn_name: str, arrays: dict) -> Backend:
         if not is_array(value):
             continue
         backend = backend_for_type(type(value))
+        if backend is None and owner is not None:
+            raise TypeError(not_of_the_input_library(fn_name, arg, value, owner[1]))
         if backend is None:
             raise TypeError(
                 f"{fn_name}: `{arg}` is a {_type_name(value)}, which no installed backend accepts. "
@@ -43,6 +48,31 @@ def backend_of(fn_name: str, arrays: dict) -> Backend:
     if owner is None:
         raise TypeError(f"{fn_name}: no array given; `{next(iter(arrays))}` must be an array")
     return owner[2]
+
+
+def not_of_the_input_library(fn_name: str, arg: str, value, input_array) -> str:
+    """The message for an argument beside the input that no library owns: what it must be, what it is.
+
+    A weight argument (``weight``, ``pos_weight``, ``sample_weight``) may also be a number or None.
+    A reduction name there is the common slip of passing it positionally (``F(x, y, "mean")``: the
+    third argument is ``weight``), so the message spells out the keyword.
+
+    >>> import numpy as np
+    >>> print(*not_of_the_input_library("f", "weight", "mean", np.zeros(2)).split("; "), sep="\\n")
+    f: `weight` must be an array of the input's library (numpy.ndarray), a Python number or None
+    got a str ('mean'). To choose the reduction, pass reduction='mean' by keyword
+    """
+    optional = ", a Python number or None" if arg.endswith("weight") else ""
+    message = (f"{fn_name}: `{arg}` must be an array of the input's library ({_type_name(input_array)}){optional}; "
+               f"got a {_type_name(value)} ({_short_repr(value)})")
+    if isinstance(value, str) and value in REDUCTION_NAMES:
+        message += f". To choose the reduction, pass reduction={value!r} by keyword"
+    return message
+
+
+def _short_repr(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def accepts_numpy_operand(owner: Backend, operand: Backend) -> bool:

@@ -84,8 +84,9 @@ def adapter_paths() -> dict[str, str]:
         paths = dict(BUILTIN_ADAPTERS)
         for name, path in plugin_adapters().items():
             if name in paths:
-                warnings.warn(f"bce_compat: backend plugin {name!r} ({path}) is ignored: {name!r} is a built-in backend",
-                              RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"bce_compat: backend plugin {name!r} ({path}) is ignored: {name!r} is a built-in backend",
+                    RuntimeWarning, stacklevel=2)
                 continue
             paths[name] = path
         _CACHE["paths"] = paths
@@ -127,20 +128,25 @@ def is_installed(name: str) -> bool:
 def import_installed(names_: tuple[str, ...] | None = None) -> dict[str, ModuleType]:
     """Import the installed libraries among ``names_`` (default: all) in the safe order; name -> module.
 
-    A library that is missing or fails to import is left out.
+    A library that is missing or fails to import is left out. The log lines the libraries write
+    straight to stderr while they are imported (TensorFlow's absl and oneDNN lines) are dropped
+    when the log-level variables ask for it (``_stderr_lines``); other output passes through.
     """
+    from bce_compat._stderr_lines import log_lines_filtered  # only what imports frameworks needs it
+
     wanted = set(names() if names_ is None else names_)
     modules = {}
-    for name in names():
-        lib = library(name)
-        if name not in wanted or lib is None:
-            continue
-        try:
-            modules[name] = importlib.import_module(lib)
-        except Exception:  # not installed, or broken: the library is simply absent
-            continue
-        if name == "torch" and "tensorflow" in wanted:
-            _import_triton()
+    with log_lines_filtered():
+        for name in names():
+            lib = library(name)
+            if name not in wanted or lib is None:
+                continue
+            try:
+                modules[name] = importlib.import_module(lib)
+            except Exception:  # not installed, or broken: the library is simply absent
+                continue
+            if name == "torch" and "tensorflow" in wanted:
+                _import_triton()
     return modules
 
 

@@ -167,9 +167,22 @@ def diff_advice(case, a: str, oa, b: str, ob) -> str:
     if (oa.error is None) == (ob.error is None):
         if oa.error is None and oa.shape != ob.shape:
             return f"{a} returns shape {oa.shape}, {b} shape {ob.shape}; {advice}"
+        if oa.error is None:
+            return f"{_who_departs(a, oa, b, ob)}; {advice}"
         return advice
     (raiser, err), (other, ok) = ((a, oa), (b, ob)) if oa.error else ((b, ob), (a, oa))
     return f"{raiser} refuses this ({err.error.split(':')[0]}), {other} returns shape {ok.shape}; {advice}"
+
+
+def _who_departs(a: str, oa, b: str, ob) -> str:
+    """Which of the two results departs from the exact value (or the document), as measured."""
+    exact = {a: oa.status == "pass", b: ob.status == "pass"}
+    if exact[a] != exact[b]:
+        (departs, _), (matches, _) = sorted(exact.items(), key=lambda item: item[1])
+        return f"{departs} departs from the exact value, {matches} matches it"
+    if exact[a]:
+        return f"{a} and {b} both match the exact value within its tolerance, not each other"
+    return f"{a} and {b} both depart from the exact value"
 
 
 _DIFF_RTOL = {"float16": 1e-2, "bfloat16": 1e-2, "float32": 1e-5, "float64": 1e-12}

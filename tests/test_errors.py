@@ -170,3 +170,83 @@ def test_arrays_on_different_devices_raise_the_backends_own_error():
         pytest.skip("needs a CUDA device next to the CPU")
     with pytest.raises(RuntimeError, match="device"):
         bce_compat.binary_cross_entropy_with_logits(torch.zeros(2, device="cuda"), torch.zeros(2))
+
+
+# ---- a value of the wrong kind where an array belongs (issue 23, item 6)
+
+
+def _calls_with_a_slip(x, y):
+    """The common positional slips: a reduction given where the third (fourth, ...) argument is expected."""
+    return {
+        "torch F(x, y, 'mean')": (lambda: bce_compat.binary_cross_entropy_with_logits(x, y, "mean"), "weight"),
+        "torch probs F(q, y, 'sum')": (lambda: bce_compat.binary_cross_entropy(x * 0 + 0.5, y, "sum"), "weight"),
+        "torch BCEWithLogitsLoss('mean')": (lambda: bce_compat.BCEWithLogitsLoss("mean")(x, y), "weight"),
+        "torch pos_weight='sum'": (lambda: bce_compat.binary_cross_entropy_with_logits(x, y, pos_weight="sum"),
+                                   "pos_weight"),
+        "paddle F(logit, label, 'mean')": (lambda: paddle_dialect.binary_cross_entropy_with_logits(x, y, "mean"),
+                                           "weight"),
+        "paddle F(logit, label, None, 'mean', 'sum')": (
+            lambda: paddle_dialect.binary_cross_entropy_with_logits(x, y, None, "mean", "sum"), "pos_weight"),
+    }
+
+
+@pytest.mark.parametrize("slip", list(_calls_with_a_slip(None, None)))
+def test_a_reduction_name_given_as_weight_says_what_weight_must_be(framework, slip):
+    """Before: an 8-line list of backends to pip-install, as if the library were missing."""
+    x, y = _pair(framework)
+    call, arg = _calls_with_a_slip(x, y)[slip]
+    with pytest.raises(TypeError) as raised:
+        call()
+    message = str(raised.value)
+    input_type = type(x).__module__.split(".")[0]
+    assert re.search(rf"`{arg}` must be an array of the input's library \({input_type}[.\w]*\), a Python number "
+                     rf"or None; got a str \('(mean|sum)'\)", message), message
+    assert "reduction='" in message  # the likely intent, spelled out
+    assert "pip install" not in message and len(message.splitlines()) == 1
+
+
+@pytest.mark.parametrize("value, shown", [([1.0, 2.0, 3.0], r"a list \(\[1.0, 2.0, 3.0\]\)"),
+                                          (object(), r"a object \(<object object at"),
+                                          ("y", r"a str \('y'\)")])
+def test_a_target_of_no_array_library_names_the_input_library(value, shown):
+    x = np.zeros(3)
+    with pytest.raises(TypeError, match=r"^binary_cross_entropy_with_logits: `target` must be an array of the "
+                       rf"input's library \(numpy.ndarray\); got {shown}"):
+        bce_compat.binary_cross_entropy_with_logits(x, value)
+    with pytest.raises(TypeError, match=r"`weight` must be an array of the input's library \(numpy.ndarray\), "
+                       rf"a Python number or None; got {shown}"):
+        bce_compat.binary_cross_entropy_with_logits(x, x, value)
+
+
+@pytest.mark.parametrize("legacy", ["size_average", "reduce"])
+@pytest.mark.parametrize("value", ["sum", np.ones(3)], ids=["str", "array"])
+def test_legacy_flag_given_a_reduction_or_an_array_is_a_type_error(legacy, value):
+    """``F(x, y, None, 'sum')`` set size_average='sum', read as True: a silent mean instead of the sum asked for;
+    ``F(x, y, w, pos_weight)`` set size_average to an array."""
+    x = np.zeros(3)
+    with pytest.raises(TypeError, match=rf"`{legacy}` must be a bool or None"):
+        bce_compat.binary_cross_entropy_with_logits(x, x, **{legacy: value})
+    with pytest.raises(TypeError, match=rf"`{legacy}` must be a bool or None"):
+        bce_compat.BCELoss(**{legacy: value})
+    if isinstance(value, str):
+        with pytest.raises(TypeError, match=r"pass reduction='sum' by keyword"):
+            bce_compat.binary_cross_entropy_with_logits(x, x, None, **{legacy: value})
+
+
+def test_legacy_flags_as_bools_and_ints_still_map_as_in_torch():
+    x, y = np.zeros(2), np.ones(2)
+    with pytest.warns(UserWarning, match="deprecated"):
+        assert float(bce_compat.binary_cross_entropy_with_logits(x, y, size_average=False)) == pytest.approx(
+            2 * np.log(2))
+    with pytest.warns(UserWarning, match="deprecated"):
+        assert bce_compat.binary_cross_entropy_with_logits(x, y, reduce=0).shape == (2,)
+
+
+@pytest.mark.parametrize("value, shown", [(np.zeros(3), "a numpy.ndarray"), (2, "2")])
+def test_a_reduction_that_is_not_a_string_is_named(value, shown):
+    """Before: numpy's "truth value of an array ... is ambiguous" for ``P.F(logit, label, None, pos_weight)``."""
+    x = np.zeros(3)
+    with pytest.raises(ValueError, match=rf"`reduction` must be one of 'none', 'mean', 'sum'; got {shown}"):
+        paddle_dialect.binary_cross_entropy_with_logits(x, x, None, value)
+    with pytest.raises(ValueError, match=rf"`reduction` must be one of 'none', 'mean', 'sum'; got {shown}"):
+        bce_compat.binary_cross_entropy_with_logits(x, x, reduction=value)

@@ -278,3 +278,13 @@ def test_cli_reads_stdin_and_imports_no_framework():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "import bce_compat.torch\n\nloss = bce_compat.torch.BCEWithLogitsLoss(pos_weight=p)\n"
+
+
+def test_help_names_every_source_that_portable_converts(capsys):
+    """``migrate --help`` said "between torch and Paddle" only (issue 23, item 5)."""
+    with pytest.raises(SystemExit):
+        main(["migrate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for source in ("torch", "Paddle", "Keras", "tf.nn", "optax"):
+        assert source in text, source
+    assert "loss calls only" in text  # --to paddle / --to torch leave the rest of the script as it is

@@ -143,3 +143,23 @@ def test_migration_after_is_what_migrate_prints_for_before():
     out, err = io.StringIO(), io.StringIO()
     migrate_paths(["-"], "paddle", write=True, out=out, err=err, stdin=io.StringIO(before.code))
     assert _code_lines(out.getvalue()) == _code_lines(after.code), err.getvalue()
+
+
+def _visible_lead_in(block: Block) -> str:
+    """The README text just above a block's fence, without the invisible setup comment."""
+    lines = README.read_text(encoding="utf-8").splitlines()[max(0, block.line - 5):block.line - 1]
+    return _SETUP.sub("", "\n".join(lines))
+
+
+@pytest.mark.parametrize("block", [b for b in BLOCKS if b.setup], ids=lambda b: b.id)
+def test_a_block_with_hidden_setup_is_marked_as_a_fragment(block):
+    """A reader runs a block as shown; one that needs names from elsewhere says so (issue 23, item 5)."""
+    assert "fragment" in _visible_lead_in(block).lower(), (
+        f"README line {block.line}: needs hidden setup but its lead-in does not call it a fragment")
+
+
+def test_migration_section_says_to_paddle_converts_the_loss_calls_only():
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Migrating a loss"):text.index("## Errors")]
+    assert "converts the loss calls only" in section
+    assert "aborts inside Paddle" in section

@@ -2,7 +2,10 @@
 
 Argument order is TensorFlow's: ``(labels, logits)``, target first; both are element-wise (no
 reduction). Runs on every backend; on TF tensors it differs from ``tf.nn`` only where TF's own
-op is inexact (x = ±inf gives NaN there; the gradient at x = 0 is 1 instead of 0.5 for y = 0).
+ops are inexact: both give NaN at x = ±inf (exact: 0 or inf); ``weighted_cross_entropy_with_logits``
+loses digits to cancellation for labels = 0, x ≪ 0 (0 from x = -15 in float32), and its gradient
+at x = 0 is 0.5 * (1 + (pos_weight - 1) * labels) too large (1 instead of 0.5 for labels = 0).
+``sigmoid_cross_entropy_with_logits``'s gradient at x = 0 is exact, 0.5 - labels, in TF as here.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ def sigmoid_cross_entropy_with_logits(labels: Array = None, logits: Array = None
     return _loss.compute("logits", fn, _NAMES, logits, labels, None, None, "none")
 
 
-def weighted_cross_entropy_with_logits(labels: Array, logits: Array, pos_weight: Weight, name: str | None = None) -> Array:
+def weighted_cross_entropy_with_logits(
+    labels: Array, logits: Array, pos_weight: Weight, name: str | None = None
+) -> Array:
     """``tf.nn.weighted_cross_entropy_with_logits``: labels*-log(sigmoid(x))*pos_weight + (1-labels)*-log(1-sigmoid(x)).
 
     ``pos_weight`` is a number or an array broadcast against ``logits`` without enlarging it.

@@ -23,6 +23,7 @@ from bce_compat.migrate._table import Api, canonical, params_by_canonical
 
 REDUCTIONS = ("none", "mean", "sum")
 _LITERALS = {"True": True, "False": False, "None": None}
+_TIGHT_EQUAL = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))
 
 
 class Unconvertible(Exception):
@@ -38,7 +39,8 @@ def bind(args, api: Api) -> list[tuple[str, cst.Arg]]:
             raise Unconvertible(f"`{arg.star}{code}` cannot be seen into, so the arguments it holds are unknown")
         if arg.keyword is None:
             if position >= len(api.params):
-                raise Unconvertible(f"{len(args)} positional arguments, {api.qualified} takes at most {len(api.params)}")
+                raise Unconvertible(
+                    f"{len(args)} positional arguments, {api.qualified} takes at most {len(api.params)}")
             name = api.params[position]
         else:
             name = arg.keyword.value
@@ -73,14 +75,16 @@ def convert_args(args, source: Api, target: Api) -> list[cst.Arg]:
             continue  # literals only (checked above), so dropping them drops no side effect
         if name == "name" and "name" not in target.params:
             if not _side_effect_free(arg.value):
-                raise Unconvertible("`name=` is dropped for torch but its value is an expression that may have side effects")
+                raise Unconvertible(
+                    "`name=` is dropped for torch but its value is an expression that may have side effects")
             continue
         new_name = to_target.get(canonical(source.framework, name))
         if new_name is None:
             raise Unconvertible(f"{target.qualified} has no equivalent of {name!r}")
         if name == "reduction" and override is not None:
             if not _side_effect_free(arg.value):
-                raise Unconvertible("legacy size_average/reduce override `reduction`, whose value may have side effects")
+                raise Unconvertible(
+                    "legacy size_average/reduce override `reduction`, whose value may have side effects")
             arg = arg.with_changes(value=cst.SimpleString(repr(override)))
         # Positional stays positional only at the same index in both signatures; otherwise a keyword.
         same_place = target.params.index(new_name) == len(out) == source.params.index(name)
@@ -89,20 +93,13 @@ def convert_args(args, source: Api, target: Api) -> list[cst.Arg]:
             continue
         keyword_emitted = True
         if arg.keyword is None:
-            arg = arg.with_changes(
-                keyword=cst.Name(new_name),
-                equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")),
-            )
+            arg = arg.with_changes(keyword=cst.Name(new_name), equal=_TIGHT_EQUAL)
         elif arg.keyword.value != new_name:
             arg = arg.with_changes(keyword=cst.Name(new_name))
         out.append(arg)
 
     if override is not None and "reduction" not in given and override != "mean":
-        out.append(cst.Arg(
-            keyword=cst.Name("reduction"),
-            value=cst.SimpleString(repr(override)),
-            equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")),
-        ))
+        out.append(cst.Arg(keyword=cst.Name("reduction"), value=cst.SimpleString(repr(override)), equal=_TIGHT_EQUAL))
     return _fix_commas(out, args)
 
 
@@ -113,7 +110,8 @@ def _legacy_override(given: dict) -> str | None:
         if name in given:
             node = given[name].value
             if not (isinstance(node, cst.Name) and node.value in _LITERALS):
-                raise Unconvertible(f"`{name}` is not a literal True/False/None, so the equivalent `reduction` is unknown")
+                raise Unconvertible(
+                    f"`{name}` is not a literal True/False/None, so the equivalent `reduction` is unknown")
             values[name] = _LITERALS[node.value]
     if values.get("size_average") is None and values.get("reduce") is None:
         return None
@@ -124,7 +122,8 @@ def _check_reduction(arg, target: Api) -> None:
     if arg is not None and isinstance(arg.value, cst.SimpleString):
         value = ast.literal_eval(arg.value.value)
         if value not in REDUCTIONS:
-            raise Unconvertible(f"reduction={value!r} is not one of {', '.join(map(repr, REDUCTIONS))} accepted by {target.framework}")
+            raise Unconvertible(
+                f"reduction={value!r} is not one of {', '.join(map(repr, REDUCTIONS))} accepted by {target.framework}")
 
 
 def _side_effect_free(node) -> bool:
@@ -135,7 +134,7 @@ def _side_effect_free(node) -> bool:
 
 
 def _fix_commas(out: list[cst.Arg], original) -> list[cst.Arg]:
-    """The last argument takes the original last argument's trailing comma (or none); inner ones get the default ", "."""
+    """The last argument takes the original last argument's trailing comma (or none); inner ones get ", "."""
     if not out:
         return out
     last = out[-1].with_changes(comma=original[-1].comma)

@@ -1,6 +1,7 @@
 """Rewrite one source text: parse with libcst, transform the loss calls, add the imports they need.
 
->>> out = migrate_source("import torch.nn.functional as F\\nl = F.binary_cross_entropy(q, y, reduction='sum')\\n", "paddle")
+>>> source = "import torch.nn.functional as F\\nl = F.binary_cross_entropy(q, y, reduction='sum')\\n"
+>>> out = migrate_source(source, "paddle")
 >>> print(out.code, end="")  # the torch import went: only the converted call used it
 import paddle
 <BLANKLINE>
@@ -12,13 +13,14 @@ l = paddle.nn.functional.binary_cross_entropy(q, y, reduction='sum')
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import AnyStr, Generic
 
 
 @dataclass
-class Outcome:
+class Outcome(Generic[AnyStr]):
     """The rewritten source (``code``, same type as given), what was left or noted, or a parse ``error``."""
 
-    code: str | bytes
+    code: AnyStr
     findings: list = field(default_factory=list)
     converted: int = 0
     error: str | None = None  # set when the source does not parse; ``code`` is then the input unchanged
@@ -28,7 +30,7 @@ class Outcome:
         return [f for f in self.findings if f.severity == "left"]
 
 
-def migrate_source(source: str | bytes, to: str) -> Outcome:
+def migrate_source(source: AnyStr, to: str) -> Outcome[AnyStr]:
     """The source with every convertible torch/Paddle BCE call rewritten for ``to``; bytes keep their encoding."""
     import libcst as cst
     from libcst.codemod import CodemodContext
@@ -40,7 +42,8 @@ def migrate_source(source: str | bytes, to: str) -> Outcome:
     try:
         module = cst.parse_module(source)
     except cst.ParserSyntaxError as exc:
-        return Outcome(source, error=f"{exc.editor_line}:{exc.editor_column}: cannot parse, file left alone: {exc.message}")
+        where = f"{exc.editor_line}:{exc.editor_column}"
+        return Outcome(source, error=f"{where}: cannot parse, file left alone: {exc.message}")
     except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
         return Outcome(source, error=f"1:1: cannot read, file left alone: {exc}")
 
@@ -59,8 +62,8 @@ def migrate_source(source: str | bytes, to: str) -> Outcome:
 
     new_code = new_module.bytes if isinstance(source, bytes) else new_module.code
     findings = sorted(transformer.findings, key=lambda f: (f.line, f.column))
-    if new_code != source and _compiles(module.code) and not _compiles(new_module.code):
-        return Outcome(source, findings, error="1:1: the rewrite would not compile; file left alone")  # never hand back broken code
+    if new_code != source and _compiles(module.code) and not _compiles(new_module.code):  # never hand back broken code
+        return Outcome(source, findings, error="1:1: the rewrite would not compile; file left alone")
     return Outcome(new_code, findings, transformer.converted)
 
 

@@ -62,7 +62,8 @@ _ALIASES = {
     "torch.nn.modules.loss.BCELoss": "torch.nn.BCELoss",
     "torch.nn.modules.BCEWithLogitsLoss": "torch.nn.BCEWithLogitsLoss",
     "torch.nn.modules.BCELoss": "torch.nn.BCELoss",
-    "paddle.nn.functional.loss.binary_cross_entropy_with_logits": "paddle.nn.functional.binary_cross_entropy_with_logits",
+    "paddle.nn.functional.loss.binary_cross_entropy_with_logits":
+        "paddle.nn.functional.binary_cross_entropy_with_logits",
     "paddle.nn.functional.loss.binary_cross_entropy": "paddle.nn.functional.binary_cross_entropy",
     "paddle.nn.layer.loss.BCEWithLogitsLoss": "paddle.nn.BCEWithLogitsLoss",
     "paddle.nn.layer.loss.BCELoss": "paddle.nn.BCELoss",

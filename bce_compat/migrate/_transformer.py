@@ -32,7 +32,8 @@ TARGETS = ("paddle", "torch", "portable")
 # Paddle's binary_cross_entropy_with_logits departs from torch's and bce_compat's in two ways a
 # rewrite across Paddle changes: labels equal to -100 give loss 0, and without pos_weight its
 # gradient at a logit of exactly 0 is 1 too small (σ(0) − y − 1; measured on Paddle 3.3).
-_IGNORES_100 = "Paddle's binary_cross_entropy_with_logits ignores labels equal to -100 (their loss is 0) and {other} does not"
+_IGNORES_100 = ("Paddle's binary_cross_entropy_with_logits ignores labels equal to -100 (their loss is 0) "
+                "and {other} does not")
 _LEFT_100 = _IGNORES_100 + "; this file uses the literal -100, so the result could change"
 _NOTE_FROM_PADDLE = ("converted; " + _IGNORES_100 + ", so such labels would now count "
                      "(this file has no literal -100; said once per file)")
@@ -97,7 +98,7 @@ class LossCallTransformer(cst.CSTTransformer):
         except Unconvertible as why:
             self._report(original, "left", str(why))
             return updated
-        if not self._concerns(api):
+        if api is None or not self._concerns(api):
             return updated
         try:
             callee, args, import_spec, expected_binding, note = self._plan(api, updated.args)
@@ -147,7 +148,8 @@ class LossCallTransformer(cst.CSTTransformer):
 
     def _resolve(self, func) -> Api | None:
         """The table entry ``func`` names through the file's imports, or None."""
-        names = {q.name for q in self.get_metadata(QualifiedNameProvider, func, set()) if q.source == QualifiedNameSource.IMPORT}
+        qualified = self.get_metadata(QualifiedNameProvider, func, set())
+        names = {q.name for q in qualified if q.source == QualifiedNameSource.IMPORT}
         apis = {API_BY_NAME[n] for n in names if n in API_BY_NAME}
         if not apis:
             return None
@@ -161,10 +163,12 @@ class LossCallTransformer(cst.CSTTransformer):
         if scope is None or root not in scope:
             return
         for assignment in scope[root]:
-            qualified = {q.name for q in assignment.get_qualified_names_for(root)} if hasattr(assignment, "get_qualified_names_for") else set()
+            qualified = ({q.name for q in assignment.get_qualified_names_for(root)}
+                         if hasattr(assignment, "get_qualified_names_for") else set())
             is_import = isinstance(getattr(assignment, "node", None), (cst.Import, cst.ImportFrom))
             if not is_import or qualified != {expected}:
-                raise Unconvertible(f"the name `{root}` already means something else here, so `{root}.…` cannot be introduced")
+                raise Unconvertible(
+                    f"the name `{root}` already means something else here, so `{root}.…` cannot be introduced")
 
     def _imports_behind(self, func) -> set:
         """``(module, obj, asname)`` of the import statements that bound ``func``'s first name."""
@@ -174,7 +178,7 @@ class LossCallTransformer(cst.CSTTransformer):
         scope = self.get_metadata(ScopeProvider, func, None)
         if not isinstance(root, cst.Name) or scope is None or root.value not in scope:
             return set()
-        found = set()
+        found: set[tuple[str, str | None, str | None]] = set()
         for assignment in scope[root.value]:
             statement = getattr(assignment, "node", None)
             if isinstance(statement, cst.Import):
@@ -219,6 +223,8 @@ def _drop_literal_legacy(args, api: Api) -> list:
 def file_has_minus_100(module: cst.Module) -> bool:
     """Whether the source spells -100 anywhere (e.g. labels marked to be ignored, Paddle-style)."""
     for node in m.findall(module, m.UnaryOperation(operator=m.Minus(), expression=m.Integer() | m.Float())):
+        if not isinstance(node, cst.UnaryOperation) or not isinstance(node.expression, (cst.Integer, cst.Float)):
+            continue  # the matcher found only these; this tells the type checker
         try:
             if float(node.expression.value.replace("_", "")) == 100:
                 return True
