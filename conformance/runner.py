@@ -465,7 +465,7 @@ def _agreement(case, path, dtype, cells) -> Agreement | None:
                     with np.errstate(invalid="ignore"):
                         diff = np.where(both, 0.0, np.abs(a - b))
                     desc = f"max |diff| {float(np.max(np.nan_to_num(diff, nan=np.inf))) if diff.size else 0.0:.3g}"
-                if ratio > worst:
+                if ratio > worst or not where:  # identical everywhere: still say what was compared
                     worst, where = ratio, f"{what}: {name_a} vs {name_b}, {desc}"
     return Agreement(case.id, path, dtype, [n for n, _ in ok_cells], worst, where, worst <= 1)
 
