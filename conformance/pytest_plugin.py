@@ -1,8 +1,8 @@
 """pytest plugin: ``pytest --bce-impl MODULE:CALLABLE --bce-dialect torch`` runs the conformance cases on it.
 
 Installed with bce_compat (entry point ``pytest11``, plugin name ``bce_compat``) and inactive
-unless ``--bce-impl`` is given: this module imports nothing but pytest, adds its options, and
-otherwise leaves a test run alone. Given ``--bce-impl``, the cases that apply to the callable
+unless ``--bce-impl`` is given: importing it imports pytest and bce_compat's own package (no array
+library, not the suite); it adds its options and otherwise leaves a test run alone. Given ``--bce-impl``, the cases that apply to the callable
 are collected, one test per case and dtype (``ours-inf-pos-y1-is-zero[float32]``), with no test
 file of the user's needed; each runs on every backend of ``--bce-backends`` (default: every
 installed one) and fails if any backend fails, saying which and why. A case the callable does

@@ -278,6 +278,11 @@ def test_pytest_plugin_collects_one_test_per_case_and_dtype_in_a_folder_without_
                  if d != "bfloat16" and _naive_prediction(naive.fn, c, d) == "fail"}
     assert failed == predicted, (failed - predicted, predicted - failed)
     assert "unsupported: TypeError: bce() got an unexpected keyword argument 'pos_weight'" in bad.stdout
+    picked = _run([*common, "--bce-impl", OURS, "-k", "ours-inf and float64"], third_party)
+    wanted = [c.id for c in applicable if c.id.startswith("ours-inf") and "float64" in c.dtypes]
+    collected = sum(len(c.dtypes) for c in applicable)  # bfloat16's are collected too (and skipped on NumPy)
+    assert re.search(rf"\b{len(wanted)} passed, {collected - len(wanted)} deselected\b", picked.stdout), \
+        picked.stdout[-500:]
 
 
 def test_pytest_plugin_is_inactive_without_its_option(tmp_path):
