@@ -177,8 +177,9 @@ def test_atlas_bce_compat_is_within_4_ulp_everywhere_and_a_naive_formula_is_not(
 
 
 def test_atlas_ulp_error_counts_in_the_dtype_of_the_result():
-    exact = np.array([1.0, 1e-40, 0.0, np.inf, 2.0])
-    got = np.array([1.0 + 2 * 2.0**-23, 0.0, 3 * 2.0**-149, np.inf, np.nan])
+    exact = np.array([1.0, 1e-40, 0.0, np.inf, 2.0, np.nan])
+    got = np.array([1.0 + 2 * 2.0**-23, 0.0, 3 * 2.0**-149, np.inf, np.nan, np.nan])
     errors = atlas.ulp_error(got, exact, "float32")
-    assert errors.tolist() == [2.0, 1e-40 / 2.0**-149, 3.0, 0.0, np.inf]  # ulp of 0 is the smallest subnormal
+    # ulp of 0 is the smallest subnormal; NaN for a finite value is infinitely wrong, NaN for NaN exact
+    assert errors.tolist() == [2.0, 1e-40 / 2.0**-149, 3.0, 0.0, np.inf, 0.0]
     assert atlas.ulp_error(got[:1], exact[:1], "float64")[0] == 2 * 2.0**29
