@@ -2,11 +2,12 @@
 
 Installed with bce_compat (entry point ``pytest11``, plugin name ``bce_compat``) and inactive
 unless ``--bce-impl`` is given: importing it imports pytest and bce_compat's own package (no array
-library, not the suite); it adds its options and otherwise leaves a test run alone. Given ``--bce-impl``, the cases that apply to the callable
-are collected, one test per case and dtype (``ours-inf-pos-y1-is-zero[float32]``), with no test
-file of the user's needed; each runs on every backend of ``--bce-backends`` (default: every
-installed one) and fails if any backend fails, saying which and why. A case the callable does
-not support (its TypeError, or no half-precision kernel) is a skip with that reason.
+library, not the suite); it adds its options and otherwise leaves a test run alone. Given
+``--bce-impl``, the cases that apply to the callable are collected, one test per case and dtype
+(``ours-inf-pos-y1-is-zero[float32]``), with no test file of the user's needed; each runs on
+every backend of ``--bce-backends`` (default: every installed one) and fails if any backend
+fails, saying which and why. A case the callable does not support (its TypeError, or no
+half-precision kernel) is a skip with that reason.
 
     pytest --bce-impl mylib.losses:bce --bce-dialect torch --bce-backends torch
 """
