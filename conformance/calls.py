@@ -20,6 +20,17 @@ when the dialect cannot express the case (that cell is then "skipped", with the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # casedata imports this module; the CLI's parser imports this without the cases
+    from bce_compat.conformance.casedata import Case
+
+__all__ = ["OPTION_KWARGS", "Call", "Unsupported", "MAPPERS", "dialect_call", "torch_style_call", "focal_call",
+           "keras_call", "tf_call", "optax_call"]
+
+Call = tuple[str, Callable[..., Any]]  # (label, fn(input, target, weight=None, pos_weight=None))
+
 # kwargs beyond a function's torch arguments: options, and Keras' per-sample mean over an axis
 OPTION_KWARGS = ("label_smoothing", "ignore_index", "mean_axis")
 
@@ -33,8 +44,26 @@ class Unsupported(Exception):
     """The dialect or op has no way to express this case (the reason is the message)."""
 
 
-def torch_style_call(case, functional, classes, prefix: str, class_prefix: str | None = None):
-    """torch and Paddle: ``classes.BCE*Loss(...)(x, y)`` or ``functional.bce*(x, y, ...)``, kwargs as written."""
+def dialect_call(case: Case, module: Any, dialect: str, prefix: str | None = None) -> Call:
+    """(label, fn) of ``module``'s function for ``case`` in ``dialect``; Unsupported where the dialect cannot say it.
+
+    ``prefix`` names the module in the label (default: ``bce_compat``'s own dialect module).
+    """
+    if prefix is None:
+        prefix = "bce_compat" if dialect == "torch" else f"bce_compat.dialects.{dialect}"
+    if dialect in MAPPERS:
+        return MAPPERS[dialect](case, module, prefix)
+    if case.focal and dialect == "torch":
+        return focal_call(case, module, prefix)
+    return torch_style_call(case, module, module, prefix)
+
+
+def torch_style_call(case: Case, functional: Any, classes: Any, prefix: str, class_prefix: str | None = None) -> Call:
+    """torch and Paddle: ``classes.BCE*Loss(...)(x, y)`` or ``functional.bce*(x, y, ...)``, kwargs as written.
+
+    ``weight`` and ``pos_weight`` are passed only when the case gives them, so a function without
+    those keywords is refused (TypeError) only by the cases that need them.
+    """
     if case.focal:
         raise Unsupported(f"{prefix} has no sigmoid_focal_loss with torchvision's semantics")
     if "mean_axis" in case.kwargs:
@@ -44,20 +73,26 @@ def torch_style_call(case, functional, classes, prefix: str, class_prefix: str |
         cls = getattr(classes, case.function)
 
         def call_module(input, target, weight=None, pos_weight=None):
-            extra = {"pos_weight": pos_weight} if case.logits else {}
-            return cls(weight=weight, **extra, **kwargs)(input, target)
+            return cls(**_weights(case, weight, pos_weight), **kwargs)(input, target)
 
         return f"{class_prefix or prefix}.{case.function}", call_module
     fn = getattr(functional, case.function)
 
     def call_function(input, target, weight=None, pos_weight=None):
-        extra = {"pos_weight": pos_weight} if case.logits else {}
-        return fn(input, target, weight=weight, **extra, **kwargs)
+        return fn(input, target, **_weights(case, weight, pos_weight), **kwargs)
 
     return f"{prefix}.{case.function}", call_function
 
 
-def focal_call(case, module, prefix: str):
+def _weights(case: Case, weight: Any, pos_weight: Any) -> dict[str, Any]:
+    """The ``weight``/``pos_weight`` keywords the case gives (``pos_weight`` only with logits)."""
+    given = {"weight": weight} if "weight" in case.inputs else {}
+    if "pos_weight" in case.inputs and case.logits:
+        given["pos_weight"] = pos_weight
+    return given
+
+
+def focal_call(case: Case, module: Any, prefix: str) -> Call:
     """torchvision's ``sigmoid_focal_loss(inputs, targets, alpha, gamma, reduction)`` (ours: ``bce_compat``)."""
     if not case.focal:
         raise Unsupported(f"{prefix}.sigmoid_focal_loss is the focal loss only")
@@ -71,7 +106,7 @@ def focal_call(case, module, prefix: str):
     return f"{prefix}.sigmoid_focal_loss", call
 
 
-def keras_call(case, module, prefix: str):
+def keras_call(case: Case, module: Any, prefix: str) -> Call:
     """Keras: ``binary_crossentropy(y_true, y_pred, from_logits, label_smoothing, axis)`` or the class.
 
     With ``mean_axis`` the case is Keras' own loss: the function (reduction "none", no weight)
@@ -89,12 +124,16 @@ def keras_call(case, module, prefix: str):
         raise Unsupported(f"{prefix} needs y_pred of rank >= 1 (it averages over an axis)")
     if "mean_axis" not in case.kwargs:
         if case.reduction != "mean":
-            raise Unsupported(f"{prefix}: only the mean over all elements is a Keras reduction of the element-wise loss")
+            raise Unsupported(f"{prefix}: only the mean over all elements is a Keras reduction "
+                              "of the element-wise loss")
         if 0 in shapes["input"]:
             raise Unsupported(f"{prefix}: the mean of nothing is 0 in Keras (divide_no_nan), NaN in torch")
     sample_weight = _sample_weight(case, shapes, axis % rank, prefix)
-    options = {"from_logits": case.logits, "label_smoothing": float(case.kwargs.get("label_smoothing", 0.0)),
-               "axis": axis}
+    options: dict[str, Any] = {"from_logits": case.logits}  # the others only when the case sets them
+    if "label_smoothing" in case.kwargs:
+        options["label_smoothing"] = float(case.kwargs["label_smoothing"])
+    if "mean_axis" in case.kwargs:
+        options["axis"] = axis
     if "mean_axis" in case.kwargs and case.reduction == "none" and "weight" not in case.inputs:
         fn = module.binary_crossentropy
 
@@ -105,13 +144,16 @@ def keras_call(case, module, prefix: str):
     loss = module.BinaryCrossentropy(reduction=_KERAS_REDUCTION[case.reduction], **options)
 
     def call_class(input, target, weight=None, pos_weight=None):
+        if "weight" not in case.inputs:
+            return loss(target, input)
         return loss(target, input, sample_weight=sample_weight(weight))
 
     return f"{prefix}.BinaryCrossentropy", call_class
 
 
-def tf_call(case, module, prefix: str):
-    """``tf.nn``: ``sigmoid_cross_entropy_with_logits(labels, logits)``, ``weighted_...(labels, logits, pos_weight)``."""
+def tf_call(case: Case, module: Any, prefix: str) -> Call:
+    """``tf.nn``: ``sigmoid_cross_entropy_with_logits(labels, logits)``, ``weighted_...(labels, logits, pos_weight)``.
+    """
     _plain_bce(case, prefix)
     _elementwise(case, prefix)
     if not case.logits:
@@ -131,7 +173,7 @@ def tf_call(case, module, prefix: str):
     return f"{prefix}.sigmoid_cross_entropy_with_logits", plain
 
 
-def optax_call(case, module, prefix: str):
+def optax_call(case: Case, module: Any, prefix: str) -> Call:
     """optax: ``sigmoid_binary_cross_entropy(logits, labels)``, ``sigmoid_focal_loss(logits, labels, alpha, gamma)``."""
     if case.focal:
         _no_weights(case, prefix + ".sigmoid_focal_loss")
@@ -157,7 +199,7 @@ def optax_call(case, module, prefix: str):
     return f"{prefix}.sigmoid_binary_cross_entropy", call
 
 
-def _plain_bce(case, prefix: str, allow=()) -> None:
+def _plain_bce(case: Case, prefix: str, allow: tuple[str, ...] = ()) -> None:
     """Raise Unsupported for the focal loss, legacy arguments or options the dialect does not have."""
     if case.focal:
         raise Unsupported(f"{prefix} has no focal loss")
@@ -166,18 +208,18 @@ def _plain_bce(case, prefix: str, allow=()) -> None:
             raise Unsupported(f"{prefix} has no {key} argument")
 
 
-def _elementwise(case, prefix: str) -> None:
+def _elementwise(case: Case, prefix: str) -> None:
     if case.reduction != "none" or "weight" in case.inputs:
         raise Unsupported(f"{prefix} is element-wise: no weight or reduction")
 
 
-def _no_weights(case, name: str) -> None:
+def _no_weights(case: Case, name: str) -> None:
     given = [k for k in ("weight", "pos_weight") if k in case.inputs]
     if given:
         raise Unsupported(f"{name} has no {given[0]} argument")
 
 
-def _sample_weight(case, shapes: dict, axis: int, prefix: str):
+def _sample_weight(case: Case, shapes: dict[str, Any], axis: int, prefix: str) -> Callable[[Any], Any]:
     """A function weight -> Keras ``sample_weight``: the weight without ``axis`` (it must be 1 there)."""
     if "weight" not in case.inputs or shapes["weight"] is None:
         return lambda weight: weight  # None, or a Python number
@@ -189,4 +231,4 @@ def _sample_weight(case, shapes: dict, axis: int, prefix: str):
     return lambda weight: weight[index]
 
 
-MAPPERS = {"keras": keras_call, "tf": tf_call, "optax": optax_call}
+MAPPERS: dict[str, Callable[[Case, Any, str], Call]] = {"keras": keras_call, "tf": tf_call, "optax": optax_call}

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import fnmatch
 import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import numpy as np
 
@@ -111,7 +113,7 @@ class Case:
         return {name: _materialise(spec, dtype) for name, spec in self.inputs.items()}
 
 
-def load_cases(patterns=None) -> list[Case]:
+def load_cases(patterns: Iterable[str] | None = None) -> list[Case]:
     """Every case from the packaged TOML files, optionally filtered by id/file glob patterns (or substrings)."""
     cases = []
     folder = resources.files("bce_compat.conformance").joinpath("cases")
@@ -125,7 +127,7 @@ def load_cases(patterns=None) -> list[Case]:
     return [c for c in cases if matches(c, patterns)] if patterns else cases
 
 
-def matches(case: Case, patterns) -> bool:
+def matches(case: Case, patterns: Iterable[str]) -> bool:
     """True if any pattern (glob or substring) matches the case id, its file name or its kind."""
     for pattern in patterns:
         for text in (case.id, case.file, case.kind):
@@ -175,21 +177,21 @@ def parse_file(name: str, text: str) -> list[Case]:
     return cases
 
 
-def _file_dialects(name: str, data: dict) -> tuple:
+def _file_dialects(name: str, data: dict[str, Any]) -> tuple[str, ...]:
     """The dialects a file's cases run on by default: its ``dialects``, its ``default_dialect`` first."""
     dialects = _check_dialects(f"{name}: file", data.get("dialects", DEFAULT_DIALECTS))
     first = data.get("default_dialect")
     return dialects if first is None else (first, *[d for d in dialects if d != first])
 
 
-def _check_dialects(where: str, dialects) -> tuple:
+def _check_dialects(where: str, dialects: Iterable[str]) -> tuple[str, ...]:
     unknown = [d for d in dialects if d not in DIALECTS]
     if unknown:
         raise ValueError(f"{where}: unknown dialect {unknown[0]!r} (known: {', '.join(DIALECTS)})")
     return tuple(dialects)
 
 
-def _check_case(raw: dict, where: str) -> None:
+def _check_case(raw: dict[str, Any], where: str) -> None:
     """Raise ValueError (naming ``where``) for a key outside the schema, a wrong type, or a missing key."""
     _check_keys(raw, CASE_KEYS, where, "the case")
     for key in REQUIRED_CASE_KEYS:
@@ -203,7 +205,7 @@ def _check_case(raw: dict, where: str) -> None:
             _check_keys(spec, INPUT_KEYS, where, f"input {arg!r}")
 
 
-def _check_keys(table: dict, schema: dict, where: str, what: str) -> None:
+def _check_keys(table: dict[str, Any], schema: Mapping[str, tuple[type, ...]], where: str, what: str) -> None:
     for key, value in table.items():
         if key not in schema:
             known = ", ".join(list(schema)[:3]) + (", ..." if len(schema) > 3 else "")
@@ -214,7 +216,7 @@ def _check_keys(table: dict, schema: dict, where: str, what: str) -> None:
             raise ValueError(f"{where}: {what} key {key!r} must be {expected}, got {value!r}")
 
 
-def _materialise(spec, dtype: str):
+def _materialise(spec: Any, dtype: str) -> tuple[Any, Any]:
     """One input as (numpy values, dtype name); float values are rounded to ``dtype`` and held as float64."""
     if isinstance(spec, dict) and "python" in spec:
         return ("python", float(spec["python"]))
@@ -236,7 +238,7 @@ def _materialise(spec, dtype: str):
     return (round_to(values.astype(np.float64), dtype), dtype)
 
 
-def _generate(kind: str, shape, seed: int) -> np.ndarray:
+def _generate(kind: str, shape: list[int], seed: int) -> np.ndarray:
     """Seeded stand-ins for torch.randn / torch.rand / torch.empty(...).random_(2)."""
     rng = np.random.default_rng(seed)
     if kind == "randn":

@@ -12,6 +12,8 @@ Libraries are imported by the registry's ``import_installed``, in the one safe o
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from typing import Any
 
 from bce_compat import _registry
 from bce_compat.contract import Bench
@@ -49,7 +51,7 @@ def selected_names() -> tuple[str, ...]:
     return tuple(n.strip() for n in raw.split(",") if n.strip()) if raw else tuple(bench_names())
 
 
-def available(names=None) -> dict[str, Bench]:
+def available(names: Iterable[str] | None = None) -> dict[str, Bench]:
     """The installed benches among ``names`` (default: the selected ones), in registry order."""
     wanted = selected_names() if names is None else tuple(names)
     backends = bench_names()
@@ -65,7 +67,7 @@ def available(names=None) -> dict[str, Bench]:
     return benches
 
 
-def import_installed(names=None) -> dict[str, object]:
+def import_installed(names: Iterable[str] | None = None) -> dict[str, object]:
     """Bench name -> its imported library, for the installed benches among ``names``."""
     return {name: bench.module for name, bench in available(names).items()}
 
@@ -77,7 +79,7 @@ def get(name: str) -> Bench:
     return benches[name]
 
 
-def asarray_keep_dtype(name: str, values):
+def asarray_keep_dtype(name: str, values: Any) -> Any:
     """``values`` (any NumPy dtype, e.g. int64 or bool labels) as bench ``name``'s array, dtype kept.
 
     >>> import numpy as np

@@ -17,9 +17,14 @@ A backend without a native contender here (NumPy, Dask, a plugin) simply has non
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from bce_compat.conformance import calls
-from bce_compat.conformance.calls import Unsupported
+from bce_compat.conformance.calls import Call, Unsupported
+
+if TYPE_CHECKING:
+    from bce_compat.conformance.casedata import Case
 
 __all__ = ["Unsupported", "NATIVE_FRAMEWORKS", "has_native", "bench_of", "contenders_for", "native_op"]
 
@@ -36,19 +41,19 @@ def bench_of(contender: str) -> str:
     return _BENCH.get(contender, contender)
 
 
-def contenders_for(benches) -> list[str]:
+def contenders_for(benches: Any) -> list[str]:
     """The native contenders whose bench is among ``benches``, in table order."""
     return [c for c in _BUILDERS if bench_of(c) in benches]
 
 
-def native_op(framework: str, modules: dict, case):
+def native_op(framework: str, modules: dict[str, Any], case: Case) -> Call:
     """(label, fn) for contender ``framework``'s own op on ``case``; raises Unsupported with a reason."""
     if framework not in _BUILDERS:
         raise Unsupported(f"{framework} has no native BCE op in the suite")
     return _BUILDERS[framework](modules, case)
 
 
-def _optional(module: str, install: str):
+def _optional(module: str, install: str) -> Any:
     """Import ``module`` (a native op's package), or raise Unsupported saying how to install it."""
     try:
         return importlib.import_module(module)
@@ -56,13 +61,13 @@ def _optional(module: str, install: str):
         raise Unsupported(f"{module} is not installed ({install})") from exc
 
 
-def _no_options(case, framework: str) -> None:
+def _no_options(case: Case, framework: str) -> None:
     for key in calls.OPTION_KWARGS:
         if key in case.kwargs:
             raise Unsupported(f"{framework}'s op has no {key} argument")
 
 
-def _torch(modules, case):
+def _torch(modules: dict[str, Any], case: Case) -> Call:
     torch = modules["torch"]
     if case.focal:
         ops = _optional("torchvision.ops", "pip install torchvision")
@@ -71,7 +76,7 @@ def _torch(modules, case):
     return calls.torch_style_call(case, torch.nn.functional, torch.nn, "torch.nn.functional", "torch.nn")
 
 
-def _paddle(modules, case):
+def _paddle(modules: dict[str, Any], case: Case) -> Call:
     paddle = modules["paddle"]
     if case.focal:
         raise Unsupported("paddle.nn.functional.sigmoid_focal_loss weights soft labels differently "
@@ -82,7 +87,7 @@ def _paddle(modules, case):
     return calls.torch_style_call(case, paddle.nn.functional, paddle.nn, "paddle.nn.functional", "paddle.nn")
 
 
-def _runner_reduction(case) -> str:
+def _runner_reduction(case: Case) -> str:
     if any(k in case.kwargs for k in _LEGACY):
         raise Unsupported("no size_average/reduce arguments")
     reduction = case.kwargs.get("reduction", "none" if case.focal else "mean")
@@ -91,7 +96,8 @@ def _runner_reduction(case) -> str:
     return reduction
 
 
-def _elementwise_reduced(case, call, reduce_fns: dict, label: str):
+def _elementwise_reduced(case: Case, call: Callable[..., Any], reduce_fns: dict[str, Callable[[Any], Any]],
+                         label: str) -> Call:
     """A torch-style case on an element-wise op: weight and reduction applied by the runner."""
     reduce = reduce_fns[_runner_reduction(case)]
 
@@ -102,7 +108,7 @@ def _elementwise_reduced(case, call, reduce_fns: dict, label: str):
     return f"{label} (weight, reduction by runner)", reduced
 
 
-def _tensorflow(modules, case):
+def _tensorflow(modules: dict[str, Any], case: Case) -> Call:
     tf = modules["tensorflow"]
     if case.focal:
         raise Unsupported("tf.nn has no focal loss")
@@ -117,7 +123,7 @@ def _tensorflow(modules, case):
     return _elementwise_reduced(case, call, {"none": lambda v: v, "mean": tf.reduce_mean, "sum": tf.reduce_sum}, label)
 
 
-def _keras(modules, case):
+def _keras(modules: dict[str, Any], case: Case) -> Call:
     keras = _optional("keras", "pip install keras")
     try:
         return calls.keras_call(case, keras.losses, "keras.losses")
@@ -136,7 +142,7 @@ def _keras(modules, case):
                                     "keras.ops.binary_crossentropy")
 
 
-def _jax(modules, case):
+def _jax(modules: dict[str, Any], case: Case) -> Call:
     import jax.numpy as jnp
 
     optax = _optional("optax", "pip install optax, or pip install 'bce_compat[jax]'")
@@ -152,7 +158,7 @@ def _jax(modules, case):
     return _elementwise_reduced(case, call, {"none": lambda v: v, "mean": jnp.mean, "sum": jnp.sum}, label)
 
 
-def _unreduced(case):
+def _unreduced(case: Case) -> Case:
     """``case`` as its element-wise loss: no reduction, no weight (the runner applies them)."""
     import dataclasses
 
@@ -161,6 +167,7 @@ def _unreduced(case):
     return dataclasses.replace(case, kwargs={**kwargs, "reduction": "none"}, inputs=inputs)
 
 
-_BUILDERS = {"torch": _torch, "paddle": _paddle, "tensorflow": _tensorflow, "keras": _keras, "jax": _jax}
+_BUILDERS: dict[str, Callable[[dict[str, Any], Case], Call]] = {
+    "torch": _torch, "paddle": _paddle, "tensorflow": _tensorflow, "keras": _keras, "jax": _jax}
 _BENCH = {"keras": "tensorflow"}
 NATIVE_FRAMEWORKS = tuple(_BUILDERS)

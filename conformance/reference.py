@@ -16,7 +16,9 @@ user of mpmath in the same process is affected.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import mpmath as mp
 import numpy as np
@@ -33,20 +35,20 @@ class Exact:
     n_summed: int  # how many elements a reduction adds (for the summation allowance)
 
 
-def _softplus(x):
+def _softplus(x: Any) -> Any:
     return mp.log1p(mp.exp(x)) if x < 30 else x + mp.log1p(mp.exp(-x))
 
 
-def _sigmoid(x):
+def _sigmoid(x: Any) -> Any:
     return 1 / (1 + mp.exp(-x))
 
 
-def _mul(coef, term):
+def _mul(coef: Any, term: Any) -> Any:
     """coef * term, with 0 * inf = 0 (a term whose coefficient is exactly 0 contributes 0)."""
     return mp.mpf(0) if coef == 0 else coef * term
 
 
-def _mpf(v):
+def _mpf(v: float) -> Any:
     return mp.mpf(float(v)) if math.isfinite(v) else (mp.inf if v > 0 else (-mp.inf if v < 0 else mp.nan))
 
 
@@ -58,7 +60,7 @@ _PADDLE_FORMULAS = {
 }
 
 
-def _smoothed(y, eps):
+def _smoothed(y: Any, eps: Any) -> tuple[Any, Any]:
     """(y', 1 - y') of Keras' label smoothing y' = y*(1-eps) + eps/2, both formed without cancellation."""
     if eps == 0:
         return y, 1 - y
@@ -66,7 +68,7 @@ def _smoothed(y, eps):
     return y * keep + shift, (1 - y) * keep + shift
 
 
-def _logits_element(x, y, w, p, formula="torch", eps=0):
+def _logits_element(x: float, y: float, w: float, p: float, formula: str = "torch", eps: Any = 0) -> tuple[Any, ...]:
     """(loss, scale, dloss/dx, scale, d/dy, scale, d/dw, scale, d/dp, scale) at one element."""
     x, y, w, p = map(_mpf, (x, y, w, p))
     if any(mp.isnan(v) for v in (x, y, w, p)):
@@ -96,7 +98,7 @@ def _logits_element(x, y, w, p, formula="torch", eps=0):
     )
 
 
-def _log_clamped(v):
+def _log_clamped(v: Any) -> tuple[Any, Any]:
     """(max(log v, -100), derivative) with log 0 = -inf clamped to -100."""
     if v <= 0:
         return mp.mpf(CLAMP), mp.mpf(0)
@@ -104,7 +106,8 @@ def _log_clamped(v):
     return (mp.mpf(CLAMP), mp.mpf(0)) if lv < CLAMP else (lv, 1 / v)
 
 
-def _probs_element(q, y, w, _p=None, formula="torch", eps=0):
+def _probs_element(q: float, y: float, w: float, _p: float | None = None, formula: str = "torch",
+                   eps: Any = 0) -> tuple[Any, ...]:
     q, y, w = map(_mpf, (q, y, w))
     if any(mp.isnan(v) for v in (q, y, w)):
         return (mp.nan,) * 10
@@ -124,7 +127,7 @@ def _probs_element(q, y, w, _p=None, formula="torch", eps=0):
     )
 
 
-def _focal_element(x, y, alpha, gamma):
+def _focal_element(x: float, y: float, alpha: float, gamma: float) -> tuple[Any, ...]:
     """torchvision's focal loss alpha_t * ce * (1 - p_t)**gamma and its d/dx (alpha < 0: no alpha_t).
 
     (loss, scale, d/dx, scale); 1 - p_t = (1-y)*sigmoid(x) + y*sigmoid(-x). A product with an
@@ -148,12 +151,12 @@ def _focal_element(x, y, alpha, gamma):
     return loss, abs(loss), a_t * (first + second), scale
 
 
-def _element_fn(logits: bool, formula: str, options: dict):
+def _element_fn(logits: bool, formula: str, options: dict[str, Any]) -> Callable[..., tuple[Any, ...]]:
     """The per-element function for this loss: (x, y, w, p) -> the ten values of ``_logits_element``."""
     if "focal" in options:
         alpha, gamma = options["focal"]
 
-        def focal(x, y, w, p):
+        def focal(x: float, y: float, w: float, p: float) -> tuple[Any, ...]:
             loss, scale, gx, gx_scale = _focal_element(x, y, alpha, gamma)
             nan = mp.nan  # d/dy, d/dw, d/dp: not part of the reference (the runner checks d/dx only)
             return loss, scale, gx, gx_scale, nan, nan, nan, nan, nan, nan
@@ -164,7 +167,8 @@ def _element_fn(logits: bool, formula: str, options: dict):
     return lambda x, y, w, p: element(x, y, w, p, formula, eps)
 
 
-def exact(logits: bool, x, y, weight, pos_weight, reduction: str, formula: str = "torch", options=None) -> Exact:
+def exact(logits: bool, x: Any, y: Any, weight: Any, pos_weight: Any, reduction: str, formula: str = "torch",
+          options: dict[str, Any] | None = None) -> Exact:
     """The exact loss and gradients; ``weight``/``pos_weight`` are arrays, numbers or None.
 
     ``options``: ``label_smoothing`` (eps), ``ignore_index`` (those targets give 0 and leave the
@@ -180,7 +184,8 @@ def exact(logits: bool, x, y, weight, pos_weight, reduction: str, formula: str =
         return _exact(logits, x, y, weight, pos_weight, reduction, formula, dict(options or {}))
 
 
-def _exact(logits: bool, x, y, weight, pos_weight, reduction: str, formula: str, options: dict) -> Exact:
+def _exact(logits: bool, x: Any, y: Any, weight: Any, pos_weight: Any, reduction: str, formula: str,
+           options: dict[str, Any]) -> Exact:
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
     w = np.asarray(1.0 if weight is None else weight, np.float64)
@@ -201,27 +206,19 @@ def _exact(logits: bool, x, y, weight, pos_weight, reduction: str, formula: str,
     if "mean_axis" in options:
         if ignore is not None:
             raise ValueError("mean_axis and ignore_index together are not part of the reference")
-        return _exact_axis_mean(out, shape, int(options["mean_axis"]), reduction, x, y, w, p, weight, pos_weight, logits)
+        return _exact_axis_mean(out, shape, int(options["mean_axis"]), reduction, (x, y, w, p),
+                                weight is not None, pos_weight is not None and logits)
     count = kept if ignore is not None else n
     factor = mp.mpf(1) / count if (reduction == "mean" and count) else mp.mpf(1)
 
-    def to_float(a):
-        # a plain loop, not np.vectorize: a NaN result (NaN in, NaN out) would raise numpy's
-        # "invalid value encountered" RuntimeWarning there
-        return np.array([float(v) for v in a.ravel()], np.float64).reshape(a.shape)
-
-    def reduce_to(a, target_shape):
-        """Sum a broadcast gradient back to an argument's shape (exactly, in mpmath)."""
-        a = a * factor if reduction != "none" else a
-        lead = a.ndim - len(target_shape)
-        axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(target_shape) if d == 1 and a.shape[lead + i] != 1)
-        for axis in sorted(axes, reverse=True):
-            a = np.apply_along_axis(lambda v: mp.fsum(v), axis, a) if a.shape[axis] else np.zeros(a.shape[:axis] + a.shape[axis + 1:], object)
-        return to_float(a.reshape(target_shape))
+    def reduce_to(a: np.ndarray, target_shape: tuple[int, ...]) -> np.ndarray:
+        return _sum_to(a * factor if reduction != "none" else a, target_shape)
 
     loss, loss_scale = out[0], out[1]
+    value: np.ndarray | np.float64
+    scale: np.ndarray | np.float64
     if reduction == "none":
-        value, scale = to_float(loss), to_float(loss_scale)
+        value, scale = _to_float(loss), _to_float(loss_scale)
     else:
         total = mp.fsum(loss.ravel()) if n else mp.mpf(0)
         total_scale = mp.fsum(loss_scale.ravel()) if n else mp.mpf(0)
@@ -230,32 +227,43 @@ def _exact(logits: bool, x, y, weight, pos_weight, reduction: str, formula: str,
             scale = np.float64(float(total_scale / count)) if count else np.float64(0.0)
         else:
             value, scale = np.float64(float(total)), np.float64(float(total_scale))
-    grads = {
-        "input": (reduce_to(out[2], x.shape), reduce_to(out[3], x.shape)),
-        "target": (reduce_to(out[4], y.shape), reduce_to(out[5], y.shape)),
-    }
-    if weight is not None:
-        grads["weight"] = (reduce_to(out[6], w.shape), reduce_to(out[7], w.shape))
-    if pos_weight is not None and logits:
-        grads["pos_weight"] = (reduce_to(out[8], p.shape), reduce_to(out[9], p.shape))
+    grads = _gradients(out, reduce_to, (x, y, w, p), weight is not None, pos_weight is not None and logits)
     return Exact(np.asarray(value), np.asarray(scale), grads, max(n, 1))
 
 
-def _to_float(a):
+def _gradients(out: np.ndarray, reduce: Callable[[np.ndarray, tuple[int, ...]], np.ndarray],
+               operands: tuple[np.ndarray, ...], with_weight: bool,
+               with_pos_weight: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Argument name -> (gradient, its scale): rows 2-9 of ``out``, each reduced to its argument's shape."""
+    x, y, w, p = operands
+    rows = {"input": (2, x), "target": (4, y)}
+    if with_weight:
+        rows["weight"] = (6, w)
+    if with_pos_weight:
+        rows["pos_weight"] = (8, p)
+    return {name: (reduce(out[i], a.shape), reduce(out[i + 1], a.shape)) for name, (i, a) in rows.items()}
+
+
+def _to_float(a: Any) -> np.ndarray:
     # a plain loop, not np.vectorize: a NaN result would raise numpy's "invalid value" RuntimeWarning there
     return np.array([float(v) for v in np.asarray(a, object).ravel()], np.float64).reshape(np.shape(a))
 
 
-def _sum_to(a, target_shape):
+def _sum_to(a: np.ndarray, target_shape: tuple[int, ...]) -> np.ndarray:
     """Sum a broadcast gradient back to an argument's shape (exactly, in mpmath)."""
     lead = a.ndim - len(target_shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(target_shape) if d == 1 and a.shape[lead + i] != 1)
+    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(target_shape)
+                                      if d == 1 and a.shape[lead + i] != 1)
     for axis in sorted(axes, reverse=True):
-        a = np.apply_along_axis(lambda v: mp.fsum(v), axis, a) if a.shape[axis] else np.zeros(a.shape[:axis] + a.shape[axis + 1:], object)
+        if a.shape[axis]:
+            a = np.apply_along_axis(mp.fsum, axis, a)
+        else:
+            a = np.zeros(a.shape[:axis] + a.shape[axis + 1:], object)
     return _to_float(a.reshape(target_shape))
 
 
-def _exact_axis_mean(out, shape, axis, reduction, x, y, w, p, weight, pos_weight, logits) -> Exact:
+def _exact_axis_mean(out: np.ndarray, shape: tuple[int, ...], axis: int, reduction: str,
+                     operands: tuple[np.ndarray, ...], with_weight: bool, with_pos_weight: bool) -> Exact:
     """Keras: the per-sample mean over ``axis``, then ``reduction`` over the per-sample values."""
     axis = axis % len(shape)
     k = shape[axis]
@@ -265,6 +273,8 @@ def _exact_axis_mean(out, shape, axis, reduction, x, y, w, p, weight, pos_weight
     for idx in np.ndindex(*((2,) + samples)):
         means[idx] = mp.fsum(per_sample[idx]) / k if k else mp.nan
     n_samples = int(np.prod(samples))
+    value: np.ndarray | np.float64
+    scale: np.ndarray | np.float64
     if reduction == "none":
         value, scale, outer = _to_float(means[0]), _to_float(means[1]), mp.mpf(1)
     else:
@@ -273,14 +283,9 @@ def _exact_axis_mean(out, shape, axis, reduction, x, y, w, p, weight, pos_weight
         value = np.float64(float(total[0])) if n_samples or reduction == "sum" else np.float64("nan")
         scale = np.float64(float(total[1]))
     factor = outer / k if k else mp.mpf(0)
-    grads = {"input": (_sum_to(out[2] * factor, x.shape), _sum_to(out[3] * factor, x.shape)),
-             "target": (_sum_to(out[4] * factor, y.shape), _sum_to(out[5] * factor, y.shape))}
-    if weight is not None:
-        grads["weight"] = (_sum_to(out[6] * factor, w.shape), _sum_to(out[7] * factor, w.shape))
-    if pos_weight is not None and logits:
-        grads["pos_weight"] = (_sum_to(out[8] * factor, p.shape), _sum_to(out[9] * factor, p.shape))
+    grads = _gradients(out, lambda a, target: _sum_to(a * factor, target), operands, with_weight, with_pos_weight)
     return Exact(np.asarray(value), np.asarray(scale), grads, max(int(np.prod(shape)), 1))
 
 
-def exact_logits(x, y, weight, pos_weight, reduction, formula="torch") -> Exact:
+def exact_logits(x: Any, y: Any, weight: Any, pos_weight: Any, reduction: str, formula: str = "torch") -> Exact:
     return exact(True, x, y, weight, pos_weight, reduction, formula)

@@ -14,6 +14,12 @@ case onto each signature, and a dialect that cannot express it is a skip) on eve
 where ``natives`` has one (Keras' on the TensorFlow bench, reported as ``keras``). A shim failure
 or a cross-backend disagreement fails the run; a native op that departs from the document or
 the exact math "diverges" (reported only).
+
+With ``impl`` (``implementation.load("mylib:bce", "torch")``) the run is of someone else's
+function instead, path ``impl``: only the cases that apply to it, checked as our shim is
+(values, dtypes, shapes, and the gradient with respect to the input where the backend has
+autograd), except that refusing bad input with any error passes, and a TypeError where a
+result was expected is "unsupported" (an option the implementation lacks), not a failure.
 """
 
 from __future__ import annotations
@@ -23,11 +29,19 @@ import functools
 import math
 import time
 import warnings
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
+from bce_compat.backends.contract import Bench
 from bce_compat.conformance import calls, casedata, frameworks, natives, reference
+from bce_compat.conformance.casedata import Case
+from bce_compat.conformance.implementation import Implementation
+
+Progress = Callable[[int, int, str], None]
+Cell = tuple[str, "Outcome", "tuple[np.ndarray, dict[str, np.ndarray]] | None"]  # backend, outcome, (value, grads)
 
 HALF = ("float16", "bfloat16")
 _EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}
@@ -44,13 +58,13 @@ class Outcome:
 
     case: str
     backend: str
-    path: str  # "<dialect>-dialect" (torch, paddle, keras, tf, optax) or "native"
+    path: str  # "<dialect>-dialect" (torch, paddle, keras, tf, optax), "native" or "impl"
     dtype: str
-    status: str  # pass / fail / diverges / skipped
+    status: str  # pass / fail / diverges / skipped / unsupported
     detail: str = ""
     op: str = ""
-    shape: list | None = None
-    value: list | float | None = None
+    shape: list[int] | None = None
+    value: list[float | str] | float | str | None = None
     error: str | None = None
     worst: float = 0.0  # largest error in units of the tolerance (<= 1 passes)
 
@@ -62,47 +76,65 @@ class Agreement:
     case: str
     path: str
     dtype: str
-    backends: list
+    backends: list[str]
     worst: float  # largest pairwise difference / (sum of the two tolerances)
     where: str
     ok: bool
 
 
+_COUNT_KEYS = {"pass": "passed", "fail": "failed", "diverges": "diverges", "skipped": "skipped",
+               "unsupported": "unsupported"}
+
+
 @dataclass
 class Result:
-    cases: list
-    backends: list
-    outcomes: list = field(default_factory=list)
-    agreements: list = field(default_factory=list)
+    cases: list[Case]
+    backends: list[str]
+    outcomes: list[Outcome] = field(default_factory=list)
+    agreements: list[Agreement] = field(default_factory=list)
     seconds: float = 0.0
+    impl: str | None = None  # the implementation under test (``Implementation.describe()``), if any
+    not_applicable: dict[str, str] = field(default_factory=dict)  # case id -> why it does not run on ``impl``
 
-    def counts(self) -> dict:
-        counts = {"passed": 0, "failed": 0, "diverges": 0, "skipped": 0}
-        key = {"pass": "passed", "fail": "failed", "diverges": "diverges", "skipped": "skipped"}
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(_COUNT_KEYS.values(), 0)
         for o in self.outcomes:
-            counts[key[o.status]] += 1
+            counts[_COUNT_KEYS[o.status]] += 1
         counts["failed"] += sum(not a.ok for a in self.agreements)
         return counts
 
     @property
-    def failures(self) -> list:
+    def failures(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == "fail"]
 
     @property
-    def divergences(self) -> list:
+    def divergences(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == "diverges"]
 
     @property
+    def unsupported(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "unsupported"]
+
+    def failing_cases(self) -> list[str]:
+        """The ids of the cases that fail (a cell, or the backends' agreement), in case order."""
+        failing = {o.case for o in self.failures} | {a.case for a in self.agreements if not a.ok}
+        return [c.id for c in self.cases if c.id in failing]
+
+    @property
     def exit_code(self) -> int:
-        return 1 if self.counts()["failed"] else 0
+        """1 if anything fails; for an implementation under test, also if nothing passed at all."""
+        counts = self.counts()
+        return 1 if counts["failed"] or (self.impl and not counts["passed"]) else 0
 
     def largest_disagreement(self) -> Agreement | None:
         return max(self.agreements, key=lambda a: a.worst, default=None)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         worst = self.largest_disagreement()
         return {
-            "summary": {**self.counts(), "seconds": round(self.seconds, 2), "backends": self.backends},
+            "summary": {**self.counts(), "seconds": round(self.seconds, 2), "backends": self.backends,
+                        "implementation": self.impl, "failing_cases": self.failing_cases()},
+            "not_applicable": self.not_applicable,
             "largest_disagreement": asdict(worst) if worst else None,
             "cases": [
                 {"id": c.id, "file": c.file, "source": c.source, "kind": c.kind, "quote": c.quote, "advice": c.advice}
@@ -114,7 +146,7 @@ class Result:
         }
 
 
-def default_shim_modules() -> dict:
+def default_shim_modules() -> dict[str, Any]:
     import bce_compat
     from bce_compat.dialects import keras, optax, tf
     from bce_compat.dialects import paddle as paddle_dialect
@@ -122,58 +154,92 @@ def default_shim_modules() -> dict:
     return {"torch": bce_compat, "paddle": paddle_dialect, "keras": keras, "tf": tf, "optax": optax}
 
 
-def run(cases=None, backends=None, native=True, shim=True, shim_module_override=None, progress=None) -> Result:
+def run(cases: Iterable[Case] | None = None, backends: Iterable[str] | None = None, native: bool = True,
+        shim: bool = True, shim_module_override: dict[str, Any] | None = None, progress: Progress | None = None,
+        impl: Implementation | None = None, dtypes: Iterable[str] | None = None) -> Result:
     """Run ``cases`` (default: all) on ``backends`` (default: every installed one).
 
     ``shim_module_override`` maps a dialect ("torch", "paddle") to a module-like object with the
     dialect's four callables, replacing ours (used to check that a wrong implementation fails).
-    ``progress(i, n, case_id)`` is called before each case.
+    ``impl`` runs an implementation under test instead of our shim and the native ops, on the
+    cases that apply to it (``result.not_applicable`` says why each other case was left out).
+    ``dtypes`` narrows every case to those of its dtypes; ``progress(i, n, case_id)`` is called before each case.
     """
     start = time.perf_counter()
     cases = casedata.load_cases() if cases is None else list(cases)
+    not_applicable: dict[str, str] = {}
+    if impl is not None:
+        cases, not_applicable = impl.applicable(cases)
+        native = shim = False
     fws = frameworks.available(backends)
     modules = {name: fw.module for name, fw in fws.items()}
     shim_modules = {**default_shim_modules(), **(shim_module_override or {})}
-    result = Result(cases=cases, backends=list(fws))
-    with contextlib.ExitStack() as stack:
-        if "dask" in fws:  # the threaded scheduler only adds overhead on these tiny arrays
-            stack.enter_context(modules["dask"].config.set(scheduler="synchronous"))
+    result = Result(cases=cases, backends=list(fws), impl=impl.describe() if impl else None,
+                    not_applicable=not_applicable)
+    with synchronous_dask(fws):
         for i, case in enumerate(cases):
             if progress:
                 progress(i, len(cases), case.id)
-            run_case(case, fws, modules, shim_modules, result, native=native, shim=shim)
+            run_case(case, fws, modules, shim_modules, result, native=native, shim=shim, impl=impl, dtypes=dtypes)
     if progress:
         progress(len(cases), len(cases), "")
     result.seconds = time.perf_counter() - start
     return result
 
 
-def run_case(case, fws: dict, modules: dict, shim_modules: dict, result: Result, native=True, shim=True) -> None:
-    """Append the outcomes (and agreements) of one case on the given frameworks to ``result``."""
-    for dtype in case.dtypes:
+@contextlib.contextmanager
+def synchronous_dask(fws: dict[str, Bench]) -> Iterator[None]:
+    """Dask's synchronous scheduler while the block runs, if Dask is among the benches."""
+    with contextlib.ExitStack() as stack:
+        if "dask" in fws:  # the threaded scheduler only adds overhead on these tiny arrays
+            stack.enter_context(fws["dask"].module.config.set(scheduler="synchronous"))
+        yield
+
+
+def run_case(case: Case, fws: dict[str, Bench], modules: dict[str, Any], shim_modules: dict[str, Any],
+             result: Result, native: bool = True, shim: bool = True, impl: Implementation | None = None,
+             dtypes: Iterable[str] | None = None) -> None:
+    """Append the outcomes (and agreements) of one case on the given frameworks to ``result``.
+
+    ``dtypes`` narrows the run to those of the case's dtypes (the pytest plugin runs one at a time).
+    """
+    wanted = None if dtypes is None else set(dtypes)
+    for dtype in case.dtypes if wanted is None else [d for d in case.dtypes if d in wanted]:
         if shim:
             for dialect in case.dialects:
                 _run_dialect(case, dialect, shim_modules[dialect], fws, dtype, result)
         if native:
             _run_natives(case, fws, modules, dtype, result)
+        if impl is not None:
+            _run_impl(case, impl, fws, dtype, result)
 
 
-def _run_dialect(case, dialect: str, module, fws: dict, dtype: str, result: Result) -> None:
+def _run_dialect(case: Case, dialect: str, module: Any, fws: dict[str, Bench], dtype: str, result: Result) -> None:
     """Our shim in one dialect on every backend, and the backends' agreement."""
     path = f"{dialect}-dialect"
     try:
-        call = _shim_call(case, module, dialect)
+        call = calls.dialect_call(case, module, dialect)
     except calls.Unsupported as exc:
         result.outcomes.extend(Outcome(case.id, name, path, dtype, "skipped", str(exc)) for name in fws)
         return
-    cells = [(name, _evaluate(case, fw, dtype, path, call, "shim")) for name, fw in fws.items()]
-    result.outcomes.extend(o for _, (o, _) in cells)
-    agreement = _agreement(case, path, dtype, [(n, o, got) for n, (o, got) in cells])
+    cells = [(name, *_evaluate(case, fw, dtype, path, call, "shim")) for name, fw in fws.items()]
+    result.outcomes.extend(o for _, o, _ in cells)
+    agreement = _agreement(case, path, dtype, cells)
     if agreement:
         result.agreements.append(agreement)
 
 
-def _run_natives(case, fws: dict, modules: dict, dtype: str, result: Result) -> None:
+def _run_impl(case: Case, impl: Implementation, fws: dict[str, Bench], dtype: str, result: Result) -> None:
+    """The implementation under test on every backend (each checked against the exact value, so they agree)."""
+    try:
+        call = impl.call(case)
+    except calls.Unsupported as exc:
+        result.outcomes.extend(Outcome(case.id, name, "impl", dtype, "skipped", str(exc)) for name in fws)
+        return
+    result.outcomes.extend(_evaluate(case, fw, dtype, "impl", call, "impl")[0] for fw in fws.values())
+
+
+def _run_natives(case: Case, fws: dict[str, Bench], modules: dict[str, Any], dtype: str, result: Result) -> None:
     """Each native contender whose framework's bench is here (Keras' runs on TensorFlow's)."""
     for contender in natives.contenders_for(fws):
         bench = natives.bench_of(contender)
@@ -187,22 +253,12 @@ def _run_natives(case, fws: dict, modules: dict, dtype: str, result: Result) -> 
         result.outcomes.append(outcome)
 
 
-def _shim_call(case, module, dialect):
-    """(label, fn) of our shim in ``dialect``; raises calls.Unsupported where the dialect cannot say it."""
-    if dialect in calls.MAPPERS:
-        return calls.MAPPERS[dialect](case, module, f"bce_compat.dialects.{dialect}")
-    prefix = "bce_compat" if dialect == "torch" else f"bce_compat.dialects.{dialect}"
-    if case.focal and dialect == "torch":
-        return calls.focal_call(case, module, prefix)
-    return calls.torch_style_call(case, module, module, prefix)
-
-
 @functools.lru_cache(maxsize=512)
-def _exact_cached(case_id: str, dtype: str, formula: str, _case_key):
+def _exact_cached(case_id: str, dtype: str, formula: str, _case_key: _Key) -> reference.Exact:
     case = _case_key.case
     inputs = case.numpy_inputs(dtype)
 
-    def plain(name):
+    def plain(name: str) -> Any:
         if name not in inputs:
             return None
         values, dt = inputs[name]
@@ -216,33 +272,33 @@ def _exact_cached(case_id: str, dtype: str, formula: str, _case_key):
 class _Key:
     """Hashable by id, so the lru_cache above can hold a case."""
 
-    def __init__(self, case):
+    def __init__(self, case: Case):
         self.case = case
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((self.case.id, self.case.file))
 
-    def __eq__(self, other):
-        return self.case.id == other.case.id and self.case.file == other.case.file
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Key) and (self.case.id, self.case.file) == (other.case.id, other.case.file)
 
 
-def exact_for(case, dtype: str, formula: str = "torch") -> reference.Exact:
+def exact_for(case: Case, dtype: str, formula: str = "torch") -> reference.Exact:
     return _exact_cached(case.id, dtype, formula, _Key(case))
 
 
-def _skip_reason(case, fw, dtype: str, kind: str) -> str | None:
+def _skip_reason(case: Case, fw: Bench, dtype: str, kind: str) -> str | None:
     reason = fw.dtype_skip_reason(dtype)
     if reason:
         return reason
-    if kind == "shim" and case.eager_only and fw.lazy:
+    if kind != "native" and case.eager_only and fw.lazy:
         return "lazy backend: value checks are not made (docs/contract.md §5)"
     if kind == "native" and fw.value_and_grad is None:
         return "no native op"
     return None
 
 
-def _build_args(case, fw, dtype: str) -> dict:
-    args = {}
+def _build_args(case: Case, fw: Bench, dtype: str) -> dict[str, Any]:
+    args: dict[str, Any] = {}
     for name, (values, dt) in case.numpy_inputs(dtype).items():
         if isinstance(values, str):  # ("python", number)
             args[name] = dt
@@ -253,16 +309,17 @@ def _build_args(case, fw, dtype: str) -> dict:
     return args
 
 
-def _dtype_name(value) -> str:
+def _dtype_name(value: Any) -> str:
     d = getattr(value, "dtype", None)
     name = getattr(d, "name", None)
     return (name if isinstance(name, str) else str(d).split(".")[-1]).lower()
 
 
-def _evaluate(case, fw, dtype: str, path: str, call, kind: str):
-    """One cell: (Outcome, (value, grads) as numpy or None)."""
+def _evaluate(case: Case, fw: Bench, dtype: str, path: str, call: calls.Call,
+              kind: str) -> tuple[Outcome, tuple[np.ndarray, dict[str, np.ndarray]] | None]:
+    """One cell: (Outcome, (value, grads) as numpy or None); ``kind`` is "shim", "native" or "impl"."""
     label, fn = call
-    base = dict(case=case.id, backend=fw.name, path=path, dtype=dtype, op=label)
+    base: dict[str, Any] = dict(case=case.id, backend=fw.name, path=path, dtype=dtype, op=label)
     reason = _skip_reason(case, fw, dtype, kind)
     if reason:
         return Outcome(status="skipped", detail=reason, **base), None
@@ -271,10 +328,15 @@ def _evaluate(case, fw, dtype: str, path: str, call, kind: str):
     wrt = _grad_positions(case, fw, dtype, names, kind)
     try:
         value, grads, warned = _call(fw, fn, names, [args[n] for n in names], wrt)
-        got = np.asarray(fw.to_numpy(value), dtype=np.float64)
     except Exception as exc:  # the behaviour under test may be an error
         return _raised(case, dtype, kind, exc, base), None
-    miss = "fail" if kind == "shim" else "diverges"
+    miss = "diverges" if kind == "native" else "fail"
+    try:
+        got = np.asarray(fw.to_numpy(value), dtype=np.float64)
+    except Exception as exc:  # e.g. a NumPy array back for a torch tensor
+        kind_of = f"{type(value).__module__}.{type(value).__qualname__}"
+        return Outcome(status=miss, detail=f"returned a {kind_of}, not a {fw.name} array ({_short(exc)})",
+                       **base), None
     shape = list(got.shape)
     if case.error:
         return Outcome(status=miss, detail=f"expected {case.error}, returned shape {shape}", shape=shape,
@@ -288,7 +350,7 @@ def _evaluate(case, fw, dtype: str, path: str, call, kind: str):
     return outcome, (got, grads_np)
 
 
-def _grad_positions(case, fw, dtype: str, names: list, kind: str) -> list[int]:
+def _grad_positions(case: Case, fw: Bench, dtype: str, names: list[str], kind: str) -> list[int]:
     """The positions of the arguments whose gradients the case checks on this cell."""
     if not (case.expect.get("grad") and fw.value_and_grad and not case.error):
         return []
@@ -296,41 +358,51 @@ def _grad_positions(case, fw, dtype: str, names: list, kind: str) -> list[int]:
     wrt = [i for i, n in enumerate(names) if floating[n][1] in _EPS]
     if "grad_wrt" in case.expect:
         wrt = [i for i in wrt if names[i] in case.expect["grad_wrt"]]
-    # torch refuses grads w.r.t. weight/pos_weight: compare a native op's logits' gradient only;
-    # the exact focal reference differentiates w.r.t. the logits only
-    if kind == "native" or case.focal:
+    # torch refuses grads w.r.t. weight/pos_weight: compare a native op's (or an implementation's)
+    # gradient w.r.t. its input only; the exact focal reference differentiates w.r.t. the logits only
+    if kind != "shim" or case.focal:
         wrt = [i for i in wrt if names[i] == "input"]
     return wrt
 
 
-def _call(fw, fn, names: list, arrays: list, wrt: list):
+def _call(fw: Bench, fn: Callable[..., Any], names: list[str], arrays: list[Any],
+          wrt: list[int]) -> tuple[Any, list[Any], bool]:
     """(value, gradients, whether any warning was raised) of ``fn`` called with ``names`` = ``arrays``."""
 
-    def positional(*a):
+    def positional(*a: Any) -> Any:
         return fn(**dict(zip(names, a)))
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if wrt:
+        if wrt and fw.value_and_grad is not None:
             value, grads = fw.value_and_grad(positional, arrays, wrt)
         else:
             value, grads = positional(*arrays), []
     return value, grads, bool(caught)
 
 
-def _raised(case, dtype: str, kind: str, exc: Exception, base: dict) -> Outcome:
-    """The outcome of a call that raised: a pass if the case expects that error."""
+def _raised(case: Case, dtype: str, kind: str, exc: Exception, base: dict[str, Any]) -> Outcome:
+    """The outcome of a call that raised: a pass if the case expects that error.
+
+    Our shim must raise the documented class; a native op or an implementation under test
+    passes by refusing the input at all (which class is its own business; the detail says).
+    An implementation's TypeError where a result was expected is an option it lacks
+    ("unsupported"), as is any error in half precision (no float16/bfloat16 kernel).
+    """
     err = f"{type(exc).__name__}: {_short(exc)}"
     if case.error:
         expected = case.error in {c.__name__ for c in type(exc).__mro__}
         detail = "" if expected else f"raised {err} (expected {case.error})"
-        return Outcome(status="pass" if expected or kind == "native" else "fail", detail=detail, error=err, **base)
+        return Outcome(status="pass" if expected or kind != "shim" else "fail", detail=detail, error=err, **base)
     if kind == "native" and dtype in HALF:
         return Outcome(status="skipped", detail=f"no {dtype} kernel: {err}", error=err, **base)
-    return Outcome(status="fail" if kind == "shim" else "diverges", detail=f"raised {err}", error=err, **base)
+    if kind == "impl" and (isinstance(exc, TypeError) or dtype in HALF):
+        return Outcome(status="unsupported", detail=err, error=err, **base)
+    return Outcome(status="diverges" if kind == "native" else "fail", detail=f"raised {err}", error=err, **base)
 
 
-def _check_result(case, fw, dtype: str, kind: str, value, got: np.ndarray, warned: bool) -> list[str]:
+def _check_result(case: Case, fw: Bench, dtype: str, kind: str, value: Any, got: np.ndarray,
+                  warned: bool) -> list[str]:
     """Shape (ours and the document's), dtype, warning, finiteness and documented value."""
     problems = []
     shape = list(got.shape)
@@ -341,7 +413,7 @@ def _check_result(case, fw, dtype: str, kind: str, value, got: np.ndarray, warne
     if shape != want_shape:
         problems.append(f"shape {shape}, expected {want_shape}")
     result_dtype = _dtype_name(value)
-    if kind == "shim" and result_dtype != dtype:
+    if kind != "native" and result_dtype != dtype:
         problems.append(f"dtype {result_dtype}, expected {dtype}")
     if case.expect.get("warns") and not warned:
         problems.append("no warning for a deprecated argument")
@@ -353,7 +425,7 @@ def _check_result(case, fw, dtype: str, kind: str, value, got: np.ndarray, warne
     return problems
 
 
-def _check_documented(case, doc: np.ndarray, got: np.ndarray) -> list[str]:
+def _check_documented(case: Case, doc: np.ndarray, got: np.ndarray) -> list[str]:
     """The documented number(s), within the case's absolute/relative tolerance."""
     tol = case.expect.get("value_atol", 0.0) + case.expect.get("value_rtol", 0.0) * np.abs(doc)
     if doc.shape not in ((), got.shape) or not np.all(np.abs(got - doc) <= tol):
@@ -362,7 +434,7 @@ def _check_documented(case, doc: np.ndarray, got: np.ndarray) -> list[str]:
     return []
 
 
-def _check_exact(case, dtype: str, got: np.ndarray) -> tuple[float, list[str]]:
+def _check_exact(case: Case, dtype: str, got: np.ndarray) -> tuple[float, list[str]]:
     """(worst error in tolerances, problems) against the exact value of each formula the case names."""
     if list(got.shape) != list(exact_for(case, dtype).value.shape):
         return 0.0, []  # reported by the shape check
@@ -377,7 +449,8 @@ def _check_exact(case, dtype: str, got: np.ndarray) -> tuple[float, list[str]]:
     return worst, problems
 
 
-def _check_grads(case, dtype: str, names: list, grads: list) -> tuple[dict, float, list[str]]:
+def _check_grads(case: Case, dtype: str, names: list[str],
+                 grads: list[Any]) -> tuple[dict[str, np.ndarray], float, list[str]]:
     """(gradients as float64 NumPy by name, worst error in tolerances, problems) against the exact gradients."""
     exp = exact_for(case, dtype)
     grads_np, worst, problems = {}, 0.0, []
@@ -397,7 +470,7 @@ def _check_grads(case, dtype: str, names: list, grads: list) -> tuple[dict, floa
     return grads_np, worst, problems
 
 
-def tolerance(dtype: str, ref, scale, n_summed: int):
+def tolerance(dtype: str, ref: Any, scale: Any, n_summed: int) -> Any:
     """Allowed |error|: a few ulp of the terms' magnitude (docs/contract.md §4); halves: 1 ulp of the output."""
     log_n = math.ceil(math.log2(max(n_summed, 1)))
     ref, scale = np.abs(np.asarray(ref)), np.asarray(scale)
@@ -406,7 +479,7 @@ def tolerance(dtype: str, ref, scale, n_summed: int):
     return (4 + 2 * log_n) * _EPS[dtype] * np.maximum(scale, ref) + _TINY[dtype]
 
 
-def compare(got, want, scale, dtype: str, n_summed: int) -> tuple[float, str]:
+def compare(got: Any, want: Any, scale: Any, dtype: str, n_summed: int) -> tuple[float, str]:
     """(largest |got - want| / tolerance, a description of where); non-finite values must match exactly."""
     got, want = np.broadcast_arrays(np.asarray(got, np.float64), np.asarray(want, np.float64))
     if got.size == 0:
@@ -425,7 +498,7 @@ def compare(got, want, scale, dtype: str, n_summed: int) -> tuple[float, str]:
     return worst, where
 
 
-def _at(case, dtype, where) -> str:
+def _at(case: Case, dtype: str, where: str) -> str:
     """The inputs at the worst element, for elementwise results (readable divergence reports)."""
     if case.reduction != "none" or not where.startswith("at ["):
         return ""
@@ -440,7 +513,7 @@ def _at(case, dtype, where) -> str:
     return f" ({', '.join(parts)})"
 
 
-def _agreement(case, path, dtype, cells) -> Agreement | None:
+def _agreement(case: Case, path: str, dtype: str, cells: list[Cell]) -> Agreement | None:
     """Pairwise agreement of the shim's value and gradients between backends, in units of tolerance."""
     ok_cells = [(n, r) for n, o, r in cells if r is not None and o.status in ("pass", "fail")]
     if len(ok_cells) < 2:
@@ -465,12 +538,12 @@ def _agreement(case, path, dtype, cells) -> Agreement | None:
                     with np.errstate(invalid="ignore"):
                         diff = np.where(both, 0.0, np.abs(a - b))
                     desc = f"max |diff| {float(np.max(np.nan_to_num(diff, nan=np.inf))) if diff.size else 0.0:.3g}"
-                if ratio > worst:
+                if ratio > worst or not where:  # identical everywhere: still say what was compared
                     worst, where = ratio, f"{what}: {name_a} vs {name_b}, {desc}"
     return Agreement(case.id, path, dtype, [n for n, _ in ok_cells], worst, where, worst <= 1)
 
 
-def _jsonable(a: np.ndarray):
+def _jsonable(a: np.ndarray) -> list[float | str] | float | str | None:
     if a.ndim == 0:
         return _num(float(a))
     if a.size > 16:
@@ -478,7 +551,7 @@ def _jsonable(a: np.ndarray):
     return [_num(float(v)) for v in a.ravel()]
 
 
-def _num(v: float):
+def _num(v: float) -> float | str:
     return v if math.isfinite(v) else str(v)
 
 

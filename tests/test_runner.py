@@ -296,3 +296,53 @@ def test_case_schema_checks_dialects():
         casedata.parse_file("demo.toml", _CASE + 'dialects = ["torch", "jax"]\n')
     (case,) = casedata.parse_file("demo.toml", 'dialects = ["tf", "keras"]\n' + _CASE)
     assert case.dialects == ("tf", "keras")
+
+
+# --- the summary's largest disagreement, and the tolerances the runner rejects just past (issue 23) ---
+
+
+def test_largest_disagreement_names_what_was_compared_when_backends_agree_exactly():
+    """Issue 23 item 4: identical results on every backend printed an empty detail ``(...; )``."""
+    pytest.importorskip("torch")
+    result = runner.run(casedata.load_cases(["ours-inf-pos-y1-is-zero"]), ["numpy", "torch"], native=False)
+    worst = result.largest_disagreement()
+    assert worst is not None and worst.worst == 0.0
+    assert worst.where.startswith("value: numpy vs torch"), worst.where
+    text = report.agreement_text(result)
+    assert not text.endswith("; )") and "numpy vs torch" in text, text
+
+
+def _cell(value):
+    """A passing shim cell holding ``value`` (no gradients), as ``_agreement`` receives it."""
+    outcome = runner.Outcome(case="c", backend="b", path="torch-dialect", dtype="float32", status="pass")
+    return outcome, (np.asarray(value, np.float64), {})
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+def test_agreement_rejects_a_cross_backend_difference_just_past_its_tolerance(dtype):
+    """Two backends may each be off by one tolerance, in opposite directions: 2x apart, not more."""
+    (case,) = [c for c in casedata.load_cases(["paddle-F-logits-example"]) if c.id == "paddle-F-logits-example"]
+    exact = runner.exact_for(case, dtype)
+    tol = float(runner.tolerance(dtype, exact.value, exact.scale, exact.n_summed))
+    base = float(exact.value)
+
+    def agreement(gap):
+        cells = [("numpy", *_cell(base)), ("torch", *_cell(base + gap * tol))]
+        return runner._agreement(case, "torch-dialect", dtype, cells)
+
+    inside, past = agreement(1.9), agreement(2.1)
+    assert inside.ok and 0.9 < inside.worst <= 1
+    assert not past.ok and 1 < past.worst < 1.1
+    assert "numpy vs torch" in past.where
+
+
+@pytest.mark.parametrize("dtype, eps", [("float16", 2.0**-10), ("bfloat16", 2.0**-7)])
+def test_half_precision_value_one_ulp_off_passes_two_ulp_off_fails(dtype, eps):
+    """docs/contract.md §4: float16/bfloat16 within 1 ulp of the output dtype (here at 1.0, ulp = eps)."""
+    one, scale = np.float64(1.0), np.float64(1.0)
+    one_ulp, _ = runner.compare(one + eps, one, scale, dtype, 1)
+    two_ulp, _ = runner.compare(one + 2 * eps, one, scale, dtype, 1)
+    assert one_ulp <= 1 < two_ulp
+    tol = float(runner.tolerance(dtype, one, scale, 1))
+    just_past, _ = runner.compare(one + 1.05 * tol, one, scale, dtype, 1)
+    assert 1 < just_past < 1.1
