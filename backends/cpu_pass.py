@@ -30,6 +30,7 @@ interpreter shuts down, or where the pool cannot take work, the calling thread c
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import sys
@@ -41,8 +42,9 @@ from typing import Any, NamedTuple
 from bce_compat.backends import _fork
 from bce_compat.contract import Declined, Problem, unsupported
 
+_cpu_pass: Any
 try:
-    from bce_compat.backends import _cpu_pass
+    _cpu_pass = importlib.import_module("bce_compat.backends._cpu_pass")
 except ImportError:  # a source install without a C compiler: the engines decline
     _cpu_pass = None
 
@@ -209,15 +211,20 @@ def _run_on_pool(args: tuple, n: int, threads: int) -> Totals:
         try:
             if pool is None:
                 raise RuntimeError("no pool")
-            handed.append(pool.submit(_cpu_pass.run, *args, bounds[i], bounds[i + 1], rows, 1))
+            handed.append(pool.submit(_run_part, args, bounds[i], bounds[i + 1], rows))
         except RuntimeError:  # "cannot schedule new futures after (interpreter) shutdown"
             pool = None
             mine.append(i)
     for i in mine:
-        _cpu_pass.run(*args, bounds[i], bounds[i + 1], rows, 1)
+        _run_part(args, bounds[i], bounds[i + 1], rows)
     for future in handed:
         future.result()
-    return Totals(math.fsum(rows[:, 0].tolist()), *(int(v) for v in rows[:, 1:].sum(axis=0)), n)
+    kept, bad_input, bad_target = (int(v) for v in rows[:, 1:].sum(axis=0))
+    return Totals(math.fsum(rows[:, 0].tolist()), kept, bad_input, bad_target, n)
+
+
+def _run_part(args: tuple, start: int, stop: int, rows: Any) -> None:
+    _cpu_pass.run(*args, start, stop, rows, 1)
 
 
 def _get_pool(workers: int) -> ThreadPoolExecutor:

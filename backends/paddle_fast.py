@@ -288,9 +288,9 @@ def _with_operand_grads(value, problem: Problem):
     xp = namespace(problem.x)
     dtype = _compute_dtype(*problem.arrays())
     # in float32 for float16 (Paddle has no float16 CPU subtract); the round trip is exact
-    c = xp.astype(problem.portable(problem._replace(x=problem.x.detach())), dtype)
+    c = xp.astype(problem.by_formula(problem._replace(x=problem.x.detach())), dtype)
     c_const = c.detach()
-    zero = xp.where(xp.isfinite(c_const), c_const - c, xp.zeros_like(c))
+    zero = xp.where(paddle.isfinite(c_const), c_const - c, xp.zeros_like(c))
     return xp.astype(xp.astype(value, dtype) - zero, problem.out_dtype)
 
 

@@ -159,7 +159,7 @@ def _portable_grads(problem: Problem, at, upstream):
     tensors = [arrays[i] for i in at]
     with tf.GradientTape() as tape:
         tape.watch(tensors)
-        value = problem.portable(problem)
+        value = problem.by_formula()
     grads = tape.gradient(value, tensors, output_gradients=tf.cast(upstream, value.dtype),
                           unconnected_gradients=tf.UnconnectedGradients.ZERO)
     return [tf.cast(g, t.dtype) for g, t in zip(grads, tensors)]
@@ -174,7 +174,7 @@ def _times_upstream(derivative: np.ndarray, upstream, scale: float) -> np.ndarra
     if up.ndim == 0 and float(up) == 1.0 and scale == 1.0:
         return derivative
     out = cpu_pass.aligned_empty(derivative.shape, derivative.dtype)
-    factor = up if scale == 1.0 else up * scale
+    factor = up if scale == 1.0 else np.multiply(up, scale)
     return np.multiply(derivative, factor, out=out, casting="unsafe")
 
 

@@ -153,7 +153,7 @@ class _CPULoss(torch.autograd.Function):
     """Forward (loss, and d loss/d x in the same pass) by the CPU pass; backward by torch ops."""
 
     @staticmethod
-    def forward(ctx, x, y, weight, pos_weight, settings):  # type: ignore[override]  # torch's signature is generic
+    def forward(ctx, x, y, weight, pos_weight, settings):
         problem = settings.problem
         wanted = ctx.needs_input_grad
         ctx.d = _derivative_buffer(x) if wanted[0] else None
@@ -170,7 +170,7 @@ class _CPULoss(torch.autograd.Function):
         return result
 
     @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
+    def backward(ctx, grad):
         d, ctx.d = ctx.d, None  # handed over once; a retain_graph rerun recomputes it
         if d is not None and ctx.x_only and not torch.is_grad_enabled():
             # the common call, first-order and for x alone: the saved derivative times the upstream
@@ -225,7 +225,7 @@ def portable_grads(problem: Problem, grad, wanted, create_graph: bool) -> list:
         leaves = operands if create_graph else tuple(
             a.detach().requires_grad_(w) if torch.is_tensor(a) else a for a, w in zip(operands, wanted)
         )
-        loss = problem.portable(problem._replace(x=leaves[0], y=leaves[1], weight=leaves[2], pos_weight=leaves[3]))
+        loss = problem.by_formula(problem._replace(x=leaves[0], y=leaves[1], weight=leaves[2], pos_weight=leaves[3]))
         targets = [a for a, w in zip(leaves, wanted) if w]
         found = iter(torch.autograd.grad(loss, targets, grad.to(loss.dtype), create_graph=create_graph,
                                          allow_unused=True))
@@ -260,7 +260,8 @@ def _cuda(problem: Problem) -> Any:
         return portable(plain._replace(x=x, y=y, weight=weight, pos_weight=pos_weight, reduction=reduction,
                                        out_dtype=out_dtype))
 
-    result = torch_triton.bce_with_logits(*problem.arrays(), problem.reduction, problem.out_dtype, reference)
+    x, y, weight, pos_weight = problem.arrays()
+    result = torch_triton.bce_with_logits(x, y, weight, pos_weight, problem.reduction, problem.out_dtype, reference)
     if result is None:
         return Declined("the Triton kernel failed its self-check on this device and dtype (KernelCheckWarning)")
     return result

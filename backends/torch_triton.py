@@ -320,7 +320,7 @@ def reference_grads(reference: LossFunction, operands: tuple, reduction: str, ou
         leaves = operands if create_graph else tuple(
             a.detach().requires_grad_(w) if torch.is_tensor(a) else a for a, w in zip(operands, wanted)
         )
-        loss = reference(*leaves, reduction, out_dtype)
+        loss = reference(leaves[0], leaves[1], leaves[2], leaves[3], reduction, out_dtype)
         targets = [a for a, w in zip(leaves, wanted) if w]
         found = iter(torch.autograd.grad(loss, targets, grad.to(loss.dtype), create_graph=create_graph,
                                          allow_unused=True))

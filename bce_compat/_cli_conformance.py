@@ -123,8 +123,8 @@ def _print_report(result: Any, args: argparse.Namespace, report: Any) -> None:
         print("\nlegend: ok = matches the document / exact math; FAIL = the implementation is wrong; uns = unsupported")
         print("(it raised TypeError: an option it does not have); skip = not applicable (reasons below)")
     else:
-        print("\nlegend: ok = matches the document / exact math; FAIL = our shim is wrong; div = the framework's own op")
-        print("departs (reported, not fatal); skip = not applicable (reasons below); !! = backends disagree")
+        print("\nlegend: ok = matches the document / exact math; FAIL = our shim is wrong; div = the framework's")
+        print("own op departs (reported, not fatal); skip = not applicable (reasons below); !! = backends disagree")
     failures = report.failures_text(result)
     if failures:
         print("\n" + failures)

@@ -40,10 +40,10 @@ class Plan(NamedTuple):
     out_dtype: object  # the promoted dtype of every array argument (docs/contract.md §3)
     cast_to_float: tuple  # (target, weight, pos_weight): a bool/int array, cast to the input's dtype
     compute_dtype: object  # the portable path's: float64 for float32 (where usable), float32 for half precision
+    portable: Callable[[Any], Any]  # the portable path for this signature (contract.Problem.portable)
     numpy_operands: tuple = (False, False, False)  # (target, weight, pos_weight): NumPy beside TF/JAX/Dask, converted
     memo: dict | None = None  # engines' own per-signature notes (contract.Problem.memo)
     casts: bool = False  # cast() changes an operand (not in the common call, which skips it)
-    portable: Callable[[Any], Any] | None = None  # the portable path for this signature (contract.Problem.portable)
 
     def cast(self, x, y, weight, pos_weight) -> tuple:
         """``y, weight, pos_weight`` as arrays of ``x``'s library, bool/int ones cast to ``x``'s dtype."""
@@ -141,7 +141,7 @@ def _make_plan(fn: str, names: ArgNames, x, y, weight, pos_weight) -> Plan:
         for a in (y, weight, pos_weight)
     )
     casts = any(cast) or any(numpy_operands)
-    return Plan(backend, xp, out_dtype, cast, compute, numpy_operands, {}, casts, partial(_portable, xp, compute))
+    return Plan(backend, xp, out_dtype, cast, compute, partial(_portable, xp, compute), numpy_operands, {}, casts)
 
 
 def compute_dtype(backend: Backend, xp: Any, x: Any, out_dtype: Any) -> Any:

@@ -64,6 +64,13 @@ class Problem(NamedTuple):
         """(x, y, weight, pos_weight), the order every engine's kernels take them in."""
         return self.x, self.y, self.weight, self.pos_weight
 
+    def by_formula(self, problem: Problem | None = None) -> Any:
+        """``problem`` (by default this one) computed by the portable path, ``portable``; a clear
+        error for a Problem built by hand without it."""
+        if self.portable is None:
+            raise RuntimeError("this Problem has no portable path (Problem.portable); the front end sets it")
+        return self.portable(self if problem is None else problem)
+
 
 class Declined(NamedTuple):
     """An engine's "not this one", with the reason (shown by ``bce-compat backends`` and tests)."""
