@@ -81,7 +81,8 @@ def _with_gradient(arrays, reduction, out_dtype, others_recorded):
         value = _loss_numpy(x, y, weight, pos_weight, reduction, out_dtype, derivative)
 
         def backward(upstream):
-            if derivative is None or record.should_record_backprop(tensors):  # operands, or a second derivative
+            # operands, a second derivative, or a graph's upstream (a jacobian runs this in pfor or a while loop)
+            if derivative is None or record.should_record_backprop(tensors) or not hasattr(upstream, "_numpy"):
                 return _portable_grads(full, at, reduction, upstream)
             grad_x = _to_tf(_times_upstream(derivative, upstream), _WIDE[derivative.dtype])
             if grad_x.dtype != x.dtype:  # float16: TF's cast (NumPy's takes ~90 ns an element to a subnormal)
