@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from _options_reference import exact_focal, exact_smoothed_logits, exact_smoothed_probs
-from _reference import assert_close, assert_result, exact_logits_grad, exact_logits_loss, skip_unless_dtype
+from _reference import assert_close, assert_result, exact_logits_grad, exact_logits_loss, exact_probs_loss, skip_unless_dtype
 from bce_compat.dialects import keras as K
 from bce_compat.dialects import optax as O
 from bce_compat.dialects import tf as T
@@ -257,3 +257,39 @@ def test_keras_dialect_names_a_missing_argument(missing):
         K.binary_crossentropy(**args)
     with pytest.raises(TypeError, match=f"`{missing}` must be an array; got None"):
         K.BinaryCrossentropy()(**args)
+
+
+# --- Keras' `dtype` argument in half precision (issue 23 item 9): computed in float32, rounded once
+
+
+HALF_Y = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
+HALF_Q = np.array([[0.9, 0.1, 0.2], [0.3, 0.8, 0.1], [0.1, 0.2, 0.7], [0.6, 0.45, 0.05]])
+HALF_X = np.array([[2.5, -1.0, -3.0], [-0.5, 1.5, -8.0], [-2.0, 0.25, 4.0], [10.0, -0.75, 0.0]])
+
+
+@pytest.mark.parametrize("half", ["bfloat16", "float16"])
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "sum", "none", "mean_with_sample_weight"])
+@pytest.mark.parametrize("from_logits", [True, False], ids=["logits", "probs"])
+def test_keras_class_dtype_half_is_rounded_once_on_every_backend(framework, from_logits, reduction, half):
+    skip_unless_dtype(framework, half)
+    pred_np = HALF_X if from_logits else HALF_Q
+    y_true, y_pred = (framework.asarray(a, "float32") for a in (HALF_Y, pred_np))
+    sample_weight = framework.asarray([0.5, 2.0, 1.25, 3.0], "float32")
+    got = K.BinaryCrossentropy(from_logits=from_logits, reduction=reduction, dtype=half)(y_true, y_pred, sample_weight)
+    # Keras casts both inputs to `dtype` first: the exact loss of the rounded inputs, rounded once
+    rounded = [framework.to_numpy(framework.asarray(a, half)) for a in (HALF_Y, pred_np, [0.5, 2.0, 1.25, 3.0])]
+    exact_elements = (exact_logits_loss if from_logits else exact_probs_loss)(rounded[1], rounded[0])
+    per_sample = _mean_last_axis(exact_elements) * rounded[2]
+    expected = {"none": per_sample, "sum": math.fsum(per_sample), "sum_over_batch_size": math.fsum(per_sample) / 4,
+                "mean_with_sample_weight": math.fsum(per_sample) / math.fsum(rounded[2])}[reduction]
+    assert_result(got, y_pred, framework, half, np.shape(expected), np.asarray(expected), ulps=1)
+
+
+def test_keras_class_half_inputs_without_dtype_keep_their_dtype_and_round_once(framework):
+    skip_unless_dtype(framework, "bfloat16")
+    y_true, y_pred = (framework.asarray(a, "bfloat16") for a in (HALF_Y, HALF_X))
+    got = K.BinaryCrossentropy(from_logits=True)(y_true, y_pred, framework.asarray([0.5, 2.0, 1.25, 3.0], "bfloat16"))
+    rounded = [framework.to_numpy(a) for a in (y_true, y_pred)]
+    weights = framework.to_numpy(framework.asarray([0.5, 2.0, 1.25, 3.0], "bfloat16"))
+    expected = math.fsum(_mean_last_axis(exact_logits_loss(rounded[1], rounded[0])) * weights) / 4
+    assert_result(got, y_pred, framework, "bfloat16", (), np.asarray(expected), ulps=1)
