@@ -190,6 +190,19 @@ def test_paddle_dialect_first_and_second_derivatives(backend):
     _check(backend, loss, _bce_logits, X, "mean", ("x", "w"))
 
 
+@pytest.mark.parametrize("backend", DOUBLE_BACKWARD)
+def test_label_smoothing_first_and_second_derivatives(backend):
+    eps = 0.2
+
+    def loss(x, y, w, p):
+        return bce_compat.binary_cross_entropy_with_logits(x, y, w, reduction="mean", pos_weight=p, label_smoothing=eps)
+
+    def exact(x, y, w, p):
+        return _bce_logits(x, y * (1 - eps) + eps / 2, w, p)
+
+    _check(backend, loss, exact, X, "mean", ("x", "w", "p"))
+
+
 @pytest.mark.parametrize("reduction", ["none", "mean"])
 @pytest.mark.parametrize("backend", DOUBLE_BACKWARD)
 def test_probability_loss_first_and_second_derivatives_with_weight(backend, reduction):
