@@ -20,6 +20,7 @@ from bce_compat._dispatch import backend_of, is_array
 from bce_compat._types import Array, Weight
 from bce_compat._validate import ArgNames, check_is_array
 from bce_compat.backends._float_dtypes import dtype_name
+from bce_compat.dialects import _keras_ragged
 
 __all__ = ["binary_crossentropy", "BinaryCrossentropy"]
 
@@ -47,9 +48,15 @@ def binary_crossentropy(
     check_is_array(fn, "y_true", y_true)
     check_is_array(fn, "y_pred", y_pred)
     options = _options.options(fn, label_smoothing=label_smoothing)
+    kind = "logits" if from_logits else "probs"
+    if _keras_ragged.is_ragged(y_true) or _keras_ragged.is_ragged(y_pred):  # tf.keras' ragged batches
+
+        def elementwise(t: Array, p: Array) -> Array:
+            return _loss.compute(kind, fn, _NAMES, p, _cast_like(fn, t, p), None, None, "none", options)
+
+        return _keras_ragged.row_means(fn, y_true, y_pred, axis, elementwise)
     options["mean_axis"] = _check_axis(fn, axis, y_pred)
     y_true = _cast_like(fn, y_true, y_pred)
-    kind = "logits" if from_logits else "probs"
     return _loss.compute(kind, fn, _NAMES, y_pred, y_true, None, None, "none", options)
 
 
@@ -100,8 +107,7 @@ class BinaryCrossentropy:
             values = binary_crossentropy(y_true, y_pred, self.from_logits, self.label_smoothing, self.axis)
             return reduce_weighted(values, sample_weight, self.reduction)
         # float16/bfloat16: computed in float32 and rounded once (docs/contract.md §3)
-        xp = backend_of("BinaryCrossentropy", {"y_pred": y_pred}).namespace(y_pred)
-        wide = xp.astype(y_pred, xp.float32)
+        wide = _astype(y_pred, "float32")
         values = binary_crossentropy(y_true, wide, self.from_logits, self.label_smoothing, self.axis)
         return _as_result_dtype(reduce_weighted(values, sample_weight, self.reduction, weight_dtype=half), half)
 
@@ -185,9 +191,14 @@ def _cast_like(fn: str, y_true: Array, y_pred: Array) -> Array:
 
 
 def _astype(a: Array, dtype: str) -> Array:
-    xp = backend_of("BinaryCrossentropy", {"y_pred": a}).namespace(a)
-    target = getattr(xp, dtype, None)  # some namespaces lack float16 (array_api_compat's Dask)
-    return xp.astype(a, target) if target is not None else a.astype(dtype)
+    """``a`` as the dtype named ``dtype`` (a ragged tensor: its values)."""
+
+    def convert(values: Array) -> Array:
+        xp = backend_of("BinaryCrossentropy", {"y_pred": values}).namespace(values)
+        target = getattr(xp, dtype, None)  # some namespaces lack float16 (array_api_compat's Dask)
+        return xp.astype(values, target) if target is not None else values.astype(dtype)
+
+    return _keras_ragged.with_flat_values(a, convert)
 
 
 def _half_dtype(a: Array) -> Any:
