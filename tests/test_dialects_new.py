@@ -285,6 +285,11 @@ def test_keras_class_dtype_half_is_rounded_once_on_every_backend(framework, from
     assert_result(got, y_pred, framework, half, np.shape(expected), np.asarray(expected), ulps=1)
 
 
+def test_keras_class_dtype_the_library_lacks_names_the_argument():
+    with pytest.raises(TypeError, match="`dtype` must be a floating dtype that numpy arrays have; got 'bfloat16'"):
+        K.BinaryCrossentropy(dtype="bfloat16")(HALF_Y, HALF_Q)
+
+
 def test_keras_class_half_inputs_without_dtype_keep_their_dtype_and_round_once(framework):
     skip_unless_dtype(framework, "bfloat16")
     y_true, y_pred = (framework.asarray(a, "bfloat16") for a in (HALF_Y, HALF_X))

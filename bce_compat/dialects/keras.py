@@ -194,9 +194,17 @@ def _astype(a: Array, dtype: str) -> Array:
     """``a`` as the dtype named ``dtype`` (a ragged tensor: its values)."""
 
     def convert(values: Array) -> Array:
-        xp = backend_of("BinaryCrossentropy", {"y_pred": values}).namespace(values)
+        backend = backend_of("BinaryCrossentropy", {"y_pred": values})
+        xp = backend.namespace(values)
         target = getattr(xp, dtype, None)  # some namespaces lack float16 (array_api_compat's Dask)
-        return xp.astype(values, target) if target is not None else values.astype(dtype)
+        try:
+            converted = xp.astype(values, target) if target is not None else values.astype(dtype)
+            if xp.isdtype(converted.dtype, "real floating"):
+                return converted
+        except (TypeError, ValueError):  # not a dtype of the library (NumPy has no bfloat16 of its own)
+            pass
+        raise TypeError(f"BinaryCrossentropy: `dtype` must be a floating dtype that {backend.name} arrays have; "
+                        f"got {dtype!r}")
 
     return _keras_ragged.with_flat_values(a, convert)
 
