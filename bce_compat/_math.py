@@ -6,6 +6,7 @@ Every function here takes already-validated arrays of one floating dtype.
 from __future__ import annotations
 
 import math
+import struct
 
 LOG_CLAMP = 100.0  # torch and Paddle clamp log(q) and log(1 - q) at -100
 _SMALLEST_UNCLAMPED = math.exp(-LOG_CLAMP)
@@ -91,7 +92,7 @@ def smoothed_targets(xp, y, eps: float):
     return y * keep + shift, (1 - y) * keep + shift
 
 
-def _focal_modulator(xp, x, y, y_neg, gamma: float):
+def _focal_modulator(xp, x, y, y_neg, gamma):
     """(1 - p_t)**gamma with 1 - p_t = (1-y)*sigmoid(x) + y*sigmoid(-x), and a finite gradient everywhere.
 
     The power is taken of the accurately computed 1 - p_t (exp(gamma*log m) would lose
@@ -99,35 +100,59 @@ def _focal_modulator(xp, x, y, y_neg, gamma: float):
     optax fixed in PR #1346), so where m is below the normal range the factor is computed in
     log space instead: m is then the sigmoid of the better-predicted side, log m = -softplus(±x),
     whose gradient is bounded; the loss there is below the smallest normal anyway.
+    ``gamma`` is a number, or a 0-d array (traced) of any floating dtype.
     """
     s_pos, s_neg = sigmoids(xp, x)
     m = _times(xp, y_neg, s_pos) + _times(xp, y, s_neg)
     tiny = m < _smallest_normal(xp, m)
-    # gamma as an array of m's dtype: Paddle rounds a Python-float exponent to float32
-    direct = xp.where(tiny, xp.ones_like(m), m) ** xp.full_like(m, gamma)
+    if not isinstance(gamma, float):
+        gamma = xp.astype(gamma, m.dtype)
+    direct = _power(xp, xp.where(tiny, xp.ones_like(m), m), gamma)
     log_m = -softplus(xp, xp.where(y > 0.5, x, -x))
     return xp.where(tiny, xp.exp(gamma * log_m), direct)
+
+
+def _power(xp, base, exponent):
+    """base**exponent for base >= 1e-38 or so, with a Python-number exponent wherever that is exact.
+
+    Paddle rounds a Python-number exponent to float32 but has no second derivative for a tensor
+    one, so a float64 exponent is split into its float32 part and a tiny rest r:
+    base**e = base**e32 * exp(r*log(base)), where |r*log(base)| < 2**-14 costs no accuracy.
+    """
+    if not isinstance(exponent, float):
+        return base**exponent
+    leading = float(struct.unpack("f", struct.pack("f", exponent))[0])
+    rest = exponent - leading
+    power = base**leading
+    return power if rest == 0 else power * xp.exp(rest * xp.log(base))
 
 
 def _smallest_normal(xp, a) -> float:
     return 2.0**-1022 if a.dtype == xp.float64 else 2.0**-126
 
 
-def sigmoid_focal(xp, x, y, alpha: float, gamma: float, y_neg=None):
+def sigmoid_focal(xp, x, y, alpha, gamma, y_neg=None):
     """torchvision's sigmoid focal loss, unreduced: alpha_t * bce_with_logits(x, y) * (1 - p_t)**gamma.
 
     alpha_t = alpha*y + (1-alpha)*(1-y); a negative alpha means no weighting (torchvision).
+    ``alpha`` and ``gamma`` are numbers, or 0-d arrays whose values are not known yet (traced
+    under ``jax.jit``): then the choices made on their values are array operations.
     """
     y_neg = 1 - y if y_neg is None else y_neg
     loss = bce_with_logits(xp, x, y, y_neg=y_neg)
-    if gamma != 0:
+    if not isinstance(gamma, float) or gamma != 0:
         # Where the cross entropy is infinite (x = ±inf on the wrong side) the factor is > 0, so
         # inf * 1 is the same value, and the factor's zero gradient never meets inf (0 * inf = NaN).
+        # gamma = 0 gives a factor of exactly 1 with a gradient of exactly 0.
         infinite = xp.isinf(loss)
         loss = loss * xp.where(infinite, xp.ones_like(loss), _focal_modulator(xp, x, y, y_neg, gamma))
-    if alpha >= 0:
-        loss = _times(xp, alpha * y + (1 - alpha) * y_neg, loss)  # alpha_t = 0 gives 0, even next to inf
-    return loss
+    if isinstance(alpha, float):
+        if alpha >= 0:
+            loss = _times(xp, alpha * y + (1 - alpha) * y_neg, loss)  # alpha_t = 0 gives 0, even next to inf
+        return loss
+    a = xp.astype(alpha, loss.dtype)
+    weighted = xp.logical_and(a >= 0, xp.ones_like(loss) > 0)  # alpha's choice, broadcast to the loss
+    return _times(xp, xp.where(weighted, a * y + (1 - a) * y_neg, xp.ones_like(loss)), loss)
 
 
 def drop_ignored(xp, ignored, a):

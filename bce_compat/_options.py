@@ -17,6 +17,9 @@ import math
 from numbers import Real
 from typing import Any
 
+from bce_compat._registry import backend_for_type
+from bce_compat.backends._float_dtypes import dtype_name
+
 FOCAL_ALPHA = 0.25  # torchvision's defaults
 FOCAL_GAMMA = 2.0
 
@@ -45,20 +48,41 @@ def check_ignore_index(fn: str, value: Any) -> float | None:
     return index
 
 
-def focal_options(fn: str, alpha: Any, gamma: Any) -> dict[str, float]:
-    """Non-default focal options. alpha in [0, 1], or negative for no weighting (torchvision); gamma >= 0."""
-    a = _real(fn, "alpha", alpha, "a number in [0, 1], or negative for no weighting")
-    if a > 1.0:
+def focal_options(fn: str, alpha: Any, gamma: Any) -> dict[str, Any]:
+    """Non-default focal options. alpha in [0, 1], or negative for no weighting (torchvision); gamma >= 0.
+
+    Each may be a number or a 0-d array. A 0-d array whose value can be read is checked and
+    taken as its number; a traced one (``jax.jit``, ``tf.function``, a static program) has no
+    value yet, so it is passed on unchecked, as an array, and the loss is computed with it.
+
+    >>> focal_options("f", 0.25, 0.5)
+    {'gamma': 0.5}
+    """
+    out: dict[str, Any] = {}
+    a = _focal_parameter(fn, "alpha", alpha, "a number in [0, 1], or negative for no weighting")
+    if isinstance(a, float) and a > 1.0:
         raise ValueError(f"{fn}: `alpha` must be in [0, 1], or negative for no weighting; got {alpha!r}")
-    g = _real(fn, "gamma", gamma, "a number >= 0")
-    if not 0.0 <= g < math.inf:
+    g = _focal_parameter(fn, "gamma", gamma, "a number >= 0")
+    if isinstance(g, float) and not 0.0 <= g < math.inf:
         raise ValueError(f"{fn}: `gamma` must be a finite number >= 0; got {gamma!r}")
-    out = {}
-    if a != FOCAL_ALPHA:
+    if not (isinstance(a, float) and a == FOCAL_ALPHA):
         out["alpha"] = a
-    if g != FOCAL_GAMMA:
+    if not (isinstance(g, float) and g == FOCAL_GAMMA):
         out["gamma"] = g
     return out
+
+
+def _focal_parameter(fn: str, arg: str, value: Any, expected: str) -> Any:
+    """A number as a float; a 0-d array as its number where its value can be read, else as is (traced)."""
+    if isinstance(value, Real) or not hasattr(value, "shape"):
+        return _real(fn, arg, value, expected)
+    backend = backend_for_type(type(value))
+    kind = dtype_name(getattr(value, "dtype", None))
+    if backend is None or tuple(value.shape) != () or not (kind.startswith(("float", "bfloat", "int", "uint"))):
+        raise TypeError(f"{fn}: `{arg}` must be {expected} (a number or a 0-d array); got {value!r}")
+    if not backend.values_are_concrete(value):
+        return value
+    return _real(fn, arg, float(value), expected)
 
 
 def options(fn: str, *, label_smoothing: Any = 0.0, ignore_index: Any = None) -> dict[str, Any]:

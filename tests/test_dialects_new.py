@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from _options_reference import exact_focal, exact_smoothed_logits, exact_smoothed_probs
-from _reference import assert_close, assert_result, exact_logits_grad, exact_logits_loss, skip_unless_dtype
+from _reference import assert_close, assert_result, exact_logits_grad, exact_logits_loss, exact_probs_loss, skip_unless_dtype
 from bce_compat.dialects import keras as K
 from bce_compat.dialects import optax as O
 from bce_compat.dialects import tf as T
@@ -257,3 +257,97 @@ def test_keras_dialect_names_a_missing_argument(missing):
         K.binary_crossentropy(**args)
     with pytest.raises(TypeError, match=f"`{missing}` must be an array; got None"):
         K.BinaryCrossentropy()(**args)
+
+
+# --- Keras' `dtype` argument in half precision (issue 23 item 9): computed in float32, rounded once
+
+
+HALF_Y = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
+HALF_Q = np.array([[0.9, 0.1, 0.2], [0.3, 0.8, 0.1], [0.1, 0.2, 0.7], [0.6, 0.45, 0.05]])
+HALF_X = np.array([[2.5, -1.0, -3.0], [-0.5, 1.5, -8.0], [-2.0, 0.25, 4.0], [10.0, -0.75, 0.0]])
+
+
+@pytest.mark.parametrize("half", ["bfloat16", "float16"])
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "sum", "none", "mean_with_sample_weight"])
+@pytest.mark.parametrize("from_logits", [True, False], ids=["logits", "probs"])
+def test_keras_class_dtype_half_is_rounded_once_on_every_backend(framework, from_logits, reduction, half):
+    skip_unless_dtype(framework, half)
+    pred_np = HALF_X if from_logits else HALF_Q
+    y_true, y_pred = (framework.asarray(a, "float32") for a in (HALF_Y, pred_np))
+    sample_weight = framework.asarray([0.5, 2.0, 1.25, 3.0], "float32")
+    got = K.BinaryCrossentropy(from_logits=from_logits, reduction=reduction, dtype=half)(y_true, y_pred, sample_weight)
+    # Keras casts both inputs to `dtype` first: the exact loss of the rounded inputs, rounded once
+    rounded = [framework.to_numpy(framework.asarray(a, half)) for a in (HALF_Y, pred_np, [0.5, 2.0, 1.25, 3.0])]
+    exact_elements = (exact_logits_loss if from_logits else exact_probs_loss)(rounded[1], rounded[0])
+    per_sample = _mean_last_axis(exact_elements) * rounded[2]
+    expected = {"none": per_sample, "sum": math.fsum(per_sample), "sum_over_batch_size": math.fsum(per_sample) / 4,
+                "mean_with_sample_weight": math.fsum(per_sample) / math.fsum(rounded[2])}[reduction]
+    assert_result(got, y_pred, framework, half, np.shape(expected), np.asarray(expected), ulps=1)
+
+
+def test_keras_class_dtype_the_library_lacks_names_the_argument():
+    with pytest.raises(TypeError, match="`dtype` must be a floating dtype that numpy arrays have; got 'bfloat16'"):
+        K.BinaryCrossentropy(dtype="bfloat16")(HALF_Y, HALF_Q)
+
+
+def test_keras_class_half_inputs_without_dtype_keep_their_dtype_and_round_once(framework):
+    skip_unless_dtype(framework, "bfloat16")
+    y_true, y_pred = (framework.asarray(a, "bfloat16") for a in (HALF_Y, HALF_X))
+    got = K.BinaryCrossentropy(from_logits=True)(y_true, y_pred, framework.asarray([0.5, 2.0, 1.25, 3.0], "bfloat16"))
+    rounded = [framework.to_numpy(a) for a in (y_true, y_pred)]
+    weights = framework.to_numpy(framework.asarray([0.5, 2.0, 1.25, 3.0], "bfloat16"))
+    expected = math.fsum(_mean_last_axis(exact_logits_loss(rounded[1], rounded[0])) * weights) / 4
+    assert_result(got, y_pred, framework, "bfloat16", (), np.asarray(expected), ulps=1)
+
+
+# --- tf.keras' ragged batches: one loss per row, the mean over the row's own length
+
+
+def _ragged_case():
+    tf = _tf()
+    rows_x = [[100.0, -100.0, 2.5], [0.5, -3.0], [7.0]]
+    rows_y = [[1.0, 0.0, 0.3], [0.0, 1.0], [0.75]]
+    exact_rows = [float(np.mean(exact_logits_loss(np.array(x), np.array(y)))) for x, y in zip(rows_x, rows_y)]
+    return tf, tf.ragged.constant(rows_y, dtype=tf.float32), tf.ragged.constant(rows_x, dtype=tf.float32), exact_rows
+
+
+@pytest.mark.parametrize("mode", ["eager", "tf.function"])
+def test_keras_dialect_takes_ragged_batches_row_by_row(mode):
+    tf, y_true, logits, exact_rows = _ragged_case()
+
+    def losses():
+        per_row = K.binary_crossentropy(y_true, logits, from_logits=True)
+        weighted = K.BinaryCrossentropy(from_logits=True)(y_true, logits, sample_weight=tf.constant([1.0, 2.0, 4.0]))
+        return per_row, weighted
+
+    per_row, weighted = tf.function(losses)() if mode == "tf.function" else losses()
+    assert per_row.dtype == tf.float32 and tuple(per_row.shape) == (3,)
+    assert_close(per_row.numpy(), np.asarray(exact_rows), "float32", ulps=8)
+    expected = math.fsum(r * w for r, w in zip(exact_rows, (1.0, 2.0, 4.0))) / 3
+    assert_close(weighted.numpy(), np.asarray(expected), "float32", ulps=8)
+
+
+def test_keras_dialect_ragged_probabilities_smoothing_and_half_dtype():
+    tf, y_true, _, _ = _ragged_case()
+    q = tf.ragged.constant([[0.9, 0.2, 0.5], [0.4, 0.7], [0.6]], dtype=tf.float32)
+    got = K.binary_crossentropy(y_true, q, label_smoothing=0.2).numpy()
+    rows = [exact_smoothed_probs(np.asarray(a, np.float64), np.asarray(b, np.float64), 0.2)[0].mean()
+            for a, b in zip(q.numpy(), y_true.numpy())]
+    assert_close(got, np.asarray(rows), "float32", ulps=8)
+    half = K.BinaryCrossentropy(dtype="bfloat16")(y_true, q)
+    assert half.dtype == tf.bfloat16
+    rounded = [(np.asarray(tf.cast(tf.cast(a, tf.bfloat16), tf.float64)), np.asarray(b, np.float64))
+               for a, b in zip(q.numpy(), y_true.numpy())]
+    expected = math.fsum(float(exact_probs_loss(a, b).mean()) for a, b in rounded) / 3
+    assert_close(np.asarray(tf.cast(half, tf.float64)), np.asarray(expected), "bfloat16", ulps=1)
+
+
+def test_keras_dialect_ragged_errors_name_the_problem():
+    tf, y_true, logits, _ = _ragged_case()
+    with pytest.raises(TypeError, match="both be ragged or both dense"):
+        K.binary_crossentropy(y_true.to_tensor(), logits, from_logits=True)
+    with pytest.raises(ValueError, match=r"shape \[batch, None\]"):
+        K.binary_crossentropy(y_true, logits, from_logits=True, axis=0)
+    other_rows = tf.ragged.constant([[1.0, 0.0], [0.0, 1.0, 1.0], [0.75]])
+    with pytest.raises((ValueError, tf.errors.InvalidArgumentError), match="row lengths differ"):
+        K.binary_crossentropy(other_rows, logits, from_logits=True)

@@ -79,3 +79,83 @@ def test_probability_loss_in_a_tf_function_skips_the_value_check_and_computes():
     q, y = tf.constant([0.25, 0.9]), tf.constant([0.0, 1.0])
     expected = -(np.log1p(-0.25) + np.log(0.9)) / 2
     np.testing.assert_allclose(loss(q, y).numpy(), expected, rtol=1e-6)
+
+
+# --- jacobians (issue 23 item 8): TF runs the recorded backward inside a graph (pfor or a while loop)
+
+
+def _jacobian_inputs(dtype):
+    x = tf.Variable(np.clip(X, -5, 5), dtype=getattr(tf, dtype))  # where tf.nn's own op is exact
+    return x, tf.constant(Y, dtype=x.dtype), tf.constant(P, dtype=x.dtype)
+
+
+def _exact_jacobian(reduction):
+    """d loss_i / d x_j of the unreduced loss is diagonal; "sum" makes it one row."""
+    grad, bound = exact_logits_grad(np.clip(X, -5, 5), Y, None, P)
+    if reduction == "sum":
+        return grad, bound
+    return np.diag(grad.ravel()).reshape(X.shape + X.shape), np.diag(bound.ravel()).reshape(X.shape + X.shape)
+
+
+@pytest.mark.parametrize("use_pfor", [True, False], ids=["pfor", "while-loop"])
+@pytest.mark.parametrize("reduction", ["none", "sum"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_tape_jacobian_through_the_tf_dialect_is_exact_and_equals_tf_nn(dtype, reduction, use_pfor):
+    from bce_compat.dialects import tf as T
+
+    x, y, p = _jacobian_inputs(dtype)
+
+    def jacobian(loss_of):
+        with tf.GradientTape(persistent=not use_pfor) as tape:  # TF wants persistent for its while loop
+            loss = loss_of(x)
+            if reduction == "sum":
+                loss = tf.reduce_sum(loss)
+        return tape.jacobian(loss, x, experimental_use_pfor=use_pfor).numpy()
+
+    ours = jacobian(lambda v: T.weighted_cross_entropy_with_logits(y, v, p))
+    native = jacobian(lambda v: tf.nn.weighted_cross_entropy_with_logits(labels=y, logits=v, pos_weight=p))
+    exact, bound = _exact_jacobian(reduction)
+    assert_close(ours, exact, dtype, bound=bound)
+    _assert_near_native(ours, native, bound, dtype)
+    plain = jacobian(lambda v: T.sigmoid_cross_entropy_with_logits(y, v))
+    plain_native = jacobian(lambda v: tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=v))
+    _assert_near_native(plain, plain_native, _exact_jacobian(reduction)[1], dtype)
+
+
+def _assert_near_native(ours, native, bound, dtype):
+    """Within 8 ulp of the larger gradient term: tf.nn's own gradient cancels there too."""
+    assert ours.shape == native.shape
+    assert (np.abs(ours - native) <= 8 * np.finfo(dtype).eps * bound + np.finfo(dtype).tiny).all(), (ours, native)
+
+
+@pytest.mark.parametrize("use_pfor", [True, False], ids=["pfor", "while-loop"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_tape_batch_jacobian_through_the_tf_dialect_is_exact_and_equals_tf_nn(dtype, use_pfor):
+    from bce_compat.dialects import tf as T
+
+    x, y, p = _jacobian_inputs(dtype)
+
+    def batch_jacobian(loss_of):
+        with tf.GradientTape(persistent=not use_pfor) as tape:
+            loss = loss_of(x)
+        return tape.batch_jacobian(loss, x, experimental_use_pfor=use_pfor).numpy()
+
+    ours = batch_jacobian(lambda v: T.weighted_cross_entropy_with_logits(y, v, p))
+    native = batch_jacobian(lambda v: tf.nn.weighted_cross_entropy_with_logits(labels=y, logits=v, pos_weight=p))
+    grad, bound = exact_logits_grad(np.clip(X, -5, 5), Y, None, P)
+    assert ours.shape == X.shape + X.shape[1:]
+    diagonal_bound = np.stack([np.diag(b) for b in bound])
+    assert_close(ours, np.stack([np.diag(g) for g in grad]), dtype, bound=diagonal_bound)
+    _assert_near_native(ours, native, diagonal_bound, dtype)
+
+
+def test_tape_jacobian_of_a_mean_with_weight_is_exact():
+    x, y, p = _jacobian_inputs("float64")
+    w = tf.constant([[2.0, 3.0, 0.5, 1.0], [1.0, 0.25, 4.0, 2.0]], tf.float64)
+    with tf.GradientTape() as tape:
+        losses = tf.stack([bce_compat.binary_cross_entropy_with_logits(x, y, w, pos_weight=p, reduction=r)
+                           for r in ("mean", "sum")])
+    jac = tape.jacobian(losses, x).numpy()
+    grad, bound = exact_logits_grad(np.clip(X, -5, 5), Y, w.numpy(), P)
+    assert_close(jac[0], grad / X.size, "float64", bound=bound / X.size)
+    assert_close(jac[1], grad, "float64", bound=bound)

@@ -19,6 +19,8 @@ from bce_compat import _loss, _options
 from bce_compat._dispatch import backend_of, is_array
 from bce_compat._types import Array, Weight
 from bce_compat._validate import ArgNames, check_is_array
+from bce_compat.backends._float_dtypes import dtype_name
+from bce_compat.dialects import _keras_ragged
 
 __all__ = ["binary_crossentropy", "BinaryCrossentropy"]
 
@@ -46,9 +48,15 @@ def binary_crossentropy(
     check_is_array(fn, "y_true", y_true)
     check_is_array(fn, "y_pred", y_pred)
     options = _options.options(fn, label_smoothing=label_smoothing)
+    kind = "logits" if from_logits else "probs"
+    if _keras_ragged.is_ragged(y_true) or _keras_ragged.is_ragged(y_pred):  # tf.keras' ragged batches
+
+        def elementwise(t: Array, p: Array) -> Array:
+            return _loss.compute(kind, fn, _NAMES, p, _cast_like(fn, t, p), None, None, "none", options)
+
+        return _keras_ragged.row_means(fn, y_true, y_pred, axis, elementwise)
     options["mean_axis"] = _check_axis(fn, axis, y_pred)
     y_true = _cast_like(fn, y_true, y_pred)
-    kind = "logits" if from_logits else "probs"
     return _loss.compute(kind, fn, _NAMES, y_pred, y_true, None, None, "none", options)
 
 
@@ -58,15 +66,18 @@ class BinaryCrossentropy:
     Reductions as Keras: "sum_over_batch_size" and "mean" (sum / number of per-sample losses),
     "sum", "mean_with_sample_weight" (sum / sum of ``sample_weight``), None or "none". A zero
     divisor gives 0 (Keras' ``divide_no_nan``). ``dtype`` (e.g. "float64"), when given, is the
-    dtype both inputs are cast to.
+    dtype both inputs and ``sample_weight`` are cast to; float16 and bfloat16 are then computed
+    in float32, reduction included, and rounded once.
 
     Example (Keras' documented example, which prints 0.8654 and 0.243, truncated):
         >>> import numpy as np
         >>> from bce_compat.dialects import keras as K
         >>> y_true = np.array([[0.0, 1.0], [0.0, 0.0]]); y_pred = np.array([[-18.6, 0.51], [2.94, -12.8]])
         >>> bce = K.BinaryCrossentropy(from_logits=True)
-        >>> round(float(bce(y_true, y_pred)), 4), round(float(bce(y_true, y_pred, sample_weight=np.array([0.8, 0.2]))), 4)
-        (0.8655, 0.2436)
+        >>> round(float(bce(y_true, y_pred)), 4)
+        0.8655
+        >>> round(float(bce(y_true, y_pred, sample_weight=np.array([0.8, 0.2]))), 4)
+        0.2436
     """
 
     def __init__(
@@ -91,8 +102,14 @@ class BinaryCrossentropy:
         if self.dtype is not None:
             y_true, y_pred = (_astype(a, self.dtype) if is_array(a) else a for a in (y_true, y_pred))
         y_true, y_pred = same_rank(y_true, y_pred)
-        values = binary_crossentropy(y_true, y_pred, self.from_logits, self.label_smoothing, self.axis)
-        return reduce_weighted(values, sample_weight, self.reduction)
+        half = _half_dtype(y_pred)
+        if half is None:
+            values = binary_crossentropy(y_true, y_pred, self.from_logits, self.label_smoothing, self.axis)
+            return reduce_weighted(values, sample_weight, self.reduction)
+        # float16/bfloat16: computed in float32 and rounded once (docs/contract.md §3)
+        wide = _astype(y_pred, "float32")
+        values = binary_crossentropy(y_true, wide, self.from_logits, self.label_smoothing, self.axis)
+        return _as_result_dtype(reduce_weighted(values, sample_weight, self.reduction, weight_dtype=half), half)
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -120,13 +137,23 @@ def same_rank(a: Array, b: Array) -> tuple[Array, Array]:
     return a, b
 
 
-def reduce_weighted(values: Array, sample_weight: Weight, reduction: Any) -> Array:
-    """Keras' ``reduce_weighted_values`` (without masks), written against the array API."""
+def reduce_weighted(values: Array, sample_weight: Weight, reduction: Any, weight_dtype: Any = None) -> Array:
+    """Keras' ``reduce_weighted_values`` (without masks), written against the array API.
+
+    ``weight_dtype``, when given, is the dtype Keras rounds ``sample_weight`` to (the loss'
+    ``dtype``) before it is used in ``values``' own (wider) dtype.
+    """
     backend = backend_of("BinaryCrossentropy", {"y_pred": values, "sample_weight": sample_weight})
     xp = backend.namespace(values)
     if is_array(sample_weight):
+        if weight_dtype is not None:
+            sample_weight = xp.astype(sample_weight, weight_dtype)
         sample_weight = xp.astype(sample_weight, values.dtype)
         values, sample_weight = same_rank(values, sample_weight)
+    elif sample_weight is not None and weight_dtype is not None:
+        # a number, rounded as Keras rounds it; still a number to the reduction (0-d)
+        number = xp.full_like(xp.sum(values), float(sample_weight))
+        sample_weight = xp.astype(xp.astype(number, weight_dtype), values.dtype)
     if sample_weight is not None:
         values = values * sample_weight
     if reduction in (None, "none") or tuple(values.shape) in ((), (0,)):
@@ -135,11 +162,15 @@ def reduce_weighted(values: Array, sample_weight: Weight, reduction: Any) -> Arr
     if reduction == "sum":
         return backend.as_result(total)
     if reduction == "mean_with_sample_weight" and sample_weight is not None:
-        divisor = xp.sum(sample_weight) if is_array(sample_weight) else xp.full_like(total, float(sample_weight))
+        if is_array(sample_weight):
+            divisor = xp.sum(sample_weight)
+        else:
+            divisor = xp.full_like(total, float(sample_weight))
     else:
         divisor = xp.full_like(total, float(math.prod(values.shape)))
     zero = divisor == 0  # Keras' divide_no_nan: 0 when the divisor is 0
-    return backend.as_result(xp.where(zero, xp.zeros_like(total), total / xp.where(zero, xp.ones_like(divisor), divisor)))
+    quotient = total / xp.where(zero, xp.ones_like(divisor), divisor)
+    return backend.as_result(xp.where(zero, xp.zeros_like(total), quotient))
 
 
 def _check_axis(fn: str, axis: Any, y_pred: Array) -> int:
@@ -160,5 +191,31 @@ def _cast_like(fn: str, y_true: Array, y_pred: Array) -> Array:
 
 
 def _astype(a: Array, dtype: str) -> Array:
-    xp = backend_of("BinaryCrossentropy", {"y_pred": a}).namespace(a)
-    return xp.astype(a, getattr(xp, dtype))
+    """``a`` as the dtype named ``dtype`` (a ragged tensor: its values)."""
+
+    def convert(values: Array) -> Array:
+        backend = backend_of("BinaryCrossentropy", {"y_pred": values})
+        xp = backend.namespace(values)
+        target = getattr(xp, dtype, None)  # some namespaces lack float16 (array_api_compat's Dask)
+        try:
+            converted = xp.astype(values, target) if target is not None else values.astype(dtype)
+            if xp.isdtype(converted.dtype, "real floating"):
+                return converted
+        except (TypeError, ValueError):  # not a dtype of the library (NumPy has no bfloat16 of its own)
+            pass
+        raise TypeError(f"BinaryCrossentropy: `dtype` must be a floating dtype that {backend.name} arrays have; "
+                        f"got {dtype!r}")
+
+    return _keras_ragged.with_flat_values(a, convert)
+
+
+def _half_dtype(a: Array) -> Any:
+    """``a``'s dtype if it is float16 or bfloat16, else None."""
+    dtype = getattr(a, "dtype", None)
+    return dtype if dtype_name(dtype) in ("float16", "bfloat16") else None
+
+
+def _as_result_dtype(result: Array, dtype: Any) -> Array:
+    """``result`` rounded once to ``dtype`` (a NumPy 0-d result stays a 0-d array)."""
+    backend = backend_of("BinaryCrossentropy", {"y_pred": result})
+    return backend.as_result(backend.namespace(result).astype(result, dtype))

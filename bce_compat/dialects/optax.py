@@ -33,6 +33,8 @@ def sigmoid_focal_loss(logits: Array, labels: Array, alpha: float | None = None,
     """``optax.losses.sigmoid_focal_loss``: the focal loss element-wise; ``alpha=None`` means no weighting.
 
     Same numbers as ``bce_compat.sigmoid_focal_loss`` (torchvision's, alpha=-1 there for none).
+    ``alpha`` and ``gamma`` may be numbers or 0-d arrays; under ``jax.jit`` (or ``vmap``,
+    ``tf.function``) they may be traced, as optax allows: only values that can be read are checked.
 
     Examples:
         >>> import numpy as np
