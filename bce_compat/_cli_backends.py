@@ -45,4 +45,15 @@ def run(args) -> int:
         else:
             detail = row["version"] or f"not installed ({row['install']})"
             print(f"{row['name']:<{width}}  {'-':<{vwidth}}  {detail}")
+    print(compiled_pass_line())
     return 0
+
+
+def compiled_pass_line() -> str:
+    """Whether the CPU fast paths (``*-cpu-pass``) can run: the compiled pass was built or not."""
+    from bce_compat.backends import cpu_pass
+
+    if cpu_pass.AVAILABLE:
+        return "compiled CPU pass: built (the *-cpu-pass fast paths run)"
+    return ("compiled CPU pass: not built (no wheel for this platform and no C compiler at install): "
+            "the *-cpu-pass fast paths step aside and the portable path computes the same numbers, slower")

@@ -2,7 +2,7 @@
 
 Only options set away from their defaults enter the mapping, so a plain call has none and
 every engine may take it; an engine that does not implement an option declines the call and
-the portable path (``_loss.portable``) computes it.
+the portable path (``_portable.portable``) computes it.
 
 >>> options("f", label_smoothing=0.1, ignore_index=None)
 {'label_smoothing': 0.1}

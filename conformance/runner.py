@@ -35,10 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from bce_compat.backends.contract import Bench
 from bce_compat.conformance import calls, casedata, frameworks, natives, reference
 from bce_compat.conformance.casedata import Case
 from bce_compat.conformance.implementation import Implementation
+from bce_compat.contract import Bench
 
 Progress = Callable[[int, int, str], None]
 Cell = tuple[str, "Outcome", "tuple[np.ndarray, dict[str, np.ndarray]] | None"]  # backend, outcome, (value, grads)

@@ -122,6 +122,17 @@ def test_backends_listing_speaks_plainly(capsys):
         assert len(line.split(None, 2)) == 3, line  # name, version (or '-'), what runs (or how to install)
 
 
+def test_backends_listing_says_whether_the_compiled_pass_runs(capsys, monkeypatch):
+    from bce_compat.backends import cpu_pass
+
+    assert cli.main(["backends"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("compiled CPU pass: ") and ("not built" in last) == (not cpu_pass.AVAILABLE)
+    monkeypatch.setattr(cpu_pass, "AVAILABLE", False)
+    assert cli.main(["backends"]) == 0
+    assert "compiled CPU pass: not built" in capsys.readouterr().out
+
+
 # ---- the table
 
 

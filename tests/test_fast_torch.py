@@ -70,21 +70,21 @@ def test_values_and_gradients_match_exact(dtype, reduction):
 @pytest.mark.parametrize("dtype", list(DTYPES))
 def test_many_blocks_and_threads_match_exact(dtype, split, monkeypatch):
     """Past one block and over threads: same bounds."""
-    from bce_compat.backends import cpu_pass as numpy_fast
+    from bce_compat.backends import cpu_pass
 
     if split == "our thread pool":  # torch without OpenMP
         monkeypatch.setattr(torch_fast, "HOST_OPENMP", False)
-        monkeypatch.setattr(torch_fast, "_PARALLEL_MIN", numpy_fast.PARALLEL_MIN)
+        monkeypatch.setattr(torch_fast, "_PARALLEL_MIN", cpu_pass.PARALLEL_MIN)
     elif not torch_fast.HOST_OPENMP:
         pytest.skip("torch does not run on OpenMP here")
     (x, y, w, p), (xn, yn, wn, pn) = edge_grid(dtype)
-    reps = numpy_fast.PARALLEL_MIN // x.numel() + 2
+    reps = cpu_pass.PARALLEL_MIN // x.numel() + 2
     x, y = x.repeat(reps, 1), y.repeat(reps, 1)
     xn, yn = np.tile(xn, (reps, 1)), np.tile(yn, (reps, 1))
     tight = 1 if dtype in HALF else 4
     with torch.no_grad():
         result = loss(x, y, w, p, "none")
-    assert x.numel() > max(numpy_fast.BLOCK, numpy_fast.PARALLEL_MIN)
+    assert x.numel() > max(cpu_pass.BLOCK, cpu_pass.PARALLEL_MIN)
     assert_close(result.double().numpy(), exact_logits_loss(xn, yn, wn, pn), dtype, ulps=tight)
     x.requires_grad_(True)
     loss(x, y, w, p, "sum").backward()
@@ -95,13 +95,13 @@ def test_many_blocks_and_threads_match_exact(dtype, split, monkeypatch):
 def test_torch_splits_over_its_own_openmp_team():
     """Where torch runs on OpenMP (the CPU wheels do), the engine hands large inputs to torch's own
     team (cpu_pass.use_host_openmp); the bits are those of one thread whatever torch's thread count."""
-    from bce_compat.backends import cpu_pass as numpy_fast
+    from bce_compat.backends import cpu_pass
 
-    if not numpy_fast.AVAILABLE:
+    if not cpu_pass.AVAILABLE:
         pytest.skip("the compiled pass was not built")
     assert torch_fast.HOST_OPENMP == torch.backends.openmp.is_available()
     rng = np.random.default_rng(8)
-    x = torch.from_numpy((rng.standard_normal((3 * numpy_fast.BLOCK // 64 + 5, 64)) * 5).astype(np.float32))
+    x = torch.from_numpy((rng.standard_normal((3 * cpu_pass.BLOCK // 64 + 5, 64)) * 5).astype(np.float32))
     y, p = torch.from_numpy(rng.random(x.shape).astype(np.float32)), torch.rand(64) * 2
     results = []
     threads = torch.get_num_threads()
