@@ -599,8 +599,9 @@ static inline ALWAYS_INLINE void logits_single_grad(const float *RESTRICT x, con
  * second-order terms (below 2**-100 relative) and the final rounding (half an ulp): within 3 ulp
  * of the exact value (docs/contract.md section 4 promises 4), for results above 2**-960 (below,
  * the error terms underflow). With label smoothing, the smoothed targets are rounded once each
- * (two more roundings). Where the plain sum is not finite (an infinite x, weight or coefficient,
- * NaN), the plain sum is the result: it applies the zero-coefficient rule and IEEE's specials. */
+ * (two more roundings). Where x is infinite or the plain sum is not finite (an infinite weight or
+ * coefficient, NaN), the plain sum is the result: it applies the zero-coefficient rule and
+ * IEEE's specials. */
 static inline ALWAYS_INLINE void two_sum(double a, double b, double *s, double *err) {
     double sum = a + b, bb = sum - a;
     *s = sum;
@@ -642,7 +643,7 @@ static inline ALWAYS_INLINE void logits_double_loss(const double *RESTRICT x, co
         double a = cp == 0.0 ? 0.0 : cp * sp_neg, b = cn == 0.0 ? 0.0 : cn * sp_pos;
         double plain = w[i] * (a + b);
         double precise = positive ? precise_loss(ax, t, cn, cl, cp, cpl, w[i]) : precise_loss(ax, t, cp, cpl, cn, cl, w[i]);
-        loss[i] = isfinite(plain) ? precise : plain;
+        loss[i] = isfinite(plain) & (ax < INFINITY) ? precise : plain; /* an infinite x: 0 * inf in the error terms */
         es[i] = e;
     }
 }
@@ -911,7 +912,7 @@ DEFINE_DROP(drop_dd, double, double)
 /* Values outside [0, 1] (NaN is not outside). */
 static Py_ssize_t count_outside(const double *v, Py_ssize_t n) {
     Py_ssize_t bad = 0;
-    for (Py_ssize_t i = 0; i < n; i++) bad += v[i] < 0.0 || v[i] > 1.0;
+    for (Py_ssize_t i = 0; i < n; i++) bad += (v[i] < 0.0) | (v[i] > 1.0);
     return bad;
 }
 
