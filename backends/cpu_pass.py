@@ -24,7 +24,7 @@ interpreter shuts down, or where the pool cannot take work, the calling thread c
 
 >>> import numpy as np
 >>> total = run("logits", np.array([-20.0, 0.0], np.float32), np.zeros(2, np.float32), reduction="sum")
->>> reduced(total, "sum")
+>>> settle(total, "sum", {}).value
 0.6931471826215448
 """
 
@@ -124,24 +124,33 @@ def run(kind: str, x: Any, y: Any, weight: Any = None, pos_weight: Any = None, *
     return _run_on_pool(args, n, min(threads, num_threads()))
 
 
-def reduced(totals: Totals, reduction: str, ignoring: bool = False) -> float:
-    """The mean (over the kept elements with ``ignore_index``; NaN when none) or the sum.
+class Settled(NamedTuple):
+    """What an engine does with a pass's totals: decline (``outside``), its mean or sum, and the
+    factor its d loss/d x still needs."""
 
-    >>> reduced(Totals(3.0, 2, 0, 0, 4), "mean", ignoring=True), reduced(Totals(3.0, 4, 0, 0, 4), "mean")
-    (1.5, 0.75)
+    outside: bool  # probabilities or kept targets outside [0, 1]: the front end's check reports them
+    value: float  # the mean (over the kept elements with ignore_index; NaN when none) or the sum
+    grad_scale: float  # 1 / kept for a mean with ignore_index (unknown before the pass), else 1
+
+
+def settle(totals: Totals, reduction: str, options: Mapping[str, Any]) -> Settled:
+    """The totals of a pass as an engine uses them.
+
+    >>> settle(Totals(3.0, 2, 0, 0, 4), "mean", {"ignore_index": -1.0})
+    Settled(outside=False, value=1.5, grad_scale=0.5)
+    >>> settle(Totals(3.0, 4, 0, 0, 4), "mean", {}).value
+    0.75
     """
+    ignoring = "ignore_index" in options
     if reduction == "sum":
-        return totals.sum
-    count = totals.kept if ignoring else totals.size
-    return totals.sum / count if count else math.nan
-
-
-def grad_scale_after(totals: Totals, reduction: str, ignoring: bool) -> float:
-    """The factor a gradient written with scale 1 still needs: 1 / kept for a mean with
-    ``ignore_index`` (unknown before the pass), else 1."""
+        value = totals.sum
+    else:
+        count = totals.kept if ignoring else totals.size
+        value = totals.sum / count if count else math.nan
+    scale = 1.0
     if reduction == "mean" and ignoring:
-        return 1.0 / totals.kept if totals.kept else math.nan
-    return 1.0
+        scale = 1.0 / totals.kept if totals.kept else math.nan
+    return Settled(bool(totals.bad_input or totals.bad_target), value, scale)
 
 
 def is_one(upstream: Any) -> bool:

@@ -39,16 +39,14 @@ def _solve(problem: Problem):
         return np.empty(x.shape, out_dtype) if reduction == "none" else np.asarray(
             math.nan if reduction == "mean" else 0.0, out_dtype)
     loss_out = np.empty_like(x, dtype=out_dtype) if reduction == "none" else None
-    ignoring = "ignore_index" in problem.options
     totals = cpu_pass.run(
         problem.kind, x, problem.y, problem.weight, problem.pos_weight, reduction=reduction, loss_out=loss_out,
         result_dtype=name, size_hint=size, options=problem.options, threads=cpu_pass.num_threads(),
     )
-    if totals.bad_input or totals.bad_target:
+    settled = cpu_pass.settle(totals, reduction, problem.options)
+    if settled.outside:
         return _OUTSIDE
-    if loss_out is not None:
-        return loss_out
-    return np.asarray(cpu_pass.reduced(totals, reduction, ignoring), out_dtype)
+    return loss_out if loss_out is not None else np.asarray(settled.value, out_dtype)
 
 
 ENGINE = NamedEngine("numpy-cpu-pass", _solve)

@@ -137,16 +137,12 @@ def _forward(x, problem: Problem, route: _Route, d=None) -> Any:
         loss_out=loss_out, grad_out=d, result_dtype=route.result, size_hint=size, options=problem.options,
         threads=cpu_pass.num_threads() if size >= cpu_pass.PARALLEL_MIN else 1,
     )
-    if totals.bad_input or totals.bad_target:
+    settled = cpu_pass.settle(totals, reduction, problem.options)
+    if settled.outside:
         return _OUTSIDE
-    if loss_out is not None:
-        return loss_out
-    ignoring = "ignore_index" in problem.options
-    if d is not None:
-        scale = cpu_pass.grad_scale_after(totals, reduction, ignoring)
-        if scale != 1.0:
-            d.scale_(scale)
-    return _scalar(cpu_pass.reduced(totals, reduction, ignoring), out_dtype, route.result)
+    if d is not None and settled.grad_scale != 1.0:
+        d.scale_(settled.grad_scale)
+    return loss_out if loss_out is not None else _scalar(settled.value, out_dtype, route.result)
 
 
 class _Call:

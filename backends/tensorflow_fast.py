@@ -85,15 +85,13 @@ def _forward(problem: Problem, derivative: np.ndarray | None = None) -> tuple | 
         loss_out=loss_out, grad_out=derivative, result_dtype=name, size_hint=size, options=problem.options,
         threads=cpu_pass.num_threads() if size >= cpu_pass.PARALLEL_MIN else 1,
     )
-    if totals.bad_input or totals.bad_target:
+    settled = cpu_pass.settle(totals, reduction, problem.options)
+    if settled.outside:
         return None
-    ignoring = "ignore_index" in problem.options
-    scale = cpu_pass.grad_scale_after(totals, reduction, ignoring)
     if loss_out is not None:
         value = _adopt(loss_out)
-        return (value if value.dtype == out_dtype else tf.cast(value, out_dtype)), scale
-    total = cpu_pass.reduced(totals, reduction, ignoring)
-    return tf.constant(_rounded(total, name), dtype=out_dtype), scale
+        return (value if value.dtype == out_dtype else tf.cast(value, out_dtype)), settled.grad_scale
+    return tf.constant(_rounded(settled.value, name), dtype=out_dtype), settled.grad_scale
 
 
 def _rounded(value: float, name: str) -> float:

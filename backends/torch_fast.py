@@ -127,16 +127,12 @@ def _forward(problem: Problem, x, y, weight, pos_weight, d=None) -> Any:
         grad_out=d, result_dtype=_CPU_DTYPES[out_dtype], size_hint=size, options=problem.options,
         threads=torch.get_num_threads() if big else 1, host_team=HOST_OPENMP, parallel_min=_PARALLEL_MIN,
     )
-    if totals.bad_input or totals.bad_target:
+    settled = cpu_pass.settle(totals, reduction, problem.options)
+    if settled.outside:
         return _OUTSIDE
-    if loss_out is not None:
-        return loss_out
-    ignoring = "ignore_index" in problem.options
-    if d is not None:
-        scale = cpu_pass.grad_scale_after(totals, reduction, ignoring)
-        if scale != 1.0:
-            d.mul_(scale)
-    return torch.scalar_tensor(cpu_pass.reduced(totals, reduction, ignoring), dtype=out_dtype)
+    if d is not None and settled.grad_scale != 1.0:
+        d.mul_(settled.grad_scale)
+    return loss_out if loss_out is not None else torch.scalar_tensor(settled.value, dtype=out_dtype)
 
 
 class _Settings:

@@ -39,14 +39,10 @@ def loss(x, y, weight, pos_weight, reduction, dtype, *, grad_out=None, kind="log
     totals = cpu_pass.run(kind, x, y, weight, pos_weight, reduction=reduction, loss_out=loss_out, grad_out=grad_out,
                           result_dtype=dtype.name, size_hint=x.size, options=options, threads=threads, host_team=host_team,
                           parallel_min=parallel_min)
-    ignoring = "ignore_index" in options
-    if grad_out is not None:
-        scale = cpu_pass.grad_scale_after(totals, reduction, ignoring)
-        if scale != 1.0:
-            grad_out *= scale
-    if loss_out is not None:
-        return loss_out
-    return np.asarray(cpu_pass.reduced(totals, reduction, ignoring), dtype)
+    settled = cpu_pass.settle(totals, reduction, options)
+    if grad_out is not None and settled.grad_scale != 1.0:
+        grad_out *= settled.grad_scale
+    return loss_out if loss_out is not None else np.asarray(settled.value, dtype)
 
 
 def grad(x, y, weight, pos_weight, upstream, dtype, **settings):
