@@ -113,7 +113,7 @@ typedef struct {
     int (*dltensor_from_py_object_no_sync)(void *py_object, DLTensor *out);
     void *current_work_stream;
 } DLPackExchangeAPI;
-enum { kDLCPU = 1, kDLFloat = 2, kDLBfloat = 4 };
+enum { kDLCPU = 1, kDLCUDAHost = 3, kDLROCMHost = 11, kDLFloat = 2, kDLBfloat = 4 };
 
 /* ---------------------------------------------------------------------------------------------
  * Verified views of arrays.
@@ -167,7 +167,9 @@ static int fail(PyObject *kind, const char *what, const char *message) {
 
 /* shape, strides (elements) and dtype of a DLTensor, checked */
 static int view_from_dltensor(const DLTensor *t, View *v, const char *what) {
-    if (t->device.device_type != kDLCPU) return fail(PyExc_ValueError, what, "the array is not in CPU memory");
+    /* CPU memory: plain, or pinned for a GPU (torch's pin_memory), which the CPU reads alike */
+    if (t->device.device_type != kDLCPU && t->device.device_type != kDLCUDAHost && t->device.device_type != kDLROCMHost)
+        return fail(PyExc_ValueError, what, "the array is not in CPU memory");
     if (t->dtype.lanes != 1) return fail(PyExc_TypeError, what, "vector dtypes are not supported");
     if (t->dtype.code == kDLFloat && t->dtype.bits == 16) v->dtype = DT_F16;
     else if (t->dtype.code == kDLBfloat && t->dtype.bits == 16) v->dtype = DT_BF16;
@@ -217,7 +219,10 @@ static int view_extent(const View *v, Py_ssize_t *count, Py_ssize_t *lo, Py_ssiz
         if (v->shape[d] == 0) { *count = 0; *lo = *hi = 0; return 0; }
         if (n > PY_SSIZE_T_MAX / v->shape[d]) return fail(PyExc_OverflowError, what, "too many elements");
         n *= v->shape[d];
-        Py_ssize_t reach = (v->shape[d] - 1) * v->strides[d]; /* |stride| * shape fits: the exporter allocated it */
+        Py_ssize_t stride = v->strides[d], span = v->shape[d] - 1;
+        if (span && (stride > PY_SSIZE_T_MAX / span || stride < -(PY_SSIZE_T_MAX / span)))
+            return fail(PyExc_OverflowError, what, "strides too large to address");
+        Py_ssize_t reach = span * stride;
         if (reach < 0) low += reach; else high += reach;
     }
     *count = n;
@@ -643,7 +648,7 @@ static inline ALWAYS_INLINE void logits_double_loss(const double *RESTRICT x, co
         double a = cp == 0.0 ? 0.0 : cp * sp_neg, b = cn == 0.0 ? 0.0 : cn * sp_pos;
         double plain = w[i] * (a + b);
         double precise = positive ? precise_loss(ax, t, cn, cl, cp, cpl, w[i]) : precise_loss(ax, t, cp, cpl, cn, cl, w[i]);
-        loss[i] = isfinite(plain) & (ax < INFINITY) ? precise : plain; /* an infinite x: 0 * inf in the error terms */
+        loss[i] = (isfinite(plain) & (ax < INFINITY)) ? precise : plain; /* an infinite x: 0 * inf in the error terms */
         es[i] = e;
     }
 }
@@ -1001,7 +1006,7 @@ static void run_range(const Call *c, Scratch *s, Py_ssize_t start, Py_ssize_t st
 /* The exactly rounded sum of n doubles (Shewchuk's partials, as Python's math.fsum), so that a
  * reduction does not depend on how the blocks were split over threads. */
 static double exact_sum(const double *v, Py_ssize_t n, int stride) {
-    double partials[64];
+    double partials[128]; /* non-overlapping partials of doubles: at most ~40 */
     int count = 0;
     double special = 0.0; /* inf and NaN: their IEEE sum */
     int has_special = 0;
@@ -1026,7 +1031,7 @@ static double exact_sum(const double *v, Py_ssize_t n, int stride) {
             count = 0;
             continue;
         }
-        if (j < 64) partials[j++] = x;
+        if (j < 128) partials[j++] = x;
         count = j;
     }
     if (has_special) return special;
