@@ -51,16 +51,26 @@ def calls_per_sample(seconds_per_call: float, sample_seconds: float, most: int =
     return max(1, min(most, round(sample_seconds / seconds_per_call)))
 
 
-def paired_samples(fns: dict[str, Callable[[], object]], samples: int, numbers: dict[str, int]) -> dict[str, list[float]]:
+def paired_samples(
+    fns: dict[str, Callable[[], object]],
+    samples: int,
+    numbers: dict[str, int],
+    max_seconds: float = float("inf"),
+    min_samples: int = 1,
+) -> dict[str, list[float]]:
     """``samples`` samples (seconds per call) of each callable, taken in turns.
 
     One sample of ``name`` times ``numbers[name]`` calls in a row. The order within a round is
     reversed every other round (A B, B A, ...), so neither side always runs right after the
-    other's data went through the caches.
+    other's data went through the caches. After ``max_seconds`` no new round starts once
+    ``min_samples`` rounds are done (a machine that slowed down after the calibration).
     """
     names = list(fns)
     out: dict[str, list[float]] = {name: [] for name in names}
+    began = time.perf_counter()
     for i in range(samples):
+        if i >= min_samples and time.perf_counter() - began > max_seconds:
+            break
         for name in names if i % 2 == 0 else names[::-1]:
             fn, number = fns[name], numbers[name]
             start = time.perf_counter()
@@ -68,6 +78,21 @@ def paired_samples(fns: dict[str, Callable[[], object]], samples: int, numbers: 
                 fn()
             out[name].append((time.perf_counter() - start) / number)
     return out
+
+
+def seconds_per_call(fn: Callable[[], object], seconds: float) -> float:
+    """Mean seconds per call over calls in a row lasting at least ``seconds`` (two calls at least).
+
+    >>> seconds_per_call(lambda: None, 0.001) < 0.001
+    True
+    """
+    calls, start = 0, time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if calls >= 2 and elapsed >= seconds:
+            return elapsed / calls
 
 
 def cuda_interleaved(fns: dict, repeat: int = 20) -> dict[str, float]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from _cases import COMPILE_FROM, FLOOR, FRAMEWORKS, Family, Unsupported, build, make_data, not_applicable
-from _timing import calls_per_sample, paired_samples
+from _timing import calls_per_sample, paired_samples, seconds_per_call
 
 
 @dataclass(frozen=True)
@@ -88,14 +88,15 @@ def measure(ours: Callable[[], object], theirs: Callable[[], object], sampling: 
             start = time.perf_counter()
             values[name] = fn()  # warm-up: first-call costs (plans, caches, the allocator)
             once[name] = time.perf_counter() - start
-            if once[name] < 20 * sampling.sample_seconds:  # small: time a warm call for the calibration
-                start = time.perf_counter()
-                fn()
-                once[name] = time.perf_counter() - start
+            if once[name] < 20 * sampling.sample_seconds:  # small: calibrate on warm calls
+                once[name] = seconds_per_call(fn, sampling.sample_seconds)
         except Exception as exc:
             raise SideFailed(name, exc) from exc
     numbers = {name: calls_per_sample(once[name], sampling.sample_seconds) for name in fns}
-    raw = paired_samples(fns, sampling.samples(sum(numbers[name] * once[name] for name in fns)), numbers)
+    pair = sum(numbers[name] * once[name] for name in fns)
+    samples = sampling.samples(pair)
+    # a row may take 3x its plan (or 2 s) before it stops at min_samples: the machine slowed down
+    raw = paired_samples(fns, samples, numbers, max_seconds=max(3 * samples * pair, 2.0), min_samples=min(samples, sampling.min_samples))
     return {
         "ours_s": statistics.median(raw["ours"]),
         "theirs_s": statistics.median(raw["theirs"]),
