@@ -16,6 +16,7 @@ the same spells, and the median ignores the spells that hit a few samples.
 from __future__ import annotations
 
 import gc
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -121,10 +122,14 @@ def relative_difference(record: dict) -> float | None:
 
     >>> round(relative_difference({"ours_value": 1.01, "theirs_value": 1.0}), 6)
     0.01
+    >>> relative_difference({"ours_value": 1.0, "theirs_value": float("nan")})
+    inf
     """
     ours, theirs = record.get("ours_value"), record.get("theirs_value")
     if ours is None or theirs is None:
         return None
+    if math.isnan(ours) or math.isnan(theirs):
+        return 0.0 if math.isnan(ours) and math.isnan(theirs) else math.inf
     if ours == theirs:
         return 0.0
     return abs(ours - theirs) / abs(theirs) if theirs else float("inf")

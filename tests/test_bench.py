@@ -123,7 +123,9 @@ def test_tables_say_where_the_two_losses_differ():
     table = _report.family_table(_report.family_of(rows[0]), rows, {})
     assert "**losses differ** (relative difference above 0.001): 2^8 (0.2)" in table
     assert "| **differ**: 2^8 (0.2) |" in _report.summary_table(_report.by_family(rows))
-    rows[1]["ours_value"] = 0.5000001
+    rows[1]["ours_value"], rows[1]["theirs_value"] = 0.5, float("nan")  # a NaN contender does not agree
+    assert "2^8 (inf)" in _report.family_table(_report.family_of(rows[0]), rows, {})
+    rows[1]["ours_value"], rows[1]["theirs_value"] = 0.5000001, 0.5
     assert "losses agree within 0.001 (relative) at every size" in _report.family_table(_report.family_of(rows[0]), rows, {})
 
 
