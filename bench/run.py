@@ -11,6 +11,7 @@ per dtype × direction under bench/results/ (not in git).
     python bench/run.py --frameworks torch,torch.compile --dtypes float32 --entries logits --sizes 12-24
     python bench/run.py --sizes 7,10,14 --directions fwd --no-compile
     python bench/run.py --update-readme  # also the tables into bench/README.md (a quiet machine only)
+    python bench/run.py --from-json bench/results/sweep.json --update-readme   # an earlier run's, nothing measured
 
 GPU rows (bench_gpu.py) are added where torch sees CUDA.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import json
 import os
 import shlex
 import sys
@@ -102,6 +104,7 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--no-plots", action="store_true", help="no figures (they need matplotlib)")
     cli.add_argument("--out", default=os.path.join(HERE, "results"), help="output folder (default bench/results)")
     cli.add_argument("--update-readme", action="store_true", help="write the tables and figures into bench/README.md")
+    cli.add_argument("--from-json", metavar="SWEEP_JSON", help="measure nothing: report an earlier run's sweep.json again")
     return cli
 
 
@@ -132,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.update_readme and args.quick:
         raise SystemExit("--update-readme takes a full run's numbers: leave out --quick")
+    if args.from_json:
+        return report_again(args)
     started, load_start = time.perf_counter(), os.getloadavg()[0]
     frameworks = tuple(f for f in args.frameworks if not (args.no_compile and f == "torch.compile"))
     extras: dict[str, object] = {}
@@ -168,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
         "unavailable": unavailable, "peak_extra_memory": memory, "peak_extra_memory_exponent": memory_exponent,
         "import_ms": import_ms,
     }  # fmt: skip
+    return report(args, meta, records, extras)
+
+
+def report(args: argparse.Namespace, meta: dict, records: list[dict], extras: dict) -> int:
+    """Write the outputs (and the README with --update-readme); print the summary."""
     written = _report.write(args.out, meta, records, extras, plots=not args.no_plots)
     if written["note"]:
         print(f"# {written['note']}")
@@ -176,8 +186,18 @@ def main(argv: list[str] | None = None) -> int:
         print("# bench/README.md updated")
     print(_report.summary_table(_report.by_family(records)))
     print(time_spent(records))
-    print(f"# {len(records)} rows in {meta['duration_s'] / 60:.1f} min; results in {args.out}")
+    print(f"# {len(records)} rows, measured in {meta['duration_s'] / 60:.1f} min; results in {args.out}")
     return 0
+
+
+def report_again(args: argparse.Namespace) -> int:
+    """--from-json: the tables, plots (and README) of an earlier run's sweep.json, nothing measured."""
+    with open(args.from_json) as fh:
+        saved = json.load(fh)
+    meta, records = saved.pop("meta"), saved.pop("records")
+    if args.update_readme and "--quick" in shlex.split(meta["command"]):
+        raise SystemExit(f"--update-readme takes a full run's numbers: {args.from_json} is a --quick run's")
+    return report(args, meta, records, saved)
 
 
 def time_spent(records: list[dict]) -> str:

@@ -172,3 +172,12 @@ def test_a_tiny_sweep_runs_every_installed_framework_and_entry(tmp_path, capsys,
     assert result["meta"]["peak_extra_memory"]["float32"]["mean"] >= 0
     out = capsys.readouterr().out
     assert "| torch · transposed · float32 · fwd+bwd | 2^7–2^8 |" in out  # the summary
+
+    again = tmp_path / "again"
+    run.main(["--from-json", str(tmp_path / "sweep.json"), "--out", str(again), "--no-plots"])
+    def tables(text):
+        return [line for line in text.splitlines() if line and not line.startswith("![")]  # figures: --no-plots here
+
+    assert tables((again / "sweep.md").read_text()) == tables(markdown)  # the same report from the JSON
+    with pytest.raises(SystemExit, match="--quick run"):
+        run.main(["--from-json", str(tmp_path / "sweep.json"), "--out", str(again), "--update-readme"])
