@@ -33,20 +33,20 @@ class Sampling:
     min_samples: int
     max_samples: int
     row_seconds: float  # per (family, N): as many sample pairs as fit in this
-    slow_pair_seconds: float = 2.0  # a pair of calls slower than this: 3 samples (seconds-long calls vary little)
+    slow_pair_seconds: float = 0.5  # a pair of calls slower than this: 3 samples (long calls vary little)
 
     def samples(self, pair_seconds: float) -> int:
         """Samples per side for a row whose sample pair takes ``pair_seconds``.
 
-        >>> FULL.samples(0.01), FULL.samples(0.2), FULL.samples(3.0), QUICK.samples(0.01)
-        (40, 5, 3, 3)
+        >>> FULL.samples(0.01), FULL.samples(0.04), FULL.samples(0.2), FULL.samples(0.6), QUICK.samples(0.01)
+        (25, 6, 5, 3, 3)
         """
         if pair_seconds > self.slow_pair_seconds:
             return min(3, self.min_samples)
         return min(self.max_samples, max(self.min_samples, int(self.row_seconds / max(pair_seconds, 1e-9))))
 
 
-FULL = Sampling(sample_seconds=0.005, min_samples=5, max_samples=40, row_seconds=0.4)
+FULL = Sampling(sample_seconds=0.005, min_samples=5, max_samples=25, row_seconds=0.25)
 QUICK = Sampling(sample_seconds=0.001, min_samples=3, max_samples=3, row_seconds=0.0)
 
 
