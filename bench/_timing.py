@@ -1,16 +1,21 @@
-"""Timing helpers shared by the benchmarks: interleaved best-of-N timing and copy bandwidth.
+"""Timing helpers shared by the benchmarks: interleaved samples, best-of-N, CUDA events.
 
 Ours and the native op are timed alternately in the same loop, so a busy machine slows both
-alike; each side reports its best (minimum) time.
+alike. ``interleaved`` reports each side's best (minimum) time; ``paired_samples`` keeps every
+sample (the sweep of ``run.py`` reports their medians).
 
 >>> best = interleaved({"a": lambda: None, "b": lambda: None}, repeat=3)
 >>> sorted(best)
 ['a', 'b']
+>>> samples = paired_samples({"a": lambda: None, "b": lambda: None}, samples=4, numbers={"a": 10, "b": 1})
+>>> [len(samples["a"]), len(samples["b"])]
+[4, 4]
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 
 def interleaved(fns: dict, repeat: int = 5, sync=None, number: int = 1) -> dict[str, float]:
@@ -33,6 +38,61 @@ def interleaved(fns: dict, repeat: int = 5, sync=None, number: int = 1) -> dict[
                 sync()
             best[name] = min(best[name], (time.perf_counter() - start) / number)
     return best
+
+
+def calls_per_sample(seconds_per_call: float, sample_seconds: float, most: int = 10_000) -> int:
+    """How many calls in a row make one sample last about ``sample_seconds`` (at least one).
+
+    >>> calls_per_sample(20e-6, 0.005), calls_per_sample(0.3, 0.005), calls_per_sample(0.0, 0.005)
+    (250, 1, 10000)
+    """
+    if seconds_per_call <= 0:
+        return most
+    return max(1, min(most, round(sample_seconds / seconds_per_call)))
+
+
+def paired_samples(
+    fns: dict[str, Callable[[], object]],
+    samples: int,
+    numbers: dict[str, int],
+    max_seconds: float = float("inf"),
+    min_samples: int = 1,
+) -> dict[str, list[float]]:
+    """``samples`` samples (seconds per call) of each callable, taken in turns.
+
+    One sample of ``name`` times ``numbers[name]`` calls in a row. The order within a round is
+    reversed every other round (A B, B A, ...), so neither side always runs right after the
+    other's data went through the caches. After ``max_seconds`` no new round starts once
+    ``min_samples`` rounds are done (a machine that slowed down after the calibration).
+    """
+    names = list(fns)
+    out: dict[str, list[float]] = {name: [] for name in names}
+    began = time.perf_counter()
+    for i in range(samples):
+        if i >= min_samples and time.perf_counter() - began > max_seconds:
+            break
+        for name in names if i % 2 == 0 else names[::-1]:
+            fn, number = fns[name], numbers[name]
+            start = time.perf_counter()
+            for _ in range(number):
+                fn()
+            out[name].append((time.perf_counter() - start) / number)
+    return out
+
+
+def seconds_per_call(fn: Callable[[], object], seconds: float) -> float:
+    """Mean seconds per call over calls in a row lasting at least ``seconds`` (two calls at least).
+
+    >>> seconds_per_call(lambda: None, 0.001) < 0.001
+    True
+    """
+    calls, start = 0, time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if calls >= 2 and elapsed >= seconds:
+            return elapsed / calls
 
 
 def cuda_interleaved(fns: dict, repeat: int = 20) -> dict[str, float]:

@@ -1,159 +1,199 @@
-"""CPU size sweep (issue 13.3): ours vs each framework's own op at N = 2**7 ... 2**24.
+"""The size sweep: every selected family at every selected size, ours and the contender taking turns.
 
-Rows: torch fwd, torch fwd+bwd, NumPy (vs torch's own CPU op on the same data), Paddle fwd,
-Paddle fwd+bwd, TF fwd and TF fwd+bwd (vs ``tf.nn.weighted_cross_entropy_with_logits`` +
-``reduce_mean``, the gradient from a ``GradientTape``). Data: logits
-``[N/64, 64]`` (normal x 3), targets in {0, 1}, ``pos_weight [64]``, reduction mean. Ours and
-native take turns in one loop (best of ``repeat``, three times as many samples up to
-``MANY_SAMPLES_UP_TO`` elements); each sample runs enough calls to last about 20 ms, so small
-sizes show steady per-call cost.
+One record per (family, N): the median seconds per call of ours and of the contender over
+interleaved samples (the order reversed every other round), every sample kept. Each sample
+runs enough calls to last ``Sampling.sample_seconds``; a row takes as many sample pairs as fit
+in ``Sampling.row_seconds``, within ``[min_samples, max_samples]``. On a shared VM the per-call
+cost moves by 2x for seconds at a time: many short samples, alternating, put both contenders in
+the same spells, and the median ignores the spells that hit a few samples.
 
-    python bench/sweep.py --exponents 7 12 16 20 24 --plot bench/cpu_sweep.png
+>>> selection = Selection(frameworks=("torch", "numpy"), entries=("logits",), dtypes=("float32",),
+...                       directions=("fwd", "fwd+bwd"), exponents=(7,), floor=False)
+>>> [f.label for f in selection.families("float32", 7)]
+['torch · logits · float32 · fwd', 'torch · logits · float32 · fwd+bwd', 'numpy · logits · float32 · fwd']
 """
 
 from __future__ import annotations
 
-import argparse
+import gc
 import math
+import statistics
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
-from _timing import interleaved, print_table, row
-
-SAMPLE_SECONDS = 0.02
-# On a shared VM the per-call cost moves by 2x for seconds at a time: with only a few samples,
-# one contender can fall in a slow spell and the other not. Small sizes get three times the
-# samples (0.6 s a row), for both contenders alike.
-MANY_SAMPLES_UP_TO = 2**14
+from _cases import COMPILE_FROM, FLOOR, FRAMEWORKS, Family, Unsupported, build, make_data, not_applicable
+from _timing import calls_per_sample, paired_samples, seconds_per_call
 
 
-def data(n: int, dtype="float32", seed: int = 0):
-    rng = np.random.default_rng(seed)
-    x = (rng.standard_normal((max(n // 64, 1), min(n, 64))) * 3).astype(dtype)
-    y = (rng.random(x.shape) > 0.5).astype(dtype)
-    p = (rng.random(x.shape[-1]) + 0.5).astype(dtype)
-    return x, y, p
+@dataclass(frozen=True)
+class Sampling:
+    sample_seconds: float  # one sample: this many seconds of calls in a row (at least one call)
+    min_samples: int
+    max_samples: int
+    row_seconds: float  # per (family, N): as many sample pairs as fit in this
+    slow_pair_seconds: float = 0.5  # a pair of calls slower than this: 3 samples (long calls vary little)
+
+    def samples(self, pair_seconds: float) -> int:
+        """Samples per side for a row whose sample pair takes ``pair_seconds``.
+
+        >>> FULL.samples(0.01), FULL.samples(0.04), FULL.samples(0.2), FULL.samples(0.6), QUICK.samples(0.01)
+        (25, 6, 5, 3, 3)
+        """
+        if pair_seconds > self.slow_pair_seconds:
+            return min(3, self.min_samples)
+        return min(self.max_samples, max(self.min_samples, int(self.row_seconds / max(pair_seconds, 1e-9))))
 
 
-def _torch_cases(n, dtype):
-    import torch
+FULL = Sampling(sample_seconds=0.005, min_samples=5, max_samples=25, row_seconds=0.25)
+QUICK = Sampling(sample_seconds=0.001, min_samples=3, max_samples=3, row_seconds=0.0)
 
-    import bce_compat
 
-    f = torch.nn.functional.binary_cross_entropy_with_logits
-    x, y, p = (torch.from_numpy(a) for a in data(n, dtype))
-    xg = x.clone().requires_grad_(True)
-    xn, yn, pn = data(n, dtype)
+@dataclass(frozen=True)
+class Selection:
+    frameworks: tuple[str, ...]
+    entries: tuple[str, ...]
+    dtypes: tuple[str, ...]
+    directions: tuple[str, ...]
+    exponents: tuple[int, ...]
+    floor: bool = True  # the memory-floor line for each dtype and size (needs torch)
 
-    def backward(loss):
-        loss.backward()
-        xg.grad = None
+    def families(self, dtype: str, exponent: int) -> list[Family]:
+        """The families measured at this dtype and size, in the order they run."""
+        out = [Family(FLOOR, "logits", dtype, "fwd")] if self.floor else []
+        for framework in (f for f in FRAMEWORKS if f in self.frameworks):
+            if framework == "torch.compile" and exponent < COMPILE_FROM:
+                continue
+            for entry in self.entries:
+                for direction in self.directions:
+                    family = Family(framework, entry, dtype, direction)
+                    if not_applicable(family) is None:
+                        out.append(family)
+        return out
 
+
+class SideFailed(Exception):
+    def __init__(self, side: str, exc: BaseException):
+        super().__init__(f"{side} failed: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:160]}")
+        self.side = side
+
+
+def measure(ours: Callable[[], object], theirs: Callable[[], object], sampling: Sampling) -> dict:
+    """Median seconds per call of each side, every sample, and what each side's first call
+    returned (``value``: a float where it is a scalar loss); SideFailed if a side raises."""
+    fns = {"ours": ours, "theirs": theirs}
+    once, values = {}, {}
+    for name, fn in fns.items():
+        try:
+            start = time.perf_counter()
+            values[name] = fn()  # warm-up: first-call costs (plans, caches, the allocator)
+            once[name] = time.perf_counter() - start
+            if once[name] < 20 * sampling.sample_seconds:  # small: calibrate on warm calls
+                once[name] = seconds_per_call(fn, sampling.sample_seconds)
+        except Exception as exc:
+            raise SideFailed(name, exc) from exc
+    numbers = {name: calls_per_sample(once[name], sampling.sample_seconds) for name in fns}
+    pair = sum(numbers[name] * once[name] for name in fns)
+    samples = sampling.samples(pair)
+    # a row may take 3x its plan (or 2 s) before it stops at min_samples: the machine slowed down
+    raw = paired_samples(fns, samples, numbers, max_seconds=max(3 * samples * pair, 2.0), min_samples=min(samples, sampling.min_samples))
     return {
-        "torch fwd": (lambda: bce_compat.binary_cross_entropy_with_logits(x, y, pos_weight=p), lambda: f(x, y, pos_weight=p)),
-        "torch fwd+bwd": (lambda: backward(bce_compat.binary_cross_entropy_with_logits(xg, y, pos_weight=p)),
-                          lambda: backward(f(xg, y, pos_weight=p))),
-        "numpy (vs torch op)": (lambda: bce_compat.binary_cross_entropy_with_logits(xn, yn, pos_weight=pn),
-                                lambda: f(x, y, pos_weight=p)),
-    }  # fmt: skip
-
-
-def _paddle_cases(n, dtype):
-    import paddle
-
-    import bce_compat
-
-    f = paddle.nn.functional.binary_cross_entropy_with_logits
-    xn, yn, pn = data(n, dtype)
-    x, y, p = (paddle.to_tensor(a) for a in (xn, yn, pn))
-    xg = paddle.to_tensor(xn, stop_gradient=False)
-
-    def backward(loss):
-        loss.backward()
-        xg.clear_gradient(False)  # released, as torch's grad = None
-
-    return {
-        "paddle fwd": (lambda: bce_compat.binary_cross_entropy_with_logits(x, y, pos_weight=p), lambda: f(x, y, pos_weight=p)),
-        "paddle fwd+bwd": (lambda: backward(bce_compat.binary_cross_entropy_with_logits(xg, y, pos_weight=p)),
-                           lambda: backward(f(xg, y, pos_weight=p))),
-    }  # fmt: skip
-
-
-def _tf_cases(n, dtype):
-    import tensorflow as tf
-
-    import bce_compat
-
-    x, y, p = (tf.constant(a) for a in data(n, dtype))
-
-    xv = tf.Variable(x)
-
-    def native_loss(logits):
-        return tf.reduce_mean(tf.nn.weighted_cross_entropy_with_logits(y, logits, p))
-
-    def ours_loss(logits):
-        return bce_compat.binary_cross_entropy_with_logits(logits, y, pos_weight=p)
-
-    def gradient(loss_fn):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(xv)
-        return tape.gradient(loss, xv).numpy()
-
-    return {
-        "tf fwd": (lambda: ours_loss(x).numpy(), lambda: native_loss(x).numpy()),
-        "tf fwd+bwd": (lambda: gradient(ours_loss), lambda: gradient(native_loss)),
+        "ours_s": statistics.median(raw["ours"]),
+        "theirs_s": statistics.median(raw["theirs"]),
+        "ours_samples": raw["ours"],
+        "theirs_samples": raw["theirs"],
+        "calls_per_sample": numbers,
+        "ours_value": _scalar(values["ours"]),
+        "theirs_value": _scalar(values["theirs"]),
     }
 
 
-CASES = {"torch": _torch_cases, "paddle": _paddle_cases, "tensorflow": _tf_cases}  # the safe import order
+def _scalar(value) -> float | None:
+    """A 0-d loss as a float (torch, Paddle, NumPy, TF's .numpy()); None for anything else."""
+    shape = getattr(value, "shape", None)
+    if shape is None or tuple(shape) not in ((), (1,)):
+        return None
+    return float(value)
 
 
-def _calls_per_sample(fn) -> int:
-    start = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - start, 1e-7)
-    return max(1, min(2000, int(SAMPLE_SECONDS / once)))
+def relative_difference(record: dict) -> float | None:
+    """|ours − theirs| / |theirs| of the losses a forward row computed (None where not scalars).
+
+    >>> round(relative_difference({"ours_value": 1.01, "theirs_value": 1.0}), 6)
+    0.01
+    >>> relative_difference({"ours_value": 1.0, "theirs_value": float("nan")})
+    inf
+    """
+    ours, theirs = record.get("ours_value"), record.get("theirs_value")
+    if ours is None or theirs is None:
+        return None
+    if math.isnan(ours) or math.isnan(theirs):
+        return 0.0 if math.isnan(ours) and math.isnan(theirs) else math.inf
+    if ours == theirs:
+        return 0.0
+    return abs(ours - theirs) / abs(theirs) if theirs else float("inf")
 
 
-def measure(exponents, repeat: int = 5, dtype: str = "float32", libraries=tuple(CASES)) -> list[dict]:
-    """One row per (engine, N): seconds per call of ours and of native, interleaved, best of
-    ``repeat`` samples (``3 * repeat`` up to ``MANY_SAMPLES_UP_TO`` elements)."""
-    rows = []
-    for name in libraries:
-        try:
-            __import__(name)
-        except ImportError:
-            continue
-        for e in exponents:
-            n = 2**e
-            for case, (ours, native) in CASES[name](n, dtype).items():
-                number = _calls_per_sample(native)
-                samples = 3 * repeat if n <= MANY_SAMPLES_UP_TO else repeat
-                best = interleaved({"ours": ours, "native": native}, samples, number=number)
-                rows.append({"engine": case, "n": n, "dtype": dtype, "ours": best["ours"], "native": best["native"]})
-    return rows
+def _record(family: Family, exponent: int, **fields) -> dict:
+    return {"framework": family.framework, "entry": family.entry, "dtype": family.dtype,
+            "direction": family.direction, "exponent": exponent, "n": 2**exponent, **fields}  # fmt: skip
 
 
-def table_rows(points: list[dict]) -> list[dict]:
-    """The sweep as ``run.print_table`` rows: ratio, and ns per element in the note."""
-    out = []
-    for pt in points:
-        n = pt["n"]
-        note = f"{pt['ours'] / n * 1e9:7.2f} vs {pt['native'] / n * 1e9:7.2f} ns/elem"
-        if pt["native"] < 100e-6:
-            note += f"  {(pt['ours'] - pt['native']) * 1e6:+.1f} us"
-        native_name = "torch op" if pt["engine"].startswith(("torch", "numpy")) else pt["engine"].split()[0] + " op"
-        out.append(row(f"{pt['engine']}, {pt['dtype']}, 2^{int(math.log2(n))}", pt["ours"], pt["native"], native_name, note=note))
-    return out
+def run(selection: Selection, sampling: Sampling, progress: Callable[[str], None] = print) -> list[dict]:
+    """Every family of the selection at every size: one record each (status "ok", or the reason
+    it did not run; a family that failed once is not tried again at larger sizes)."""
+    records: list[dict] = []
+    failed: dict[Family, str] = {}
+    for dtype in selection.dtypes:
+        for exponent in selection.exponents:
+            data = make_data(2**exponent, dtype)
+            for family in selection.families(dtype, exponent):
+                start = time.perf_counter()
+                if family in failed:
+                    record = _record(family, exponent, status="skipped", reason=failed[family])
+                else:
+                    record = _one(family, exponent, data, sampling)
+                    if record["status"] != "ok":
+                        failed[family] = f"as at 2^{exponent}: {record['reason']}"
+                record["seconds"] = time.perf_counter() - start
+                records.append(record)
+                progress(_progress_line(record))
+            del data
+            if exponent >= 20:  # free the large inputs now (a collection takes ~1 s with three frameworks loaded)
+                gc.collect()
+    return records
 
 
-def peak_extra_memory(n: int = 2**22) -> dict:
+def _one(family: Family, exponent: int, data, sampling: Sampling) -> dict:
+    try:
+        case = build(family, data)
+        result = measure(case.ours, case.theirs, sampling)
+    except Unsupported as exc:
+        return _record(family, exponent, status="no contender", reason=str(exc))
+    except SideFailed as exc:
+        status = "ours failed" if exc.side == "ours" else "no contender"
+        return _record(family, exponent, status=status, reason=str(exc))
+    return _record(family, exponent, status="ok", reason="", contender=case.contender,
+                   compile_s=case.compile_seconds, **result)  # fmt: skip
+
+
+def _progress_line(record: dict) -> str:
+    head = f"{record['framework']:>13} {record['entry']:<15} {record['dtype']:<8} {record['direction']:<7} 2^{record['exponent']:<2}"
+    if record["status"] != "ok":
+        return f"{head}  {record['status']}: {record['reason']}"
+    ours, theirs = record["ours_s"] * 1e6, record["theirs_s"] * 1e6
+    return f"{head}  ours {ours:10.1f} us  theirs {theirs:10.1f} us  ratio {ours / theirs:5.2f}  ({record['seconds']:.1f} s)"
+
+
+def peak_extra_memory(n: int = 2**22, dtype: str = "float32") -> dict:
     """Peak NumPy memory beyond inputs and result during one call (tracemalloc), in units of x's size."""
     import tracemalloc
 
     import bce_compat
 
-    x, y, p = data(n)
+    data = make_data(n, dtype)
+    x, y, p = (a.astype(dtype, copy=False) for a in (data.x, data.y, data.p))
     out = {}
     for reduction in ("mean", "none"):
         bce_compat.binary_cross_entropy_with_logits(x, y, pos_weight=p, reduction=reduction)
@@ -163,41 +203,3 @@ def peak_extra_memory(n: int = 2**22) -> dict:
         tracemalloc.stop()
         out[reduction] = (peak - np.asarray(result).nbytes) / x.nbytes
     return out
-
-
-def plot(points: list[dict], path: str) -> None:
-    """Log-log time per element vs N, ours (solid) and native (dashed) per engine."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for i, engine in enumerate(dict.fromkeys(pt["engine"] for pt in points)):
-        mine = [pt for pt in points if pt["engine"] == engine]
-        sizes = [pt["n"] for pt in mine]
-        color = f"C{i}"
-        ax.plot(sizes, [pt["ours"] / pt["n"] * 1e9 for pt in mine], "-o", color=color, ms=3, label=f"{engine}: bce_compat")
-        ax.plot(sizes, [pt["native"] / pt["n"] * 1e9 for pt in mine], "--", color=color, label=f"{engine}: native")
-    ax.set(xscale="log", yscale="log", xlabel="elements N (float32 [N/64, 64], pos_weight [64], mean)", ylabel="ns per element")
-    ax.legend(fontsize=7, ncol=2)
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--exponents", type=int, nargs="+", default=list(range(7, 25)))
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--plot", default=None)
-    args = parser.parse_args(argv)
-    points = measure(args.exponents, args.repeat, args.dtype)
-    print_table(table_rows(points))
-    if args.plot:
-        plot(points, args.plot)
-
-
-if __name__ == "__main__":
-    main()
