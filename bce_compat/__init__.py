@@ -9,8 +9,17 @@ The top-level functions use torch's signatures (and torchvision's ``sigmoid_foca
 Importing this package imports no array library.
 """
 
-from bce_compat._version import __version__
-from bce_compat.dialects.torch import (
+from importlib.util import find_spec as _find_spec
+
+if _find_spec("bce_compat.backends") is None:  # the repository's bce_compat/, not an installed package
+    raise ImportError(
+        f"bce_compat was imported from its source tree ({__path__[0]}), where backends/ and conformance/ "
+        "are not inside it: install it (pip install . or pip install -e .) and run Python from another "
+        "directory (or with python -P)"
+    )
+
+from bce_compat._version import __version__  # noqa: E402
+from bce_compat.dialects.torch import (  # noqa: E402
     BCELoss,
     BCEWithLogitsLoss,
     binary_cross_entropy,

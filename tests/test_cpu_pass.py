@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import subprocess
+import tempfile
 import sys
 import textwrap
 
@@ -333,7 +334,7 @@ def _run_script(code: str, timeout: float = 120, env=None):
     environment = dict(os.environ, **(env or {}))
     try:
         done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                              timeout=timeout, env=environment)
+                              timeout=timeout, env=environment, cwd=tempfile.gettempdir())
     except subprocess.TimeoutExpired:
         pytest.fail(f"the script hung (over {timeout} s)")
     return done.returncode, done.stdout, done.stderr

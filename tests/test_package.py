@@ -181,3 +181,17 @@ def test_installed_distribution_ships_types_license_and_urls():
     assert {"Source", "Issues", "Changelog"} <= set(urls), urls
     files = {f.name for f in metadata.files("bce_compat") or []}
     assert "LICENSE" in files, "the licence text is not in the installed distribution"
+
+
+def test_importing_the_source_tree_says_how_to_install(tmp_path):
+    """Python started in a clone's root imports its bce_compat/ ahead of the installed package;
+    backends/ is not inside it there, and the error says what to do instead of naming a module."""
+    shutil.copytree(Path(bce_compat.__file__).parent, tmp_path / "bce_compat")
+    code = (
+        "import sys\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, '__module__', '').startswith('__editable__')]\n"
+        "import bce_compat\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 1
+    assert "imported from its source tree" in done.stderr and "pip install" in done.stderr, done.stderr[-2000:]

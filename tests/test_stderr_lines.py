@@ -77,7 +77,8 @@ def test_c_level_writes_are_filtered_and_the_rest_passes_in_order():
         "print('after', file=sys.stderr)\n"
     )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "GLOG_minloglevel": "3"}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
+                          cwd=tempfile.gettempdir())
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines() == ["before", PLAIN_LINE, "python inside", GLOG_ERROR, "after"]
 
@@ -92,7 +93,8 @@ def test_nothing_is_redirected_at_level_0():
         "print(before.st_ino == inside.st_ino)\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in _QUIET_VARS}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
+                          cwd=tempfile.gettempdir())
     assert done.stdout.strip() == "True", done.stderr
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import subprocess
+import tempfile
 import sys
 import textwrap
 
@@ -30,7 +31,7 @@ F = bce_compat.binary_cross_entropy_with_logits
 def _script(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
     try:
         return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout, cwd=tempfile.gettempdir())
     except subprocess.TimeoutExpired:
         pytest.fail(f"the script hung (over {timeout} s)")
 
