@@ -6,13 +6,13 @@
  *
  *   float32 lanes  bce_expf_neg(a)          exp(-a), a >= 0
  *                  bce_log1pf_unit(e)       log1p(e), e in [0, 1]
- *                  bce_exp_log1pf_wide(a, &e, &t)   e = exp(-a), t = log1p(e) for a float a >= 0,
- *                                           computed in float lanes, returned as doubles with the
- *                                           double exponent range, within 0.4 x 2**-24
  *   float64 lanes  bce_exp_neg(a)           exp(-a) for any a
  *                  bce_log1p_unit(e)        log1p(e), e in [0, 1]
  *                  bce_log_unit(m)          log(m), m >= 0 (subnormal m included, log(0) = -inf)
  *                  bce_pow_unit(m, g)       m**g for m in [0, 1], g >= 0, from a double-double log
+ *   float64 lanes, float32-grade accuracy (1.2e-10 relative; the float32 loss's pair)
+ *                  bce_exp_neg_fast(a)      exp(-a), a >= 0 (exp(-708) beyond a = 708, 0 at +inf)
+ *                  bce_log1p_unit_fast(e)   log1p(e), e in [0, 1]
  *   conversions    bce_f16_to_f32, bce_f32_to_f16, bce_bf16_to_f32, bce_f32_to_bf16
  *
  * All take NaN to NaN. The error bounds, measured exhaustively over every float32 input of the
@@ -187,56 +187,6 @@ BCE_INLINE float bce_log1pf_unit(float e) {
     float r = z * (BCE_LOGF_L0 + z * (BCE_LOGF_L1 + z * (BCE_LOGF_L2 + z * BCE_LOGF_L3)));
     float x = (hfsq - s * (hfsq + r)) * w;
     return k * BCE_LN2_HI_LOGF - ((x - k * BCE_LN2_LO_LOGF) - f);
-}
-
-/* ---------------------------------------------------------------------------------------------
- * float32 lanes, double results: e = exp(-a), t = log1p(e) for a float a >= 0
- *
- * The float work of bce_expf_neg and bce_log1pf_unit, with the few last additions done in double
- * instead of float, so that neither e nor t is rounded to float32 (the two roundings that make
- * the float composite's error), and e keeps the double exponent range (a float e is subnormal
- * from a = 87.3 and 0 from a = 104; a loss w*p*y*t can be a normal float32 even then).
- * Error budget, u = 2**-24:
- *   e = (hi + lo) * 2**-m in double, hi = 1 + r rounded in float, lo = its error (exact: Fast2Sum,
- *       1 >= |r|) + r_lo + r**2*P: left are the tail's 0.27u and lo's two roundings (2 x 2**-29)
- *       absolute, P's 0.054u and LN2_LO's 0.03u relative, and no rounding to float: <= 0.55u.
- *   t = k*ln2 + f*(1 - f/2) + y in double, f exact (e or (e - 1)/2); y = s*(hfsq + R) <= 0.031 in
- *       float lanes from f rounded to float (f_f): y's roundings (<= 0.12u absolute) and f_f for
- *       f (dy/df <= 0.19 times 2**-25) move t by <= 0.55u relative (t >= 0.405 there), plus e's
- *       error times t's condition number (<= 0.82 there, <= 1 where y is negligible): <= 1.0u.
- * Measured over every float a <= 708.4 (GCC 12): e 0.336u, t 0.389u without FMA; 0.298u and 0.340u
- * with it.
- * For e < 2**-30, t = e - e*e/2 + y with y below 2**-90 relative: exact to double precision, also
- * where f_f underflows. Where m > 1022 (a > 708.75, e < 2**-1022) e = t = +0 (a = +inf
- * included): a float32 loss w*p*e is then below 2**-766 even with w and p at FLT_MAX, and rounds
- * to 0. For a in (708.40, 708.75] e is a double subnormal, rounded once. NaN gives NaN.
- */
-#define BCE_LN2_D 0x1.62e42fefa39efp-1
-
-BCE_INLINE void bce_exp_log1pf_wide(float a, double *e_out, double *t_out) {
-    float m, r_lo;
-    float ac = a > 746.0f ? 746.0f : a;  /* NaN goes on */
-    float r = bce__expf_reduce(ac, &m, &r_lo);
-    /* exp(r) = hi + lo: hi = 1 + r and its error (Fast2Sum, 1 >= |r|), r's error, the tail */
-    float hi = 1.0f + r;
-    float lo = ((1.0f - hi) + r) + (r_lo + bce__expf_tail(r));
-    /* float e for the polynomial's input only: below 2**-100 its value does not matter */
-    float mc = m < 100.0f ? m : 100.0f;
-    float ef = (hi + lo) * bce__f32_from((uint32_t)(127 - (int32_t)mc) << 23);
-    float k = ef > 0.5f ? 1.0f : 0.0f;  /* one select per condition (see bce_log1pf_unit) */
-    float ff = ef * (1.0f - 0.5f * k) - 0.5f * k;
-    float w = bce__f32_from(bce__f32_bits(ff) & 0x7fffffffu) > 0x1p-40f ? 1.0f : 0.0f;  /* see bce_log1pf_unit */
-    float fc = ff * w + (0x1p-40f - 0x1p-40f * w);
-    float s = fc / (2.0f + fc);
-    float z = s * s;
-    float hfsq = 0.5f * fc * fc;
-    float y = s * (hfsq + z * (BCE_LOGF_L0 + z * (BCE_LOGF_L1 + z * (BCE_LOGF_L2 + z * BCE_LOGF_L3)))) * w;
-    double kd = k, minus_m = -(double)m;
-    /* 2**-m exact for m <= 1022; pow2i(-1023) has a zero exponent field: +0 */
-    double e = ((double)hi + (double)lo) * bce__pow2i(minus_m < -1023.0 ? -1023.0 : minus_m);
-    double f = e * (1.0 - 0.5 * kd) - 0.5 * kd;
-    *e_out = e;
-    *t_out = kd * BCE_LN2_D + (f * (1.0 - 0.5 * f) + (double)y);  /* not f - f*f/2: no underflow */
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -447,6 +397,54 @@ BCE_INLINE uint16_t bce_f32_to_bf16(float x) {
     uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
     uint32_t nan = (u >> 16) | 0x0040u;
     return (uint16_t)((int32_t)(u & 0x7fffffffu) > 0x7f800000 ? nan : rounded);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * float64 lanes, float32-grade accuracy: exp(-a) and log1p(e) for results rounded to float32
+ *
+ * For a float32 loss the pass needs t = log1p(exp(-|x|)) within a tiny fraction of a float32 ulp,
+ * not a double ulp: these two are each within 1.2e-10 relative of exact (0.002 x 2**-24), so the
+ * float32 loss formed from them in double is within half an ulp plus 0.004 ulp of exact, and
+ * they cost fewer operations than the double-accurate pair above (no division).
+ * bce_exp_neg_fast(a), a >= 0: 2**-n * (1 + r*Q(r)), n = round(a/ln2), r = n*ln2 - a with fdlibm's
+ *   split of ln2, Q the degree-6 interpolant of expm1(r)/r on |r| <= ln2/2 (1.1e-10 relative).
+ *   For a > 708 the result would leave double's normal range: it is exp(-708) there (3e-308,
+ *   which rounds to 0 in float32 whatever it is multiplied by), and exactly 0 at a = +inf
+ *   (the formula's limit); NaN stays NaN.
+ * bce_log1p_unit_fast(e), e in [0, 1]: e * Q(2e - 1), Q the degree-12 Chebyshev interpolant of
+ *   log1p(e)/e on [0, 1] in monomial form (2.2e-11 relative); NaN stays NaN.
+ * Both are measured against long double by tests/test_cpu_math.py (bound 2e-10 relative).
+ */
+BCE_INLINE double bce_exp_neg_fast(double a) {
+    const double shifter = 0x1.8p52, inv_ln2 = 0x1.71547652b82fep0;
+    const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+    double clamped = a > 708.0 ? -708.0 : -a;  /* NaN is not above: it stays NaN */
+    double shifted = clamped * inv_ln2 + shifter;
+    double n = shifted - shifter;
+    double r = (clamped - n * ln2_hi) - n * ln2_lo;
+    double r2 = r * r, r4 = r2 * r2;
+    double q01 = 0x1.0000000000000p+0 + r * 0x1.00000028794dfp-1, q23 = 0x1.5555556750672p-3 + r * 0x1.5554ace120b86p-5;
+    double q45 = 0x1.1110c63a4eed0p-7 + r * 0x1.6d7531eae5468p-10;
+    double q = (q01 + r2 * q23) + r4 * (q45 + r2 * 0x1.a15169e096556p-13);
+    double p = 1.0 + r * q;
+    uint64_t k = bce__f64_bits(shifted) - bce__f64_bits(shifter);  /* n (negative: two's complement) */
+    double scale = bce__f64_from((k + 1023u) << 52);
+    double finite = a <= DBL_MAX ? 1.0 : 0.0;  /* +inf: the limit 0 (an arithmetic blend) */
+    return p * scale * finite;
+}
+
+BCE_INLINE double bce_log1p_unit_fast(double e) {
+    const double c0 = 0x1.9f323ecbf984cp-1, c1 = -0x1.2773a5d3fadf5p-3, c2 = 0x1.0f95b3d3ce84dp-5;
+    const double c3 = -0x1.1540bb513b071p-7, c4 = 0x1.2becae1584804p-9, c5 = -0x1.50a645ae983a7p-11;
+    const double c6 = 0x1.83bdeda743063p-13, c7 = -0x1.c85f8edb3fca6p-15, c8 = 0x1.0fd186909e0d4p-16;
+    const double c9 = -0x1.3716bd30318b5p-18, c10 = 0x1.79da7c7e7355bp-20, c11 = -0x1.50ac0ede20d15p-21;
+    const double c12 = 0x1.a0d0de7fa0aeap-23;
+    double t = 2.0 * e - 1.0;
+    double t2 = t * t, t4 = t2 * t2, t8 = t4 * t4;
+    double r0 = (c0 + c1 * t) + t2 * (c2 + c3 * t);
+    double r1 = (c4 + c5 * t) + t2 * (c6 + c7 * t);
+    double r2 = (c8 + c9 * t) + t2 * (c10 + c11 * t);
+    return e * ((r0 + t4 * r1) + t8 * (r2 + t4 * c12));
 }
 
 #endif /* BCE_CPU_MATH_H */

@@ -30,8 +30,8 @@
  *
  * ROUTES (by result dtype):
  *   - HALF (float16/bfloat16 results): everything in float32, rounded once to the result dtype.
- *   - SINGLE (float32 results): exp and log1p in float32 (twice the SIMD lanes of double), the
- *     rest in double, rounded once. See the accuracy note at logits_single.
+ *   - SINGLE (float32 results): double lanes with an exp and log1p of float32-grade accuracy
+ *     (1.2e-10 relative), rounded once. See the accuracy note at logits_single_loss.
  *   - DOUBLE (float64 results): everything in double.
  * The gradient is written in float32 (half and float32 inputs) or float64 and the caller's
  * backward multiplies it by the upstream gradient.
@@ -540,38 +540,31 @@ static inline ALWAYS_INLINE void logits_half_grad(const float *RESTRICT x, const
     }
 }
 
-/* SINGLE (float32 results): e = exp(-|x|) and t = log1p(e) in float32 lanes (bce_expf_neg,
- * bce_log1pf_unit: t within 2.15 x 2**-24 relative, measured over every float32 |x|), the rest
- * in double, rounded once to float32. Chunks holding an |x| above 80 take bce_exp_log1pf_wide
- * instead (e within 0.4 x 2**-24, t within 0.6 x 2**-24, in double's exponent range), because a
- * float32 e is subnormal beyond |x| = 87.3 and has lost its relative precision there, while a
- * loss w*p*y*e can still be a normal float32.
- * Accuracy (u = 2**-24): every other quantity is formed in double from float32 inputs (p*y and
- * 1 - y are exact, the few sums and products round at 2**-53), so the loss, a sum of the two
- * non-negative terms cp*softplus(-x) + cn*softplus(x) with softplus(+-x) = max(+-x, 0) + t, is
- * within 2.15*u (1 + 2**-26) of exact before its one rounding to float32 (half an ulp): within
- * 2.7 ulp of the exact value, where docs/contract.md section 4 promises 4 (2.15 u is at most
- * 2.15 ulp, and half an ulp more). The gradient w*(cn*sig(x) - cp*sig(-x)) takes e's error
- * (1.25 u, or 0.4 u) through sig = 1/(1+e) or e/(1+e) (a relative error at most that), so it is
- * within 1.25*u of the larger of its two terms before its one rounding. */
+/* SINGLE (float32 results): in double lanes, with e = exp(-|x|) and t = log1p(e) from
+ * bce_exp_neg_fast and bce_log1p_unit_fast (each within 1.2e-10 relative of exact, a 0.002 part
+ * of float32's u = 2**-24; double's exponent range, so e keeps its precision where a float32 e
+ * would be subnormal, |x| > 87.3), the rest in double, rounded once to float32.
+ * Accuracy: t is within 1.5e-10 relative (log1p's condition number in e is at most 1), every
+ * other quantity is formed in double from float32 inputs (p*y and 1 - y exact, the few sums and
+ * products round at 2**-53), and the loss is the sum of two non-negative terms
+ * cp*softplus(-x) + cn*softplus(x), softplus(+-x) = max(+-x, 0) + t, so its relative error does
+ * not grow in the sum: within 1.6e-10 relative before its one rounding to float32, i.e. within
+ * half an ulp plus 0.003 ulp of exact (docs/contract.md section 4 promises 4). The gradient
+ * w*(cn*sig(x) - cp*sig(-x)) takes e's error through sig = 1/(1+e) or e/(1+e) (a relative
+ * error at most that), so it is within 1.3e-10 of the larger of its two terms before its one
+ * rounding. Where |x| > 708 e is exp(-708), not exact: every term it enters is then below
+ * 3.4e38**2 * 3.3e-308, far under float32's smallest subnormal, and rounds to 0 as the exact one does. */
 static inline ALWAYS_INLINE void logits_single_loss(const float *RESTRICT x, const float *RESTRICT y, const double *RESTRICT w, const double *RESTRICT p,
                                                     double *RESTRICT loss, double *RESTRICT es, Py_ssize_t n, const int smooth,
-                                                    const int wide, const Params *pr) {
+                                                    const Params *pr) {
     double keep = pr->keep, shift = pr->shift;
     for (Py_ssize_t i = 0; i < n; i++) {
-        float xf = x[i];
-        double e, t;
-        if (wide) {
-            bce_exp_log1pf_wide(fabsf(xf), &e, &t);
-        } else {
-            float ef = bce_expf_neg(fabsf(xf));
-            e = ef;
-            t = bce_log1pf_unit(ef);
-        }
-        double xi = xf, yi = y[i];
+        double xi = x[i], yi = y[i];
+        double e = bce_exp_neg_fast(fabs(xi));
+        double t = bce_log1p_unit_fast(e);
         SMOOTHED(double, yi, keep, shift, smooth, ypos, cn);
         double cp = p[i] * ypos;
-        int positive = xf > 0.0f;
+        int positive = xi > 0.0;
         double sp_pos = (positive ? xi : 0.0) + t, sp_neg = (positive ? 0.0 : -xi) + t;
         double a = cp == 0.0 ? 0.0 : cp * sp_neg, b = cn == 0.0 ? 0.0 : cn * sp_pos;
         loss[i] = w[i] * (a + b);
@@ -846,18 +839,9 @@ VECTOR_CLONES static void logits_half(const float *x, const float *y, const floa
 #undef GRAD
 }
 
-/* Whether a chunk holds an |x| above 80 (or a NaN): it then takes the wide exp/log1p. */
-static int has_far_logits(const float *x, Py_ssize_t n) {
-    int far = 0;
-    for (Py_ssize_t i = 0; i < n; i++) far |= !(fabsf(x[i]) <= 80.0f);
-    return far;
-}
-
 VECTOR_CLONES static void logits_single(const float *x, const float *y, const double *w, const double *p,
                                         double *loss, double *es, double *grad, Py_ssize_t n, const Params *pr) {
-    int wide = has_far_logits(x, n);
-#define LOSS(S) (wide ? logits_single_loss(x, y, w, p, loss, es, n, S, 1, pr) \
-                      : logits_single_loss(x, y, w, p, loss, es, n, S, 0, pr))
+#define LOSS(S) logits_single_loss(x, y, w, p, loss, es, n, S, pr)
 #define GRAD(S) logits_single_grad(x, y, w, p, es, grad, n, S, pr)
     SMOOTH_CASES(LOSS);
     if (pr->want_grad) SMOOTH_CASES(GRAD);

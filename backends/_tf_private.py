@@ -6,11 +6,13 @@
   a backward is itself being differentiated (a second derivative, which takes TF ops). Without
   it (another TF), every tensor counts as recorded: always correct, slower.
 
-Checked against the TensorFlow versions it was verified with (``VERIFIED``).
+Checked against the TensorFlow versions it was verified with (``VERIFIED``); outside them, or
+with ``$BCE_COMPAT_PUBLIC_ONLY`` set, the fallback is used.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,8 +30,8 @@ def _tf_version() -> tuple[int, int]:
 
 
 try:
-    if not VERIFIED[0] <= _tf_version() <= VERIFIED[1]:
-        raise ImportError("an unverified TensorFlow version")
+    if os.environ.get("BCE_COMPAT_PUBLIC_ONLY") or not VERIFIED[0] <= _tf_version() <= VERIFIED[1]:
+        raise ImportError("an unverified TensorFlow version, or public APIs only")
     from tensorflow.python.eager import record as _record
 
     _should_record = _record.should_record_backprop

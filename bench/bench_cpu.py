@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import math
 import subprocess
-import tempfile
 import sys
+import tempfile
 
 import numpy as np
 from _timing import interleaved, print_table, row

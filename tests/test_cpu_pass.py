@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 import os
 import subprocess
-import tempfile
 import sys
+import tempfile
 import textwrap
 
 import numpy as np

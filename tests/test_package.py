@@ -186,7 +186,7 @@ def test_installed_distribution_ships_types_license_and_urls():
 def test_importing_the_source_tree_says_how_to_install(tmp_path):
     """Python started in a clone's root imports its bce_compat/ ahead of the installed package;
     backends/ is not inside it there, and the error says what to do instead of naming a module."""
-    shutil.copytree(Path(bce_compat.__file__).parent, tmp_path / "bce_compat")
+    shutil.copytree(Path(__file__).resolve().parents[1] / "bce_compat", tmp_path / "bce_compat")
     code = (
         "import sys\n"
         "sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, '__module__', '').startswith('__editable__')]\n"

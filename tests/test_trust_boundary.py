@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 import subprocess
-import tempfile
 import sys
+import tempfile
 import textwrap
 
 import mpmath
