@@ -7,34 +7,19 @@ Correctness needs these (torch has no public query for them):
   upstream gradient, keeps it batched).
 - ``forward_ad_active()``: forward-mode AD is on; the engine declines (its Function has no jvp).
 
-Speed only (bench/run.py measures each against its public fallback with
-``BCE_COMPAT_PUBLIC_ONLY=1``; docs/architecture.md lists the savings that keep it here):
-- ``apply_function(cls)``: ``autograd.Function.apply`` without its Python wrapper, which only adds
-  functorch handling; the wrapper is used whenever a functorch transform is active.
+None is used for speed: calling ``autograd.Function``'s C++ ``apply`` past its Python wrapper
+saved 1.7 µs a call (measured 2026-12-07), under the 5 µs that would justify a private name.
 
-Each is checked against the torch versions it was verified with (``VERIFIED``); outside them,
-or with ``$BCE_COMPAT_PUBLIC_ONLY`` set, the public fallback is used.
+Each is looked up with ``getattr``: where a torch lacks one, the engine takes the safe answer (a
+transform counts as active, so the engine declines and the portable path computes).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
 import torch
-
-VERIFIED = ((2, 3), (2, 14))  # torch versions, inclusive, on which these private names were checked
-
-
-def _torch_version() -> tuple[int, int]:
-    major, minor = (int(part) for part in torch.__version__.split(".")[:2])
-    return major, minor
-
-
-PUBLIC_ONLY = bool(os.environ.get("BCE_COMPAT_PUBLIC_ONLY")) or not (
-    VERIFIED[0] <= _torch_version() <= VERIFIED[1]
-)
 
 _functorch = getattr(torch._C, "_functorch", None)
 _wrapped: Callable[[Any], bool] = getattr(_functorch, "is_functorch_wrapped_tensor", lambda t: False)
@@ -59,17 +44,3 @@ def functorch_active() -> bool:
 
 def forward_ad_active() -> bool:
     return getattr(torch.autograd.forward_ad, "_current_level", -1) >= 0
-
-
-def apply_function(cls: type) -> Callable[..., Any]:
-    """``cls.apply`` for an ``autograd.Function`` subclass; without the Python wrapper where that is
-    allowed (no functorch transform active) and verified for this torch."""
-    public = cls.apply  # type: ignore[attr-defined]  # autograd.Function subclasses have apply
-    if PUBLIC_ONLY:
-        return public
-    bypass = super(torch.autograd.Function, cls).apply  # type: ignore[misc]  # the C++ apply
-
-    def apply(*args: Any) -> Any:
-        return public(*args) if functorch_active() else bypass(*args)
-
-    return apply

@@ -68,7 +68,7 @@ def _solve(problem: Problem) -> Any:
     if not scanned:
         return _forward(problem, problem.x, problem.y, problem.weight, problem.pos_weight)
     try:
-        return _apply(problem.x, problem.y, problem.weight, problem.pos_weight, _Settings(problem))
+        return _CPULoss.apply(problem.x, problem.y, problem.weight, problem.pos_weight, _Settings(problem))
     except _Outside:
         return _OUTSIDE
 
@@ -189,7 +189,6 @@ class _CPULoss(torch.autograd.Function):
         return tuple(grads)
 
 
-_apply = private.apply_function(_CPULoss)
 
 
 def _times_upstream(d, grad, dtype):
