@@ -1,6 +1,6 @@
 """Every private Paddle API the Paddle engine uses, in one place, each with its reason.
 
-Speed (bench/run.py measures each against its public fallback with ``BCE_COMPAT_PUBLIC_ONLY=1``;
+Speed (bench/private_apis.py measures each against its public fallback, ``BCE_COMPAT_PUBLIC_ONLY=1``;
 docs/architecture.md lists the savings that keep it here):
 - ``empty_like(x, dtype)``: the ``empty_like`` kernel without its Python wrapper, for the pass's
   outputs (the public ``paddle.empty_like`` costs 15-25 µs more per call);
