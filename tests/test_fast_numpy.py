@@ -78,7 +78,7 @@ def test_empty_mean_is_nan_and_sum_is_zero():
     [
         ((5000, 37), (37,), (5000, 1)),  # rows per chunk, pos_weight along the last axis
         ((3, 70001), (3, 1), (70001,)),  # one long axis: chunks cut inside a row
-        (((1 << 17) + 3,), None, None),  # over PARALLEL_MIN: the thread pool
+        (((1 << 18) + 3,), None, None),  # over PARALLEL_MIN: the thread pool
         ((4, 3, 50, 50), (3, 1, 1), (3, 1, 1)),  # images, [C, 1, 1]
     ],
 )
