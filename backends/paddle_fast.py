@@ -28,7 +28,7 @@ import paddle
 
 from bce_compat.backends import _paddle_private as private
 from bce_compat.backends import cpu_pass
-from bce_compat.contract import Declined, NamedEngine, Problem
+from bce_compat.contract import Declined, NamedEngine, Problem, focal_grad_by_formula
 
 _NAMES = {paddle.float16: "float16", paddle.bfloat16: "bfloat16", paddle.float32: "float32",
           paddle.float64: "float64"}
@@ -230,10 +230,9 @@ def _graph_grad_x(x, problem: Problem, upstream):
 
     Logits: w * (y- * sigmoid(x) - p * y+ * sigmoid(-x)), each sigmoid from exp(-|x|) (no
     overflow; 0.5 at x = 0). Probabilities: w * (y- / (1 - q) - y+ / q) where the log is not
-    clamped at -100, else 0. Focal: see ``_focal_grad``. y+ and y- are the (smoothed)
-    coefficients; ignored elements give 0, and a mean divides by the elements kept.
+    clamped at -100, else 0. Focal: ``contract.focal_grad_by_formula``. y+ and y- are the
+    (smoothed) coefficients; ignored elements give 0, and a mean divides by the elements kept.
     """
-    from bce_compat import _math
     from bce_compat.backends.paddle import namespace
 
     xp = namespace(x)
@@ -251,7 +250,7 @@ def _graph_grad_x(x, problem: Problem, upstream):
         g = (xp.where(xc < 1 - clamp, y_neg / (1 - xc), xp.zeros_like(xc))
              - xp.where(xc > clamp, y_pos / xc, xp.zeros_like(xc)))
     elif problem.kind == "focal":
-        g = _focal_grad(xp, _math, xc, y_pos, y_neg, options)
+        g = focal_grad_by_formula(xp, xc, y_pos, y_neg, options)
     else:
         positive = xc > 0
         e = xp.exp(xp.where(positive, -xc, xc))  # exp(-|x|)
@@ -268,43 +267,6 @@ def _graph_grad_x(x, problem: Problem, upstream):
         count = xp.sum(kept) if kept is not None else math.prod(x.shape)
         u = u / count
     return xp.astype(u * g, x.dtype)
-
-
-def _focal_grad(xp, math_, x, y_pos, y_neg, options):
-    """d/dx of torchvision's focal loss a_t * ce * m**gamma, in ops Paddle differentiates again.
-
-    With s = sigmoid(x), sn = sigmoid(-x), ce = y+ softplus(-x) + y- softplus(x) and
-    m = 1 - p_t = y- s + y+ sn: dce/dx = y- s - y+ sn and dm/dx = (y- - y+) s sn, so
-        d/dx = a_t * m**gamma * (y- s - y+ sn + gamma * ce * (y- - y+) * r),  r = s sn / m,
-    where r is at most max(s, sn) <= 1 (m >= min(s, sn) as y+ + y- = 1): m**gamma * r stays
-    finite where m**(gamma - 1) would overflow. m**gamma is the portable path's own factor
-    (``_math._focal_modulator``, log space where m is subnormal). Where ce is infinite
-    (x = +-inf on the wrong side) r is 0 and the exact limit of that term is 0.
-
-    >>> import paddle
-    >>> from bce_compat import _math
-    >>> from bce_compat.backends.paddle import namespace
-    >>> x = paddle.to_tensor([-1.0, 0.5], dtype="float64"); y = paddle.to_tensor([0.0, 1.0], dtype="float64")
-    >>> g = _focal_grad(namespace(x), _math, x, y, 1 - y, {"alpha": 0.25, "gamma": 2.0})
-    >>> [round(float(v), 6) for v in g]
-    [0.039436, -0.034484]
-    """
-    from bce_compat._options import FOCAL_ALPHA, FOCAL_GAMMA
-
-    alpha, gamma = options.get("alpha", FOCAL_ALPHA), options.get("gamma", FOCAL_GAMMA)
-    s, sn = math_.sigmoids(xp, x)
-    slope = y_neg * s - y_pos * sn
-    if gamma == 0:
-        g = slope
-    else:
-        m = y_neg * s + y_pos * sn
-        r = s * sn / xp.where(m > 0, m, xp.ones_like(m))
-        ce = math_.bce_with_logits(xp, x, y_pos, y_neg=y_neg)
-        finite = xp.logical_not(xp.isinf(ce))
-        term = xp.where(finite, gamma * xp.where(finite, ce, xp.zeros_like(ce)) * (y_neg - y_pos) * r,
-                        xp.zeros_like(ce))
-        g = math_._focal_modulator(xp, x, y_pos, y_neg, gamma) * (slope + term)
-    return g if alpha < 0 else (alpha * y_pos + (1 - alpha) * y_neg) * g
 
 
 def _with_operand_grads(value, problem: Problem):

@@ -189,8 +189,6 @@ class _CPULoss(torch.autograd.Function):
         return tuple(grads)
 
 
-
-
 def _times_upstream(d, grad, dtype):
     """d * grad with torch ops, in ``dtype`` (a batched ``grad`` under is_grads_batched stays batched)."""
     if grad.dim() == 0 and not private.batched(grad):

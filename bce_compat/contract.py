@@ -72,6 +72,17 @@ class Problem(NamedTuple):
         return self.portable(self if problem is None else problem)
 
 
+def focal_grad_by_formula(xp, x: Any, y_pos: Any, y_neg: Any, options: Mapping[str, Any]) -> Any:
+    """d loss / d x of the focal loss (unreduced, ``options``' alpha and gamma or torchvision's
+    defaults) in the namespace ``xp``'s ops, which its framework can differentiate again: for an
+    engine whose backward must itself be differentiable (Paddle under ``create_graph=True``)."""
+    from bce_compat import _math
+    from bce_compat._options import FOCAL_ALPHA, FOCAL_GAMMA
+
+    alpha, gamma = options.get("alpha", FOCAL_ALPHA), options.get("gamma", FOCAL_GAMMA)
+    return _math.sigmoid_focal_grad(xp, x, y_pos, alpha, gamma, y_neg)
+
+
 class Declined(NamedTuple):
     """An engine's "not this one", with the reason (shown by ``bce-compat backends`` and tests)."""
 
