@@ -18,7 +18,7 @@ from setuptools import Extension, setup
 # name: the importable module; sources: the C files compiled into it; depends: the headers they
 # include (shipped in the sdist; a change to one rebuilds the module).
 C_EXTENSIONS = [
-    {"name": "bce_compat.backends._cpu_pass", "sources": ["backends/_cpu_pass.c"], "depends": ["backends/_cpu_math.h"]},
+    {"name": "bce_compat.backends._cpu_pass", "sources": ["backends/_cpu_pass.c"], "depends": ["backends/_cpu_math.h", "backends/_cpu_team.h"]},
 ]
 
 # CPython 3.11's stable ABI (the buffer protocol is in it from 3.11): the wheel is tagged
@@ -29,7 +29,9 @@ ABI3_TAG = "cp311"
 # -fno-trapping-math lets GCC turn the pass's selects into vector blends (it does not vectorise
 # the loop otherwise; the pass relies on no floating-point exception flags). -ffp-contract=fast
 # fuses the polynomials' multiply-adds where the CPU has FMA (GCC's default outside ISO C modes).
-UNIX_FLAGS = ["-O3", "-fno-trapping-math", "-ffp-contract=fast"]
+# -pthread (compiling and linking): the pass's own thread team (backends/_cpu_team.h); on glibc
+# before 2.28 it also links pthread_atfork, which lives in libpthread_nonshared.a there.
+UNIX_FLAGS = ["-O3", "-fno-trapping-math", "-ffp-contract=fast", "-pthread"]
 
 
 def stable_abi() -> bool:
@@ -47,6 +49,7 @@ def extension(spec: dict) -> Extension:
         define_macros=[("Py_LIMITED_API", LIMITED_API)] if abi3 else [],
         py_limited_api=abi3,
         extra_compile_args=[] if sys.platform == "win32" else UNIX_FLAGS,
+        extra_link_args=[] if sys.platform == "win32" else ["-pthread"],
         optional=True,
     )
 

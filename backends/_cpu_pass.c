@@ -44,6 +44,7 @@
 #include <string.h>
 
 #include "_cpu_math.h"
+#include "_cpu_team.h"
 
 #define CHUNK 512
 #define BLOCK 8192
@@ -74,6 +75,7 @@ static const int ITEMSIZE[4] = {2, 2, 4, 8};
 enum { KIND_LOGITS, KIND_PROBS, KIND_FOCAL };
 enum { ROUTE_HALF, ROUTE_SINGLE, ROUTE_DOUBLE };
 enum { STAT_SUM, STAT_KEPT, STAT_BAD_X, STAT_BAD_Y, NSTATS };
+enum { TEAM_NONE, TEAM_HOST, TEAM_OWN }; /* run's team argument: one thread, the host's, ours */
 
 /* ---------------------------------------------------------------------------------------------
  * DLPack, as much of it as this file reads (the struct layouts are DLPack's ABI, version 1.x).
@@ -1038,40 +1040,47 @@ static double exact_sum(const double *v, Py_ssize_t n, int stride) {
     return hi;
 }
 
-/* The pass split over the host framework's OpenMP team (torch's): its worker threads, which
- * spin-wait after each of its ops, take parts of the range at once. GOMP_parallel is the libgomp
- * ABI behind "#pragma omp parallel" (Intel's and LLVM's runtimes export it too); its address
- * comes from the process (set_host_parallel), so this module links no OpenMP runtime. Only torch
- * tensors use it (cpu_pass): a NumPy caller never touches torch's team, which a forked child
- * could not use. */
+/* The pass split over a team of threads: the host framework's OpenMP team (torch's), whose
+ * workers spin-wait after each of its ops and so take parts of the range at once, or this
+ * module's own (_cpu_team.h) for every other caller. GOMP_parallel is the libgomp ABI behind
+ * "#pragma omp parallel" (Intel's and LLVM's runtimes export it too); its address comes from the
+ * process (set_host_parallel), so this module links no OpenMP runtime. Only torch tensors use it
+ * (cpu_pass): a NumPy caller never touches torch's team, which a forked child could not use. */
 typedef void (*HostParallel)(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
 static HostParallel host_parallel = NULL;
 
 #if defined(__GNUC__)
 #define HOST_TEAMS 1
-#define NEXT_PART(job) __atomic_fetch_add(&(job)->next_part, 1, __ATOMIC_RELAXED)
-#else /* no atomics: set_host_parallel refuses, and the team is never used */
+#define TAKE(counter) __atomic_fetch_add(&(counter), 1, __ATOMIC_RELAXED)
+#else /* no atomics: set_host_parallel refuses, no team exists, and one thread runs a job */
 #define HOST_TEAMS 0
-#define NEXT_PART(job) ((job)->next_part++)
+#define TAKE(counter) ((counter)++)
 #endif
+
+/* Parts per thread: a thread that starts late (a wake-up on a busy or idle virtual CPU can take
+ * hundreds of µs) finds the others have taken its share, instead of being waited for. */
+#define PARTS_PER_THREAD 8
+#define MAX_SLOTS 256 /* threads one call uses at most */
 
 typedef struct {
     const Call *call;
-    Scratch *scratch; /* one per part */
+    Scratch *scratch; /* one per thread that joins (slots) */
     double *rows;
     Py_ssize_t start, stop, blocks;
-    int parts, next_part;
+    int parts, next_part, slots, next_slot;
 } Job;
 
 static void job_worker(void *data) {
     Job *job = data;
-    for (;;) { /* each team thread takes parts until none is left: right for any team size */
-        int part = NEXT_PART(job);
+    int slot = TAKE(job->next_slot);
+    if (slot >= job->slots) return; /* more threads than asked for: the others do the work */
+    for (;;) { /* each thread takes parts until none is left: right for any team size */
+        int part = TAKE(job->next_part);
         if (part >= job->parts) return;
         Py_ssize_t lo = job->start + job->blocks * part / job->parts * BLOCK;
         Py_ssize_t hi = job->start + job->blocks * (part + 1) / job->parts * BLOCK;
         if (hi > job->stop) hi = job->stop;
-        if (lo < hi) run_range(job->call, &job->scratch[part], lo, hi, job->rows);
+        if (lo < hi) run_range(job->call, &job->scratch[slot], lo, hi, job->rows);
     }
 }
 
@@ -1106,7 +1115,7 @@ static int operand(PyObject *obj, View *view, const View *x, const Order *o, Wal
 }
 
 PyDoc_STRVAR(run_doc,
-"run(kind, route, x, y, weight, pos_weight, loss_out, grad_out, options, start, stop, rows, threads)\n--\n\n"
+"run(kind, route, x, y, weight, pos_weight, loss_out, grad_out, options, start, stop, rows, threads, team)\n--\n\n"
 "The pass over the logical elements [start, stop) of x (start a multiple of BLOCK; stop -1: all).\n"
 "kind: 0 logits, 1 probabilities, 2 focal; route: 0 half (float32 math), 1 single (float32\n"
 "exp/log1p, double elsewhere), 2 double. x, y and the outputs are arrays (buffer protocol,\n"
@@ -1117,21 +1126,25 @@ PyDoc_STRVAR(run_doc,
 "None, or a C-contiguous\n"
 "float64 array of ceil(size / BLOCK) rows of 4: each block's (loss sum, kept, probabilities\n"
 "outside [0, 1], kept targets outside [0, 1]). threads > 1: the blocks are split over the team\n"
-"of set_host_parallel (if set). Returns (loss sum, kept, bad x, bad y, size of x) over the\n"
+"of set_host_parallel (team 1, if set) or this module's own (team 2). Returns (loss sum, kept, bad x, bad y, size of x) over the\n"
 "range, the sum exactly rounded from the blocks' sums.");
 
 static PyObject *run(PyObject *self, PyObject *args) {
     (void)self;
-    int kind, route, want_sum, check_range, threads;
+    int kind, route, want_sum, check_range, threads, team_kind;
     double eps, alpha, gamma, scale;
     PyObject *x_obj, *y_obj, *w_obj, *p_obj, *loss_obj, *grad_obj, *ignore_obj, *rows_obj;
     Py_ssize_t start, stop;
-    if (!PyArg_ParseTuple(args, "iiOOOOOO(pdOpddd)nnOi", &kind, &route, &x_obj, &y_obj, &w_obj, &p_obj, &loss_obj,
+    if (!PyArg_ParseTuple(args, "iiOOOOOO(pdOpddd)nnOii", &kind, &route, &x_obj, &y_obj, &w_obj, &p_obj, &loss_obj,
                           &grad_obj, &want_sum, &eps, &ignore_obj, &check_range, &alpha, &gamma, &scale, &start, &stop,
-                          &rows_obj, &threads))
+                          &rows_obj, &threads, &team_kind))
         return NULL;
     if (kind < KIND_LOGITS || kind > KIND_FOCAL || route < ROUTE_HALF || route > ROUTE_DOUBLE) {
         PyErr_SetString(PyExc_ValueError, "run: unknown kind or route");
+        return NULL;
+    }
+    if (team_kind < TEAM_NONE || team_kind > TEAM_OWN) {
+        PyErr_SetString(PyExc_ValueError, "run: unknown team (0 none, 1 the host's, 2 ours)");
         return NULL;
     }
     View xv, yv, wv, pv, lv, gv, rv;
@@ -1213,18 +1226,26 @@ static PyObject *run(PyObject *self, PyObject *args) {
         }
         rows = own_rows;
     }
-    int parts = host_parallel == NULL || threads < 2 ? 1 : threads;
-    if (parts > blocks) parts = (int)(blocks > 0 ? blocks : 1);
-    scratch = PyMem_Malloc((size_t)parts * sizeof(Scratch));
+    int use_host = team_kind == TEAM_HOST && host_parallel != NULL;
+    int use_own = team_kind == TEAM_OWN && TEAM_AVAILABLE;
+    int slots = threads < 2 || !(use_host || use_own) || blocks < 2 ? 1 : threads;
+    if (slots > blocks) slots = (int)blocks;
+    if (slots > MAX_SLOTS) slots = MAX_SLOTS;
+    Py_ssize_t parts = slots == 1 ? 1 : (Py_ssize_t)slots * PARTS_PER_THREAD;
+    if (parts > blocks) parts = blocks;
+    scratch = PyMem_Malloc((size_t)slots * sizeof(Scratch));
     if (!scratch) {
         PyErr_NoMemory();
         goto done;
     }
     if (stop > start) {
         Py_BEGIN_ALLOW_THREADS
-        if (parts > 1) {
-            Job job = {&c, scratch, rows, start, stop, blocks, parts, 0};
-            host_parallel(job_worker, &job, (unsigned)parts, 0);
+        if (slots > 1) {
+            Job job = {&c, scratch, rows, start, stop, blocks, (int)parts, 0, slots, 0};
+            if (use_host)
+                host_parallel(job_worker, &job, (unsigned)slots, 0);
+            else
+                team_parallel(job_worker, &job, (unsigned)slots);
         } else {
             run_range(&c, scratch, start, stop, rows);
         }
@@ -1275,6 +1296,17 @@ static PyObject *is_one(PyObject *self, PyObject *obj) {
     return PyBool_FromLong(one);
 }
 
+PyDoc_STRVAR(team_threads_doc,
+"team_threads()\n--\n\n"
+"The worker threads this module's own team has started in this process (0 in a forked child\n"
+"until it runs a job there).");
+
+static PyObject *team_threads(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+    return PyLong_FromLong(team_started());
+}
+
 PyDoc_STRVAR(size_doc,
 "size(array)\n--\n\n"
 "The number of elements of an array as run reads it (buffer protocol or DLPack).");
@@ -1297,6 +1329,7 @@ static PyMethodDef methods[] = {
     {"size", size_of, METH_O, size_doc},
     {"is_one", is_one, METH_O, is_one_doc},
     {"set_host_parallel", set_host_parallel, METH_O, set_host_parallel_doc},
+    {"team_threads", team_threads, METH_NOARGS, team_threads_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1308,7 +1341,9 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__cpu_pass(void) {
     PyObject *m = PyModule_Create(&module);
     if (m && (PyModule_AddIntConstant(m, "BLOCK", BLOCK) < 0 || PyModule_AddIntConstant(m, "CHUNK", CHUNK) < 0 ||
-              PyModule_AddIntConstant(m, "NSTATS", NSTATS) < 0)) {
+              PyModule_AddIntConstant(m, "NSTATS", NSTATS) < 0 ||
+              PyModule_AddIntConstant(m, "OWN_TEAM", TEAM_AVAILABLE) < 0 ||
+              (team_init() < 0 && PyErr_NoMemory() == NULL))) {
         Py_DECREF(m);
         return NULL;
     }

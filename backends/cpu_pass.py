@@ -15,12 +15,15 @@ Threads follow one rule. A call of at least ``PARALLEL_MIN`` elements is split a
 boundaries (``BLOCK`` elements each; a reduction sums per block and then exactly, so the bits do
 not depend on the split):
 - torch tensors: over torch's own OpenMP team (``use_host_openmp``), ``torch.get_num_threads()``
-  threads, or, where torch has no OpenMP, over our pool with at most that many threads;
-- everything else (NumPy, Paddle, TensorFlow): over our pool of ``num_threads()`` threads, set by
-  the environment variable ``BCE_COMPAT_NUM_THREADS`` (default: the CPUs this process may use,
-  at most 4).
-A forked child starts a fresh pool and never uses an OpenMP team (``_fork``); while the
-interpreter shuts down, or where the pool cannot take work, the calling thread computes.
+  threads, or, where torch has no OpenMP, over our team with at most that many threads;
+- everything else (NumPy, Paddle, TensorFlow): over our team of ``num_threads()`` threads, set
+  by the environment variable ``BCE_COMPAT_NUM_THREADS`` (default: the CPUs this process may
+  use, at most 4).
+Our team is native (``_cpu_team.h``: POSIX threads that hold no Python state, so it computes
+during interpreter shutdown too, and a forked child starts it afresh); where there is none
+(Windows) it is a Python pool, whose runs the calling thread computes while the interpreter
+shuts down. A forked child never uses an OpenMP team (``_fork``). ``threads_started()`` counts
+our threads.
 
 >>> import numpy as np
 >>> total = run("logits", np.array([-20.0, 0.0], np.float32), np.zeros(2, np.float32), reduction="sum")
@@ -50,10 +53,13 @@ except ImportError:  # a source install without a C compiler: the engines declin
     _cpu_pass = None
 
 AVAILABLE = _cpu_pass is not None
+OWN_TEAM = bool(_cpu_pass is not None and _cpu_pass.OWN_TEAM)  # the pass's native team (_cpu_team.h), else our Python pool
+_TEAM_NONE, _TEAM_HOST, _TEAM_OWN = 0, 1, 2  # _cpu_pass.run's team argument
 BLOCK: int = _cpu_pass.BLOCK if _cpu_pass is not None else 8192  # elements per partial sum
-# Below this one thread: handing a run to our pool costs ~150 µs (a thread's wake-up, measured on a
-# 2-vCPU VM, 2026-12-07: two threads were slower than one up to 2**16 elements, even at 2**17).
-PARALLEL_MIN = 1 << 18
+# Below this one thread. Our native team (_cpu_team.h) starts within a wake-up, so two blocks are
+# worth splitting; the Python pool (where there is no native team) hands a run over in ~150 µs
+# (measured on a 2-vCPU VM, 2026-12-07: two threads were slower than one up to 2**17 elements).
+PARALLEL_MIN = BLOCK + 1 if OWN_TEAM else 1 << 18
 KINDS = {"logits": 0, "probs": 1, "focal": 2}
 OPTIONS = ("label_smoothing", "ignore_index", "alpha", "gamma")  # what the pass implements
 ROUTES = {"float16": 0, "bfloat16": 0, "float32": 1, "float64": 2}  # the result dtype's route (see _cpu_pass.c)
@@ -105,7 +111,7 @@ def run(kind: str, x: Any, y: Any, weight: Any = None, pos_weight: Any = None, *
     None or Python numbers. ``threads`` above 1 splits inputs of ``parallel_min`` elements or more
     (``size_hint``, the caller's count, says whether to look; the split itself uses the size C
     reads): over the host's OpenMP team when ``host_team`` (torch's, see ``use_host_openmp``),
-    else over our pool. ``options`` are the problem's (``OPTIONS``).
+    else over our team. ``options`` are the problem's (``OPTIONS``).
     """
     options = options or {}
     ignore = options.get("ignore_index")
@@ -118,12 +124,14 @@ def run(kind: str, x: Any, y: Any, weight: Any = None, pos_weight: Any = None, *
     )
     args = (KINDS[kind], ROUTES[result_dtype], x, y, weight, pos_weight, loss_out, grad_out, settings)
     if threads < 2 or size_hint < parallel_min:
-        return Totals(*_cpu_pass.run(*args, 0, -1, None, 1))
+        return Totals(*_cpu_pass.run(*args, 0, -1, None, 1, _TEAM_NONE))
     if host_team and _host_team_ready():
-        return Totals(*_cpu_pass.run(*args, 0, -1, None, threads))
+        return Totals(*_cpu_pass.run(*args, 0, -1, None, threads, _TEAM_HOST))
+    if OWN_TEAM:
+        return Totals(*_cpu_pass.run(*args, 0, -1, None, min(threads, num_threads()), _TEAM_OWN))
     n = _cpu_pass.size(x)
     if n <= BLOCK:
-        return Totals(*_cpu_pass.run(*args, 0, -1, None, 1))
+        return Totals(*_cpu_pass.run(*args, 0, -1, None, 1, _TEAM_NONE))
     return _run_on_pool(args, n, min(threads, num_threads()))
 
 
@@ -200,7 +208,18 @@ def num_threads() -> int:
     return max(1, min(4, cpus))
 
 
-# --- Our pool -----------------------------------------------------------------------------------
+def threads_started() -> int:
+    """The threads of ours running in this process: the native team's workers, or the Python
+    pool's (the calling thread computes a part itself and is not counted).
+
+    >>> threads_started() >= 0
+    True
+    """
+    native = _cpu_pass.team_threads() if OWN_TEAM else 0
+    return native + sum(t.name.startswith("bce_compat") for t in threading.enumerate())
+
+
+# --- Our Python pool, where there is no native team ----------------------------------------------
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -236,7 +255,7 @@ def _run_on_pool(args: tuple, n: int, threads: int) -> Totals:
 
 
 def _run_part(args: tuple, start: int, stop: int, rows: Any) -> None:
-    _cpu_pass.run(*args, start, stop, rows, 1)
+    _cpu_pass.run(*args, start, stop, rows, 1, _TEAM_NONE)
 
 
 def _get_pool(workers: int) -> ThreadPoolExecutor:
