@@ -13,6 +13,7 @@
  *   float64 lanes, float32-grade accuracy (1.2e-10 relative; the float32 loss's pair)
  *                  bce_exp_neg_fast(a)      exp(-a), a >= 0 (exp(-708) beyond a = 708, 0 at +inf)
  *                  bce_log1p_unit_fast(e)   log1p(e), e in [0, 1]
+ *                  bce_log_unit_fast(m)     log(m), m normal and positive (the probabilities' logs)
  *   conversions    bce_f16_to_f32, bce_f32_to_f16, bce_bf16_to_f32, bce_f32_to_bf16
  *
  * All take NaN to NaN. The error bounds, measured exhaustively over every float32 input of the
@@ -445,6 +446,35 @@ BCE_INLINE double bce_log1p_unit_fast(double e) {
     double r1 = (c4 + c5 * t) + t2 * (c6 + c7 * t);
     double r2 = (c8 + c9 * t) + t2 * (c10 + c11 * t);
     return e * ((r0 + t4 * r1) + t8 * (r2 + t4 * c12));
+}
+
+/* log(m) for normal m > 0 (2**-1022 <= m < inf), within 2e-11 relative of exact (0.0003 x 2**-24):
+ * m = 2**k * x with x in [sqrt(1/2), sqrt(2)) (bce__log_dd's reduction, without its subnormal
+ * scaling), f = x - 1 (exact, Sterbenz), and log(m) = k*ln2 + f*Q(t), t = (f - mid)/half mapping
+ * [sqrt(1/2) - 1, sqrt(2) - 1] (widened by 1e-6) onto [-1, 1], Q the degree-12 Chebyshev
+ * interpolant of log1p(f)/f there in monomial form (1.9e-11 relative: tests/native/
+ * fit_cpu_math.py --fast-log). f*Q keeps Q's relative error; where k != 0, |k*ln2| >= 0.69 exceeds
+ * |f*Q| <= 0.35, so the sum (rounded once, and k*ln2 once) stays within it. NaN and +inf give NaN
+ * (the added m - m); 0, subnormal and negative m give a wrong number: callers clamp first.
+ */
+BCE_INLINE double bce_log_unit_fast(double m) {
+    const double c0 = 0x1.f1125d8b77be9p-1, c1 = -0x1.4ea26f1c788c6p-3, c2 = 0x1.2aea917361366p-5;
+    const double c3 = -0x1.2bcd3e6089bd6p-7, c4 = 0x1.406c0297e01f9p-9, c5 = -0x1.64819f9cf2afcp-11;
+    const double c6 = 0x1.97de38f64ebaep-13, c7 = -0x1.dd81fc9c3181cp-15, c8 = 0x1.1b31c34d648f9p-16;
+    const double c9 = -0x1.4325a07c0efaep-18, c10 = 0x1.8750a76d38eb6p-20, c11 = -0x1.5b2b41c71839cp-21;
+    const double c12 = 0x1.acf07aa7d3a22p-23;
+    const double mid = 0x1.f0ed99bed9b2ep-5, inv_half = 0x1.6a09a34c21aa7p+1, ln2 = 0x1.62e42fefa39efp-1;
+    uint64_t bits = bce__f64_bits(m);
+    uint64_t kb = (bits + 0x00195f619980c433ull) >> 52; /* k + 1024 */
+    double x = bce__f64_from(bits - (kb << 52) + 0x4000000000000000ull);
+    double k = bce__f64_from(kb | 0x4330000000000000ull) - 0x1.00000000004p52; /* (2**52 + kb) - (2**52 + 1024) */
+    double f = x - 1.0;
+    double t = (f - mid) * inv_half;
+    double t2 = t * t, t4 = t2 * t2, t8 = t4 * t4;
+    double r0 = (c0 + c1 * t) + t2 * (c2 + c3 * t);
+    double r1 = (c4 + c5 * t) + t2 * (c6 + c7 * t);
+    double r2 = (c8 + c9 * t) + t2 * (c10 + c11 * t);
+    return (k * ln2 + f * ((r0 + t4 * r1) + t8 * (r2 + t4 * c12))) + (m - m);
 }
 
 #endif /* BCE_CPU_MATH_H */

@@ -665,19 +665,28 @@ static inline ALWAYS_INLINE void logits_double_grad(const double *RESTRICT x, co
 
 /* Probabilities, in double: -log(q) and -log(1 - q), each clamped at 100 as torch and Paddle do
  * (the derivative is 0 where the clamp holds). 1 - q is formed as u = 1 - q rounded plus the
- * exact correction ((1 - u) - q) / u, so that small q keeps its digits (log1p). */
+ * exact correction c = (1 - u) - q, so that small q keeps its digits (log1p):
+ * -log(1 - q) = -log(u) - log1p(c/u).
+ *   - double results (FAST 0): bce_log_unit (0.66 ulp) and the correction c/u.
+ *   - float32 and half results (FAST 1): bce_log_unit_fast (2e-11 relative) and the correction c
+ *     (c/u - c = c*q/u is below 2**-53 of -log(1 - q) >= q, as |c| <= 2**-54 and u >= 1/2 where
+ *     c != 0; q > 1/2 gives u exact and c = 0). Each term is within 4e-11 relative (twice the
+ *     log's error where u rounds next to 1: tests/native/check_cpu_math.c measures every float32
+ *     q), and the loss, a weighted sum of the two non-negative terms, keeps that relative error
+ *     before its one rounding to float32: within 1/2 ulp + 0.001 ulp. No division. */
 #define LOG_CLAMP 100.0
 #define SMALLEST_UNCLAMPED 3.720075976020836e-44 /* exp(-100) */
 /* (-log q, -log(1 - q)), each clamped at 100; clamped_q / clamped_1mq say where (1.0 or 0.0).
  * Branch-free (bitwise conditions), so that the loops over it vectorise. */
 static inline ALWAYS_INLINE void neg_logs(double q, double *nlog_q, double *nlog_1mq, double *clamped_q,
-                                          double *clamped_1mq) {
+                                          double *clamped_1mq, const int fast) {
     /* Where q (or 1 - q) is below exp(-100) the log is taken of 1 and the clamp's 100 used. The
      * blends are arithmetic (v*k + 100*(1 - k)), not selects: GCC vectorises the loop only so. */
     double kq = q >= SMALLEST_UNCLAMPED ? 1.0 : 0.0, u = 1.0 - q, ku = u >= SMALLEST_UNCLAMPED ? 1.0 : 0.0;
     double q_in = q * kq + (1.0 - kq), u_in = u * ku + (1.0 - ku);
-    double lq = -bce_log_unit(q_in);
-    double l1 = -bce_log_unit(u_in) - ((1.0 - u_in) - q) / u_in * ku;
+    double correction = ((1.0 - u_in) - q) * ku;
+    double lq = fast ? -bce_log_unit_fast(q_in) : -bce_log_unit(q_in);
+    double l1 = fast ? -bce_log_unit_fast(u_in) - correction : -bce_log_unit(u_in) - correction / u_in;
     double cq = lq > LOG_CLAMP ? 1.0 : 1.0 - kq, c1 = l1 > LOG_CLAMP ? 1.0 : 1.0 - ku;
     *clamped_q = cq;
     *clamped_1mq = c1;
@@ -686,12 +695,12 @@ static inline ALWAYS_INLINE void neg_logs(double q, double *nlog_q, double *nlog
 }
 
 static inline ALWAYS_INLINE void probs_loss(const double *RESTRICT q, const double *RESTRICT y, const double *RESTRICT w, double *RESTRICT loss,
-                                            Py_ssize_t n, const int smooth, const Params *pr) {
+                                            Py_ssize_t n, const int smooth, const int fast, const Params *pr) {
     double keep = pr->keep, shift = pr->shift;
     for (Py_ssize_t i = 0; i < n; i++) {
         double qi = q[i], yi = y[i], a, b, ca, cb;
         SMOOTHED(double, yi, keep, shift, smooth, ypos, cn);
-        neg_logs(qi, &a, &b, &ca, &cb);
+        neg_logs(qi, &a, &b, &ca, &cb, fast);
         a = ypos == 0.0 ? 0.0 : ypos * a;
         b = cn == 0.0 ? 0.0 : cn * b;
         double l = w[i] * (a + b);
@@ -863,11 +872,14 @@ VECTOR_CLONES static void logits_double(const double *x, const double *y, const 
 
 VECTOR_CLONES static void probs(const double *q, const double *y, const double *w, double *loss, double *grad,
                                 Py_ssize_t n, const Params *pr) {
-#define LOSS(S) probs_loss(q, y, w, loss, n, S, pr)
+#define LOSS(S) probs_loss(q, y, w, loss, n, S, 0, pr)
+#define LOSS_FAST(S) probs_loss(q, y, w, loss, n, S, 1, pr)
 #define GRAD(S) probs_grad(q, y, w, grad, n, S, pr)
-    if (pr->want_loss) SMOOTH_CASES(LOSS);
+    if (pr->want_loss && pr->route == ROUTE_DOUBLE) SMOOTH_CASES(LOSS);
+    if (pr->want_loss && pr->route != ROUTE_DOUBLE) SMOOTH_CASES(LOSS_FAST);
     if (pr->want_grad) SMOOTH_CASES(GRAD);
 #undef LOSS
+#undef LOSS_FAST
 #undef GRAD
 }
 

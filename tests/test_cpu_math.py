@@ -8,7 +8,7 @@ sized to finish in well under a minute on two cores:
 
 - conversions: every float32 -> float16/bfloat16 input (2**32) in one build, every half value;
 - exp/composite/fast pair: every float a in [2**-25, 746], every 16th chunk of 65536 elsewhere;
-- log1p: every float e in [2**-25, 1], every 16th chunk below;
+- log1p and the probabilities' fast pair: every float e in [2**-25, 1], every 16th chunk below;
 - float64: 1e6 random inputs per function against 80-bit long double.
 
 The full run (every float32 input of every function, libm as the float32 reference, vector ==
@@ -51,6 +51,9 @@ BOUNDS = {
     "fast_e_rel": 0.0035,  # 0.0018 / 0.0018: the float32 loss's double pair, 1.2e-10 relative claimed
     # (0.002 x 2**-24)
     "fast_t_rel": 0.0035,  # 0.0022 / 0.0022
+    # the probabilities' pair (float32 and half results): -log q and -log(1 - q), 4e-11 claimed
+    "fast_log_rel": 0.0007,  # every float32 q in (0, 1)
+    "fast_log1m_rel": 0.0007,
     "log1pf_ulp": 0.95,  # 0.902 / 0.784
     "log1pf_rel": 1.35,  # 1.305 / 1.292
     # float64, 1e8 random inputs in the full run
@@ -189,11 +192,31 @@ def test_polynomials_meet_their_fitted_bounds():
         assert fit_cpu_math.bound(name, coefficients, points=1001) <= allowed, name
 
 
+def test_the_fast_log_is_the_fitted_interpolant():
+    """bce_log_unit_fast's constants are fit_cpu_math.py's interpolant (1.9e-11 relative), so the
+    checker's measurement and the comment's reasoning are about the same polynomial."""
+    pytest.importorskip("mpmath")
+    sys.path.insert(0, str(ROOT / "tests" / "native"))
+    try:
+        import fit_cpu_math
+    finally:
+        sys.path.pop(0)
+    text = HEADER.read_text()
+    body = text[text.index("BCE_INLINE double bce_log_unit_fast"):]
+    body = body[:body.index("\n}\n")]
+    constants = {name: float.fromhex(value) for name, value in re.findall(r"\b(c\d+|mid|inv_half) = (-?0x[0-9a-f.]+p[-+]?\d+)", body)}
+    fitted = fit_cpu_math.fast_log_coefficients()
+    assert [constants[f"c{k}"] for k in range(len(fitted))] == fitted
+    mid, half = fit_cpu_math.fast_log_interval()
+    assert (constants["mid"], constants["inv_half"]) == (float(mid), float(1 / half))
+    assert fit_cpu_math.fast_log_error(fitted, points=401) < 2e-11
+
+
 USES = """
 #include <stdint.h>
 #include "{header}"
 float f1(float a) {{ return bce_log1pf_unit(bce_expf_neg(a)); }}
-double f2(double a) {{ return bce_log1p_unit_fast(bce_exp_neg_fast(a)); }}
+double f2(double a) {{ return bce_log1p_unit_fast(bce_exp_neg_fast(a)) + bce_log_unit_fast(a); }}
 double f3(double a, double m, double g) {{ return bce_log1p_unit(bce_exp_neg(a)) + bce_log_unit(m) + bce_pow_unit(m, g); }}
 float f4(uint16_t h, uint16_t b) {{ return bce_f16_to_f32(h) + bce_bf16_to_f32(b); }}
 uint32_t f5(float x) {{ return (uint32_t)bce_f32_to_f16(x) + bce_f32_to_bf16(x); }}

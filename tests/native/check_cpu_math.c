@@ -10,7 +10,8 @@
  *   ./check_cpu_math            the same, with this header's float64 functions as the float32
  *                               reference (measured in the same run), 2e6 float64 samples
  *   options: --stride K  (exp32: every a in [2**-25, 746], every K-th chunk of 65536 elsewhere;
- *                         log32: every e in [2**-25, 1], every K-th chunk below; conv: every
+ *                         log32 (log1p, and the probabilities' fast -log q, -log(1 - q)): every
+ *                         e in [2**-25, 1], every K-th chunk below; conv: every
  *                         K-th chunk), --threads N, --samples N, --only conv|exp32|log32|f64
  *
  * Output: one "name value [worst input's bits]" line per measurement (errors in ulps or in units
@@ -177,6 +178,14 @@ static void vec_fast(const double *restrict a, double *restrict e, double *restr
     for (int i = 0; i < n; i++) {
         e[i] = bce_exp_neg_fast(a[i]);
         t[i] = bce_log1p_unit_fast(e[i]);
+    }
+}
+/* the probabilities' pair in float32-grade double: -log(q) and -log(1 - q) as the pass forms them */
+static void vec_neg_logs_fast(const double *restrict q, double *restrict lq, double *restrict l1, int n) {
+    for (int i = 0; i < n; i++) {
+        double u = 1.0 - q[i];
+        lq[i] = -bce_log_unit_fast(q[i]);
+        l1[i] = -bce_log_unit_fast(u) - ((1.0 - u) - q[i]);
     }
 }
 static void vec_exp(const double *restrict a, double *restrict out, int n) {
@@ -513,11 +522,11 @@ static void check_exp32(void) {
 /* float32 log1p: every float e in [0, 1] */
 
 typedef struct {
-    Max ulp, rel;
-    Count vec_scalar;
+    Max ulp, rel, fast_log_rel, fast_log1m_rel;
+    Count vec_scalar, special;
     uint64_t checked;
     float e[CHUNK], t[CHUNK];
-    double in[CHUNK], r[CHUNK];
+    double in[CHUNK], r[CHUNK], lq[CHUNK], l1[CHUNK], rq[CHUNK], r1[CHUNK];
 } LogState;
 
 static void log_chunk(void *state, uint64_t start, uint64_t count) {
@@ -530,10 +539,21 @@ static void log_chunk(void *state, uint64_t start, uint64_t count) {
         s->in[i] = s->e[i];
     }
     vec_log1pf(s->e, s->t, n);
-    if (full)
-        for (int i = 0; i < n; i++) s->r[i] = log1p(s->in[i]);
-    else
+    vec_neg_logs_fast(s->in, s->lq, s->l1, n);
+    if (full) {
+        for (int i = 0; i < n; i++) {
+            s->r[i] = log1p(s->in[i]);
+            s->rq[i] = -log(s->in[i]);
+            s->r1[i] = -log1p(-s->in[i]);
+        }
+    } else {
         vec_log1p(s->in, s->r, n);
+        for (int i = 0; i < n; i++) { /* the double route's pair (0.66 ulp log, exact correction) */
+            double u = 1.0 - s->in[i];
+            s->rq[i] = -bce_log_unit(s->in[i]);
+            s->r1[i] = -bce_log_unit(u) - ((1.0 - u) - s->in[i]) / u;
+        }
+    }
     for (int i = 0; i < n; i++) {
         uint32_t u = (uint32_t)(start + i);
         double r = s->r[i], t = s->t[i];
@@ -544,6 +564,11 @@ static void log_chunk(void *state, uint64_t start, uint64_t count) {
             max_update(&s->ulp, INFINITY, u);
         }
         if (full && f32_bits(one_log1pf(s->e[i])) != f32_bits(s->t[i])) count_add(&s->vec_scalar, u);
+        /* the probabilities' pair: q normal in (0, 1); q = 1 gives -log q = 0 */
+        double q = s->in[i];
+        if (q >= 0x1p-126 && q < 1.0) max_ratio(&s->fast_log_rel, fabs(s->lq[i] - s->rq[i]), s->rq[i] * 0x1p-24, u);
+        if (q > 0.0 && q < 1.0) max_ratio(&s->fast_log1m_rel, fabs(s->l1[i] - s->r1[i]), s->r1[i] * 0x1p-24, u);
+        if (q == 1.0 && s->lq[i] != 0.0) count_add(&s->special, u);
     }
 }
 
@@ -556,12 +581,23 @@ static void check_log32(void) {
     for (int t = 0; t < threads; t++) {
         max_merge(&total.ulp, &states[t].ulp);
         max_merge(&total.rel, &states[t].rel);
+        max_merge(&total.fast_log_rel, &states[t].fast_log_rel);
+        max_merge(&total.fast_log1m_rel, &states[t].fast_log1m_rel);
         count_merge(&total.vec_scalar, &states[t].vec_scalar);
+        count_merge(&total.special, &states[t].special);
         total.checked += states[t].checked;
     }
     free(states);
     print_max("log1pf_ulp", &total.ulp, 32);
     print_max("log1pf_rel", &total.rel, 32);
+    print_max("fast_log_rel", &total.fast_log_rel, 32);
+    print_max("fast_log1m_rel", &total.fast_log1m_rel, 32);
+    double nan = f64_from(0x7ff8000000000000ull);
+    if (!(bce_log_unit_fast(nan) != bce_log_unit_fast(nan)) || !(bce_log_unit_fast(INFINITY) != bce_log_unit_fast(INFINITY)))
+        count_add(&total.special, 1);
+    if (fabs(bce_log_unit_fast(0x1p1000) - 1000 * log(2.0)) > 1e-8 || fabs(bce_log_unit_fast(0x1p-1000) + 1000 * log(2.0)) > 1e-8)
+        count_add(&total.special, 2);
+    print_count("fast_log_special_wrong", &total.special);
     if (full) print_count("log1pf_vector_vs_scalar", &total.vec_scalar);
     printf("log32_inputs_checked %llu\n", (unsigned long long)total.checked);
     printf("time_log32 %.1f\n", seconds() - t0);

@@ -2,6 +2,7 @@
 
     python tests/native/fit_cpu_math.py          # fit, round, print the C macros and each bound
     python tests/native/fit_cpu_math.py --check  # only measure the coefficients in the header
+    python tests/native/fit_cpu_math.py --fast-log  # bce_log_unit_fast's interpolant and its error
 
 Each polynomial replaces the part of a function that is left after the exact steps (range
 reduction, leading terms), so its error is weighted by how much it moves the final result:
@@ -165,12 +166,70 @@ def header_coefficients(text: str) -> dict[str, list[float]]:
     return {name: [by_index[k] for k in sorted(by_index)] for name, by_index in found.items()}
 
 
+# bce_log_unit_fast: log1p(f)/f on [sqrt(1/2) - 1, sqrt(2) - 1] (widened by 1e-6), in t mapping
+# that interval onto [-1, 1]; the Chebyshev interpolant of degree 12 in monomial form.
+FAST_LOG_DEGREE = 12
+
+
+def fast_log_interval():
+    lo = mp.sqrt(mp.mpf(1) / 2) - 1 - mp.mpf("1e-6")
+    hi = mp.sqrt(2) - 1 + mp.mpf("1e-6")
+    return (lo + hi) / 2, (hi - lo) / 2
+
+
+def _log1p_ratio(f):
+    return mp.mpf(1) if f == 0 else mp.log1p(f) / f
+
+
+def fast_log_coefficients(degree: int = FAST_LOG_DEGREE) -> list[float]:
+    """The interpolant's monomial coefficients in t, lowest degree first, rounded to double.
+
+    >>> [round(c, 6) for c in fast_log_coefficients()[:2]]
+    [0.970843, -0.163396]
+    """
+    mid, half = fast_log_interval()
+    n = degree + 1
+    values = [_log1p_ratio(mid + half * mp.cos(mp.pi * (k + mp.mpf(1) / 2) / n)) for k in range(n)]
+    chebyshev = [2 * mp.fsum(values[k] * mp.cos(mp.pi * j * (k + mp.mpf(1) / 2) / n) for k in range(n)) / n
+                 for j in range(n)]
+    chebyshev[0] /= 2
+    basis = [[mp.mpf(1)], [mp.mpf(0), mp.mpf(1)]]  # T_0, T_1 in monomial form; T_j = 2t T_(j-1) - T_(j-2)
+    while len(basis) < n:
+        doubled = [mp.mpf(0)] + [2 * a for a in basis[-1]]
+        basis.append([a - (basis[-2][i] if i < len(basis[-2]) else 0) for i, a in enumerate(doubled)])
+    monomial = [mp.fsum(chebyshev[j] * basis[j][i] for j in range(i, n) if i < len(basis[j])) for i in range(n)]
+    return [float(c) for c in monomial]
+
+
+def fast_log_error(coefficients, points: int = 2001) -> mp.mpf:
+    """The relative error of f * Q(t) against log1p(f) over the interval (Chebyshev-spaced points)."""
+    mid, half = fast_log_interval()
+    worst = mp.mpf(0)
+    for k in range(points):
+        t = mp.cos(mp.pi * k / (points - 1))
+        value = mp.mpf(0)
+        for c in reversed(coefficients):
+            value = value * t + mp.mpf(c)
+        exact = _log1p_ratio(mid + half * t)
+        worst = max(worst, abs(value - exact) / exact)
+    return worst
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="measure the header's coefficients only")
     parser.add_argument("--only", choices=sorted(POLYNOMIALS), help="one polynomial")
     parser.add_argument("--points", type=int, default=20001, help="grid points for the bound (default 20001)")
+    parser.add_argument("--fast-log", action="store_true", help="bce_log_unit_fast's coefficients and error")
     args = parser.parse_args()
+    if args.fast_log:
+        mid, half = fast_log_interval()
+        print(f"mid = {float(mid).hex()}, inv_half = {float(1 / half).hex()}")
+        coefficients = fast_log_coefficients()
+        for k, value in enumerate(coefficients):
+            print(f"c{k} = {value.hex()}")
+        print(f"relative error {mp.nstr(fast_log_error(coefficients), 3)}")
+        return
     names = [args.only] if args.only else list(POLYNOMIALS)
     if args.check:
         coefficients = {
