@@ -18,7 +18,11 @@ from setuptools import Extension, setup
 # name: the importable module; sources: the C files compiled into it; depends: the headers they
 # include (shipped in the sdist; a change to one rebuilds the module).
 C_EXTENSIONS = [
-    {"name": "bce_compat.backends._cpu_pass", "sources": ["backends/_cpu_pass.c"], "depends": ["backends/_cpu_math.h", "backends/_cpu_team.h"]},
+    {
+        "name": "bce_compat.backends._cpu_pass",
+        "sources": ["backends/_cpu_pass.c"],
+        "depends": ["backends/_cpu_math.h", "backends/_cpu_team.h"],
+    },
 ]
 
 # CPython 3.11's stable ABI (the buffer protocol is in it from 3.11): the wheel is tagged

@@ -53,7 +53,8 @@ except ImportError:  # a source install without a C compiler: the engines declin
     _cpu_pass = None
 
 AVAILABLE = _cpu_pass is not None
-OWN_TEAM = bool(_cpu_pass is not None and _cpu_pass.OWN_TEAM)  # the pass's native team (_cpu_team.h), else our Python pool
+# Whether the pass has its native team (_cpu_team.h: POSIX threads); else our Python pool splits
+OWN_TEAM = bool(_cpu_pass is not None and _cpu_pass.OWN_TEAM)
 _TEAM_NONE, _TEAM_HOST, _TEAM_OWN = 0, 1, 2  # _cpu_pass.run's team argument
 BLOCK: int = _cpu_pass.BLOCK if _cpu_pass is not None else 8192  # elements per partial sum
 # Below this one thread. Our native team (_cpu_team.h) starts within a wake-up, so two blocks are

@@ -94,3 +94,17 @@ def toy_plugin(toy_plugin_site, monkeypatch):
         del sys.modules[name]
     monkeypatch.undo()
     _registry.clear_caches()
+
+
+@pytest.fixture
+def host_team():
+    """The OpenMP team of the runtime torch loaded (the torch engine registers it); forgotten after."""
+    torch = pytest.importorskip("torch")
+    if not torch.backends.openmp.is_available():
+        pytest.skip("this torch does not run on OpenMP")
+    from bce_compat.backends import cpu_pass
+
+    was_set = cpu_pass._host_team
+    assert cpu_pass.use_host_openmp(), "torch runs on OpenMP, but GOMP_parallel was not found in the process"
+    yield
+    cpu_pass.use_host_openmp(was_set)

@@ -272,52 +272,6 @@ def test_same_bits_on_one_thread_and_on_many(reduction):
         np.testing.assert_array_equal(g, results[0][1])
 
 
-@pytest.fixture
-def host_team():
-    """The OpenMP team of the runtime torch loaded (the torch engine registers it); forgotten after."""
-    torch = pytest.importorskip("torch")
-    if not torch.backends.openmp.is_available():
-        pytest.skip("this torch does not run on OpenMP")
-    was_set = cpu_pass._host_team
-    assert cpu_pass.use_host_openmp(), "torch runs on OpenMP, but GOMP_parallel was not found in the process"
-    yield
-    cpu_pass.use_host_openmp(was_set)
-
-
-@needs_pass
-@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
-@pytest.mark.parametrize("threads", [2, 3, 64])
-def test_same_bits_over_the_host_openmp_team(host_team, reduction, threads):
-    """Parts of whole blocks computed by torch's OpenMP threads give the bits of one thread: rows of
-    96 do not line up with the blocks, so the tiled pos_weight[96] and the per-row weight[B, 1] are
-    cut mid-row; 64 threads is more than the 6 blocks."""
-    rows = cpu_pass.BLOCK * 5 // 96 + 7
-    x, y = _data((rows, 96), seed=5)
-    rng = np.random.default_rng(6)
-    p = rng.random(96).astype(np.float32) * 3
-    w = rng.random((rows, 1)).astype(np.float32)
-    g_team, g_one = np.empty(x.shape, np.float32), np.empty(x.shape, np.float32)
-    team = calls.loss(x, y, w, p, reduction, F32, grad_out=g_team, threads=threads, host_team=True)
-    one = calls.loss(x, y, w, p, reduction, F32, grad_out=g_one)
-    np.testing.assert_array_equal(team, one)
-    np.testing.assert_array_equal(g_team, g_one)
-
-
-@needs_pass
-def test_host_team_from_several_python_threads_at_once(host_team):
-    """Each calling thread gets a team of its own from the runtime (as torch's ops from several
-    threads do): concurrent calls neither block each other nor mix their parts."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    inputs = [_data((cpu_pass.BLOCK * 5 + 11,), seed=s) for s in range(6)]
-    expected = [calls.loss(x, y, None, 2.0, "none", F32) for x, y in inputs]
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        got = list(pool.map(lambda xy: calls.loss(*xy, None, 2.0, "none", F32, threads=2, host_team=True),
-                            inputs * 4))
-    for i, result in enumerate(got):
-        np.testing.assert_array_equal(result, expected[i % len(inputs)])
-
-
 @needs_pass
 def test_the_thread_count_setting(monkeypatch):
     monkeypatch.setenv("BCE_COMPAT_NUM_THREADS", "3")

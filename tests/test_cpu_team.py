@@ -1,5 +1,6 @@
-"""The pass's own thread team (backends/_cpu_team.h), which splits NumPy, Paddle and TensorFlow
-inputs, and the Python pool that stands in for it where there is none (Windows).
+"""The thread teams the pass splits over: its own (backends/_cpu_team.h), which splits NumPy,
+Paddle and TensorFlow inputs, the Python pool that stands in for it where there is none
+(Windows), and torch's OpenMP team (torch tensors).
 
 What a borrowed team must survive: several Python threads calling at once, a fork while another
 thread is inside a job (its locks held), signals (they must reach the thread that handles them),
@@ -43,14 +44,18 @@ def _script(code: str, timeout: float = 120, env=None) -> subprocess.CompletedPr
         pytest.fail(f"the script hung (over {timeout} s)")
 
 
-@pytest.fixture(params=["native team", "python pool"])
-def team(request, monkeypatch):
-    """Each way of splitting: the native team, and the Python pool (forced where a native team exists)."""
+@pytest.fixture(params=["native team", "python pool", "torch's openmp team"])
+def team(request, monkeypatch) -> dict:
+    """Each way of splitting, as ``calls.loss`` keywords: the native team, the Python pool (forced
+    where a native team exists) and torch's OpenMP team (the ``host_team`` fixture)."""
     if request.param == "native team" and not cpu_pass.OWN_TEAM:
         pytest.skip("no native team on this platform")
     if request.param == "python pool":
         monkeypatch.setattr(cpu_pass, "OWN_TEAM", False)
-    return request.param
+    if request.param == "torch's openmp team":
+        request.getfixturevalue("host_team")
+        return {"host_team": True}
+    return {}
 
 
 @needs_pass
@@ -65,7 +70,7 @@ def test_same_bits_on_one_thread_and_split(team, reduction, threads):
     p = rng.random(96).astype(np.float32) * 3
     w = rng.random((rows, 1)).astype(np.float32)
     g_split, g_one = np.empty(x.shape, np.float32), np.empty(x.shape, np.float32)
-    split = calls.loss(x, y, w, p, reduction, F32, grad_out=g_split, threads=threads, parallel_min=SPLIT)
+    split = calls.loss(x, y, w, p, reduction, F32, grad_out=g_split, threads=threads, parallel_min=SPLIT, **team)
     one = calls.loss(x, y, w, p, reduction, F32, grad_out=g_one)
     np.testing.assert_array_equal(split, one)
     np.testing.assert_array_equal(g_split, g_one)
@@ -81,18 +86,19 @@ def test_every_element_is_computed_once_whatever_the_split(team):
         y = np.zeros_like(x)
         expected = float(np.sum(np.logaddexp(0.0, x)))
         for threads in (2, 3, 4):
-            got = float(calls.loss(x, y, None, None, "sum", np.float64, threads=threads, parallel_min=SPLIT))
+            got = float(calls.loss(x, y, None, None, "sum", np.float64, threads=threads, parallel_min=SPLIT, **team))
             assert got == pytest.approx(expected, rel=1e-12), (blocks, threads)
 
 
 @needs_pass
 def test_several_python_threads_call_at_once(team):
-    """One job at a time on the team: a caller that finds it busy computes alone, with the same
-    bits; no caller waits for ever or gets another's parts."""
+    """Our team runs one job at a time (a caller that finds it busy computes alone); torch's
+    runtime gives each calling thread a team of its own. Either way: the same bits, no caller
+    waits for ever or gets another's parts."""
     inputs = [_data((cpu_pass.BLOCK * 6 + 11,), seed=s) for s in range(6)]
     expected = [calls.loss(x, y, None, 2.0, "none", F32) for x, y in inputs]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        got = list(pool.map(lambda xy: calls.loss(*xy, None, 2.0, "none", F32, threads=2, parallel_min=SPLIT),
+        got = list(pool.map(lambda xy: calls.loss(*xy, None, 2.0, "none", F32, threads=2, parallel_min=SPLIT, **team),
                             inputs * 8))
     for i, result in enumerate(got):
         np.testing.assert_array_equal(result, expected[i % len(inputs)])
