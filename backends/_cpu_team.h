@@ -38,6 +38,7 @@
 #include <time.h>
 
 #define TEAM_MAX 64              /* workers at most */
+#define TEAM_STACK (1 << 20)     /* a worker's stack: job_worker needs a few KiB (its scratch is on the heap) */
 #define TEAM_SPIN_NS 50000        /* a worker's spin after a job before it sleeps */
 #define TEAM_WAIT_SPIN_NS 2000000 /* the caller's wait for the workers (yielding) before it sleeps */
 
@@ -123,6 +124,7 @@ static int team_grow(int workers) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, TEAM_STACK); /* the platform's default varies (musl: 128 KiB) */
     while (team.started < workers) {
         pthread_t thread;
         if (pthread_create(&thread, &attr, team_worker, (void *)(intptr_t)team.started) != 0) break;
