@@ -29,6 +29,23 @@ def values_are_concrete(x):
     return not (torch.compiler.is_compiling() or x.device.type == "meta")
 
 
+def result_type(dtypes):
+    """The promoted dtype of the arrays' floating dtypes, by ``torch.promote_types``, which
+    ``torch.compile`` traces. (array-api-compat's ``result_type`` makes tensors and calls
+    ``torch.result_type`` for float16/bfloat16, a graph break under ``fullgraph=True``.) For
+    floating dtypes torch's table is the array API's, with float16 + bfloat16 -> float32.
+
+    >>> import torch
+    >>> result_type([torch.float16, torch.bfloat16]), result_type([torch.float32, torch.float64])
+    (torch.float32, torch.float64)
+    """
+    import functools
+
+    import torch
+
+    return functools.reduce(torch.promote_types, dtypes)
+
+
 def float64_available(x):
     """Every torch device computes in float64 except Apple's MPS."""
     return x.device.type != "mps"

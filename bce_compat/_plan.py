@@ -134,7 +134,8 @@ def _make_plan(fn: str, names: ArgNames, x, y, weight, pos_weight) -> Plan:
     check_weight_shape(fn, names.weight, names, weight, x)
     check_weight_shape(fn, names.pos_weight, names, pos_weight, x)
     dtypes = [x.dtype] + [x.dtype if c else a.dtype for a, c in zip((y, weight, pos_weight), cast) if is_array(a)]
-    out_dtype = xp.result_type(*dtypes)
+    promote = getattr(backend.adapter, "result_type", None)  # an adapter's own (torch: traceable by Dynamo)
+    out_dtype = promote(dtypes) if promote is not None else xp.result_type(*dtypes)
     compute = compute_dtype(backend, xp, x, out_dtype)
     numpy_operands = tuple(
         is_array(a) and backend.name != "numpy" and backend_for_type(type(a)) is not backend_for_type(type(x))

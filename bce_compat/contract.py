@@ -136,8 +136,12 @@ class AdapterModule(Protocol):
     """What every backend adapter provides (a module in ``backends/``, or a plugin's module/object).
 
     Optional: ``as_result(value)``, a last conversion of the result (NumPy: scalar -> 0-d
-    array); ``AUTOGRAD = True`` where the library differentiates; and the test bench
-    ``bench()`` (returns a :class:`Bench`), with ``BENCH_NAME`` when it is not ``NAME``.
+    array); ``AUTOGRAD = True`` where the library differentiates; ``check_array(fn, arg, value)``,
+    the adapter's own refusals (NumPy: masked arrays); ``result_type(dtypes)``, the promoted
+    dtype where the namespace's ``result_type`` will not do (torch: one that ``torch.compile``
+    traces); ``float64_available(x)``, False where the library cannot compute in float64 for
+    x; and the test bench ``bench()`` (returns a :class:`Bench`), with ``BENCH_NAME`` when it
+    is not ``NAME``.
     """
 
     NAME: str  # the backend's name = the array library's module name

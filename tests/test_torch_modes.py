@@ -76,6 +76,31 @@ def test_compile_fullgraph_no_graph_break_no_warning(dtype, caplog):
     torch.testing.assert_close(grad, expected_grad, **tol(dtype))
 
 
+@pytest.mark.parametrize(
+    "x_dtype, other_dtype",
+    [(torch.float16, torch.float16), (torch.bfloat16, torch.bfloat16), (torch.float16, torch.bfloat16),
+     (torch.bfloat16, torch.float32), (torch.float32, torch.float64)],
+    ids=str,
+)
+def test_compile_fullgraph_half_precision_and_mixed_dtypes(x_dtype, other_dtype):
+    """Mixed-precision training feeds the loss float16/bfloat16 under torch.compile: the result
+    dtype must be promoted by ops Dynamo traces (array-api-compat's result_type calls
+    torch.result_type on tensors it makes for float16, a graph break that fullgraph raises).
+    The compiled call gives the eager call's dtype, value and gradient bits."""
+    torch._dynamo.reset()
+    x, y, w, p = data(torch.float32)
+    x = x.to(x_dtype).requires_grad_(True)
+    y, w, p = y.to(other_dtype), w.to(x_dtype), p.to(other_dtype)
+    compiled = torch.compile(lambda *a: ours(*a, "mean"), fullgraph=True, backend="aot_eager")
+    value = compiled(x, y, w, p)
+    (grad,) = torch.autograd.grad(value, x)
+    expected = ours(x, y, w, p, "mean")
+    (expected_grad,) = torch.autograd.grad(expected, x)
+    assert value.dtype == expected.dtype == torch.promote_types(x_dtype, other_dtype)
+    torch.testing.assert_close(value, expected, rtol=0, atol=0)
+    torch.testing.assert_close(grad, expected_grad, rtol=0, atol=0)
+
+
 def test_compile_fullgraph_after_calls_on_other_libraries():
     """The per-signature plan memo holds other libraries' dtypes after their calls; Dynamo cannot
     hash some (TF's C-level DType: "Untraceable C tp_hash"), so a compiled torch call must not
@@ -239,3 +264,51 @@ def test_layouts_match_native(dtype, reduction, layout, requires_grad):
         torch.testing.assert_close(g, ge, **tol(dtype))
     if reduction == "mean" and x.numel() == 0:
         assert math.isnan(got.item())
+
+
+# --- saved tensors: hooks and activation checkpointing ---------------------------------------------
+
+
+def test_saved_tensor_hooks_see_every_tensor_operand():
+    """The engine's Function keeps its tensors through ``save_for_backward`` only (not on ctx
+    behind torch's back), so ``saved_tensors_hooks`` (offloading, activation checkpointing) pack
+    each of them; and the gradients towards every operand are right when they are unpacked."""
+    x, y, w, p = (t.requires_grad_(True) for t in data(torch.float64))
+    packed = []
+
+    def pack(t):
+        packed.append(t)
+        return t.clone()  # the graph then holds only what the hooks hand back
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = ours(x, y, w, p, "mean")
+    assert fast_path(loss)
+    assert {id(t) for t in (x, y, w, p)} <= {id(t) for t in packed}
+    expected = ours(x, y, w, p, "mean")  # no hooks
+    for got, want in zip(torch.autograd.grad(loss, (x, y, w, p)), torch.autograd.grad(expected, (x, y, w, p))):
+        assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("use_reentrant", [False, True])
+def test_activation_checkpointing(use_reentrant):
+    """A loss inside ``torch.utils.checkpoint`` (recomputed in the backward) gives the gradients
+    of the loss computed without it, bit for bit."""
+    from torch.utils.checkpoint import checkpoint
+
+    x, y, w, p = data(torch.float32)
+    layer = torch.nn.Linear(4, 4)
+
+    def block(inputs):
+        return ours(layer(inputs), y, w, p, "mean")
+
+    def gradients(run):  # .backward(): the reentrant checkpoint refuses autograd.grad
+        inputs = x.clone().requires_grad_(True)
+        layer.zero_grad()
+        loss = run(inputs)
+        loss.backward()
+        return loss, inputs.grad, layer.weight.grad.clone()
+
+    checkpointed = gradients(lambda inputs: checkpoint(block, inputs, use_reentrant=use_reentrant))
+    plain = gradients(block)
+    for a, b in zip(checkpointed, plain):
+        assert torch.equal(a, b)

@@ -28,11 +28,6 @@ DEVICES = [
     pytest.param("cuda", id="cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")),
 ]
 DTYPES = [torch.float32, torch.half]
-HALF_UNDER_COMPILE = (
-    "defect outside this port's files (reported): under torch.compile, bce_compat/_plan.py promotes "
-    "float16 dtypes with array_api_compat's result_type, i.e. torch.result_type on dtypes, which Dynamo "
-    "cannot trace ('torch.* op returned non-Tensor'); any loss on float16/bfloat16 breaks fullgraph")
-
 
 def _generate_diverse_input_target_pair(shape=(5, 2), **kwargs):
     """upstream's helper, unchanged: logits of probabilities in 9 (input, target) range pairs."""
@@ -117,8 +112,7 @@ def test_equal_ce_loss(reduction, device, dtype, seed):
 @pytest.mark.parametrize("gamma", [0, 2])
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", [torch.float32, pytest.param(torch.half, marks=pytest.mark.xfail(
-    strict=True, raises=torch._dynamo.exc.Unsupported, reason=HALF_UNDER_COMPILE))], ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("seed", [4, 5])
 def test_jit(alpha, gamma, reduction, device, dtype, seed):
     torch._dynamo.reset()
