@@ -46,6 +46,30 @@ def result_type(dtypes):
     return functools.reduce(torch.promote_types, dtypes)
 
 
+def autocast(x, y, weight, pos_weight):
+    """Where ``torch.autocast`` is on for x's device: the tensors among the arguments, float16 and
+    bfloat16 ones cast to float32 (differentiably), as autocast does for torch's own
+    ``binary_cross_entropy(_with_logits)``, which run in float32; else None. (On CUDA torch
+    refuses ``binary_cross_entropy`` under autocast as unsafe in half precision; ours computes it
+    in float32 there too.)
+
+    >>> import torch
+    >>> x = torch.zeros(2, dtype=torch.bfloat16)
+    >>> autocast(x, x, None, 2.0) is None
+    True
+    >>> with torch.autocast("cpu", dtype=torch.bfloat16):
+    ...     [a if a is None or isinstance(a, float) else a.dtype for a in autocast(x, x, None, 2.0)]
+    [torch.float32, torch.float32, None, 2.0]
+    """
+    import torch
+
+    if not torch.is_autocast_enabled(x.device.type):
+        return None
+    half = (torch.float16, torch.bfloat16)
+    arrays = (x, y, weight, pos_weight)
+    return tuple(a.float() if isinstance(a, torch.Tensor) and a.dtype in half else a for a in arrays)
+
+
 def float64_available(x):
     """Every torch device computes in float64 except Apple's MPS."""
     return x.device.type != "mps"

@@ -40,6 +40,11 @@ def compute(
     0.6931471805599453
     """
     plan = plan_for(fn, names, x, y, weight, pos_weight)
+    if plan.autocast is not None:
+        widened = plan.autocast(x, y, weight, pos_weight)
+        if widened is not None:  # the library's autocast is on, and its loss ops run in float32
+            x, y, weight, pos_weight = widened
+            plan = plan_for(fn, names, x, y, weight, pos_weight)
     if plan.casts:
         y, weight, pos_weight = plan.cast(x, y, weight, pos_weight)
     problem = Problem(

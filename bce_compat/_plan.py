@@ -44,6 +44,9 @@ class Plan(NamedTuple):
     numpy_operands: tuple = (False, False, False)  # (target, weight, pos_weight): NumPy beside TF/JAX/Dask, converted
     memo: dict | None = None  # engines' own per-signature notes (contract.Problem.memo)
     casts: bool = False  # cast() changes an operand (not in the common call, which skips it)
+    # the adapter's autocast(x, y, weight, pos_weight) for half-precision results: the arrays
+    # widened to float32 where the library's autocast is on (torch), else None; checked per call
+    autocast: Callable[..., tuple | None] | None = None
 
     def cast(self, x, y, weight, pos_weight) -> tuple:
         """``y, weight, pos_weight`` as arrays of ``x``'s library, bool/int ones cast to ``x``'s dtype."""
@@ -142,7 +145,15 @@ def _make_plan(fn: str, names: ArgNames, x, y, weight, pos_weight) -> Plan:
         for a in (y, weight, pos_weight)
     )
     casts = any(cast) or any(numpy_operands)
-    return Plan(backend, xp, out_dtype, cast, compute, partial(_portable, xp, compute), numpy_operands, {}, casts)
+    autocast = getattr(backend.adapter, "autocast", None) if _is_half(xp, out_dtype) else None
+    return Plan(
+        backend, xp, out_dtype, cast, compute, partial(_portable, xp, compute), numpy_operands, {}, casts, autocast
+    )
+
+
+def _is_half(xp: Any, dtype: Any) -> bool:
+    # by name: a NumPy dtype compares equal to None (np.dtype(None) is float64)
+    return any(hasattr(xp, n) and dtype == getattr(xp, n) for n in ("float16", "bfloat16"))
 
 
 def compute_dtype(backend: Backend, xp: Any, x: Any, out_dtype: Any) -> Any:
@@ -152,8 +163,7 @@ def compute_dtype(backend: Backend, xp: Any, x: Any, out_dtype: Any) -> Any:
     else the result dtype. An adapter says where float64 is not available with
     ``float64_available(x)`` (JAX without x64, torch on MPS).
     """
-    # by name: a NumPy dtype compares equal to None (np.dtype(None) is float64)
-    if any(hasattr(xp, n) and out_dtype == getattr(xp, n) for n in ("float16", "bfloat16")):
+    if _is_half(xp, out_dtype):
         return xp.float32
     if out_dtype == xp.float32 and hasattr(xp, "float64"):
         available = getattr(backend.adapter, "float64_available", None)

@@ -312,3 +312,50 @@ def test_activation_checkpointing(use_reentrant):
     plain = gradients(block)
     for a, b in zip(checkpointed, plain):
         assert torch.equal(a, b)
+
+
+# --- torch.autocast (mixed precision) --------------------------------------------------------------
+
+
+def _autocast_data(dtype):
+    x, y, w, p = data(torch.float32)
+    return x.to(dtype).requires_grad_(True), y.to(dtype), w.to(dtype), p.to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("entry", ["logits", "probs"])
+def test_autocast_computes_in_float32_as_torch_does(dtype, entry):
+    """Under ``torch.autocast`` torch's BCE ops cast half-precision inputs to float32 and return
+    float32; ours gives the same dtype, the value within float32's rounding, and x's gradient in
+    x's dtype, as torch's."""
+    x, y, w, p = _autocast_data(dtype)
+
+    def both(x):
+        if entry == "logits":
+            return ours(x, y, w, p, "mean"), native(x, y, w, p, "mean")
+        q = torch.sigmoid(x)
+        return bce_compat.binary_cross_entropy(q, y, weight=w), F.binary_cross_entropy(q, y, weight=w)
+
+    with torch.autocast("cpu", dtype=dtype):
+        got, want = both(x)
+        assert got.dtype == want.dtype == torch.float32
+        torch.testing.assert_close(got, want, **tol(torch.float32))
+        (grad,) = torch.autograd.grad(got, x, retain_graph=True)  # probs: one sigmoid for both
+        (expected_grad,) = torch.autograd.grad(want, x)
+    assert grad.dtype == expected_grad.dtype == dtype
+    torch.testing.assert_close(grad, expected_grad, rtol=2**-7, atol=1e-5)
+    outside, _ = both(x)  # autocast off: the inputs' own dtype (docs/contract.md §3)
+    assert outside.dtype == dtype
+
+
+def test_autocast_leaves_float32_and_float64_alone_and_traces():
+    x, y, w, p = data(torch.float64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert ours(x, y, w, p, "mean").dtype == torch.float64
+        assert ours(x.float(), y.float(), w.float(), p.float(), "mean").dtype == torch.float32
+        torch._dynamo.reset()
+        compiled = torch.compile(lambda *a: ours(*a, "none"), fullgraph=True, backend="aot_eager")
+        half = [t.to(torch.bfloat16) for t in (x, y, w, p)]
+        got = compiled(*half)
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got, native(*half, "none"), **tol(torch.float32))
