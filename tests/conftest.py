@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 
-import _hypothesis_profiles  # noqa: F401  (deterministic Hypothesis: no example database, derandomized)
 import pytest
 
+import _hypothesis_profiles  # noqa: F401  (deterministic Hypothesis: no example database, derandomized)
 from bce_compat.conformance import frameworks
 
 FRAMEWORKS = frameworks.available()  # imports the installed ones in the safe order

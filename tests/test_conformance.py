@@ -7,9 +7,9 @@ cross-backend agreement is one test per case.
 from __future__ import annotations
 
 import pytest
-from conftest import ALL_NAMES, FRAMEWORKS, _require
 
 from bce_compat.conformance import casedata, runner
+from conftest import ALL_NAMES, FRAMEWORKS, _require
 
 CASES = casedata.load_cases()
 _MODULES = None

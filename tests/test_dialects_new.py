@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from _options_reference import exact_focal, exact_smoothed_logits, exact_smoothed_probs
-from _reference import assert_close, assert_result, exact_logits_grad, exact_logits_loss, exact_probs_loss, skip_unless_dtype
+from _reference import (
+    assert_close,
+    assert_result,
+    exact_logits_grad,
+    exact_logits_loss,
+    exact_probs_loss,
+    skip_unless_dtype,
+)
 from bce_compat.dialects import keras as K
 from bce_compat.dialects import optax as O
 from bce_compat.dialects import tf as T

@@ -12,9 +12,9 @@ import math
 
 import numpy as np
 import pytest
-from _options_reference import exact_focal
 
 import bce_compat
+from _options_reference import exact_focal
 from _reference import assert_close
 from bce_compat.dialects import optax as O
 
