@@ -63,11 +63,20 @@ def autocast(x, y, weight, pos_weight):
     """
     import torch
 
-    if not torch.is_autocast_enabled(x.device.type):
+    if not _autocast_on(torch, x.device.type):
         return None
     half = (torch.float16, torch.bfloat16)
     arrays = (x, y, weight, pos_weight)
     return tuple(a.float() if isinstance(a, torch.Tensor) and a.dtype in half else a for a in arrays)
+
+
+def _autocast_on(torch, device_type: str) -> bool:
+    try:
+        return bool(torch.is_autocast_enabled(device_type))
+    except TypeError:  # torch < 2.4 takes no device type: CUDA's, and the CPU's own query
+        if device_type == "cpu":
+            return bool(torch.is_autocast_cpu_enabled())
+        return device_type == "cuda" and bool(torch.is_autocast_enabled())
 
 
 def float64_available(x):

@@ -359,3 +359,22 @@ def test_autocast_leaves_float32_and_float64_alone_and_traces():
         got = compiled(*half)
         assert got.dtype == torch.float32
         torch.testing.assert_close(got, native(*half, "none"), **tol(torch.float32))
+
+
+def test_autocast_query_on_torch_before_2_4(monkeypatch):
+    """torch 2.3 (our oldest) has no device argument to ``is_autocast_enabled``; its CPU autocast
+    is ``is_autocast_cpu_enabled()``. Simulated here: the same loss dtypes as on this torch."""
+    from bce_compat.backends import torch as adapter
+
+    def old_query(*args):
+        if args:
+            raise TypeError("is_autocast_enabled() takes 0 positional arguments but 1 was given")
+        return False  # CUDA autocast off
+
+    monkeypatch.setattr(torch, "is_autocast_enabled", old_query)
+    x = torch.zeros(3, dtype=torch.bfloat16)
+    monkeypatch.setattr(torch, "is_autocast_cpu_enabled", lambda: False, raising=False)
+    assert adapter.autocast(x, x, None, None) is None
+    monkeypatch.setattr(torch, "is_autocast_cpu_enabled", lambda: True, raising=False)
+    widened = adapter.autocast(x, x, None, None)
+    assert [a.dtype if a is not None else None for a in widened] == [torch.float32, torch.float32, None, None]
