@@ -5,20 +5,34 @@ _INTEGRAL = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "ui
 
 
 _NAMES: dict = {}
+# Paddle's legacy-IR VarType names (a static program under paddle.pir_utils.OldIrGuard)
+_LEGACY = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32", "fp64": "float64"}
 
 
 def dtype_name(dtype):
-    """``paddle.float32`` -> ``"float32"``; ``tf.float32`` -> ``"float32"``."""
+    """``paddle.float32`` -> ``"float32"``; ``tf.float32`` -> ``"float32"``; Paddle's legacy-IR
+    ``VarType.FP64`` (named "FP64") -> ``"float64"``.
+
+    >>> class LegacyVarType:
+    ...     name = "FP64"
+    >>> dtype_name(LegacyVarType())
+    'float64'
+    """
     # keyed with the dtype's type first: a dict probe may compare dtypes of two libraries, which
     # some refuse with a warning (array-api-strict against NumPy); tuples compare the types first
     key = (type(dtype), dtype)
     try:
         return _NAMES[key]
     except KeyError:
-        name = _NAMES[key] = str(getattr(dtype, "name", dtype)).rsplit(".", 1)[-1].lower()
+        name = _NAMES[key] = _name_of(dtype)
         return name
     except TypeError:  # an unhashable dtype object
-        return str(getattr(dtype, "name", dtype)).rsplit(".", 1)[-1].lower()
+        return _name_of(dtype)
+
+
+def _name_of(dtype) -> str:
+    name = str(getattr(dtype, "name", dtype)).rsplit(".", 1)[-1].lower()
+    return _LEGACY.get(name, name)
 
 
 def isdtype(dtype, kind):
