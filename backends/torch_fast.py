@@ -149,6 +149,10 @@ def _number(a: Any) -> Any:
     return None if isinstance(a, torch.Tensor) else a
 
 
+def _tensor(a: Any) -> Any:
+    return a if isinstance(a, torch.Tensor) else None
+
+
 class _CPULoss(torch.autograd.Function):
     """Forward (loss, and d loss/d x in the same pass) by the CPU pass; backward by torch ops."""
 
@@ -159,8 +163,7 @@ class _CPULoss(torch.autograd.Function):
         if isinstance(result, Declined):
             raise _Outside
         ctx.settings, ctx.x_dtype = settings, x.dtype
-        ctx.save_for_backward(x, None if _number(y) is y else y, None if _number(weight) is weight else weight,
-                              None if _number(pos_weight) is pos_weight else pos_weight)
+        ctx.save_for_backward(x, _tensor(y), _tensor(weight), _tensor(pos_weight))
         return result
 
     @staticmethod

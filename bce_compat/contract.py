@@ -139,8 +139,10 @@ class AdapterModule(Protocol):
     array); ``AUTOGRAD = True`` where the library differentiates; ``check_array(fn, arg, value)``,
     the adapter's own refusals (NumPy: masked arrays); ``result_type(dtypes)``, the promoted
     dtype where the namespace's ``result_type`` will not do (torch: one that ``torch.compile``
-    traces); ``float64_available(x)``, False where the library cannot compute in float64 for
-    x; and the test bench ``bench()`` (returns a :class:`Bench`), with ``BENCH_NAME`` when it
+    traces); ``autocast(x, y, weight, pos_weight)``, asked per call for half-precision results:
+    the arrays widened to float32 where the library's mixed-precision mode says so (torch's
+    autocast), else None; ``float64_available(x)``, False where the library cannot compute in
+    float64 for x; and the test bench ``bench()`` (returns a :class:`Bench`), with ``BENCH_NAME`` when it
     is not ``NAME``.
     """
 
