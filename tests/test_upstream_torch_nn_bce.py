@@ -62,11 +62,11 @@ torch = pytest.importorskip("torch", reason="torch is not installed (pip install
 from torch import nn  # noqa: E402
 
 import bce_compat.torch  # noqa: E402  (imports torch: after the skip above)
+from _torch_upstream import SEED, gradcheck, gradgradcheck  # noqa: E402
 
 BCELoss = bce_compat.torch.BCELoss
 BCEWithLogitsLoss = bce_compat.torch.BCEWithLogitsLoss
 
-SEED = 1234  # torch.testing._internal.common_utils.SEED: TestCase.setUp seeds every test with it
 
 DEVICES = [
     pytest.param("cpu", id="cpu"),
@@ -83,22 +83,6 @@ def _upstream_seed():
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
         yield
-
-
-def gradcheck(fn, inputs, **kwargs):
-    """``torch.testing._internal.common_utils.gradcheck``, which upstream's tests call."""
-    for key in ("check_batched_grad", "fast_mode"):
-        if kwargs.get(key) is None:
-            kwargs[key] = True
-    return torch.autograd.gradcheck(fn, inputs, **kwargs)
-
-
-def gradgradcheck(fn, inputs, grad_outputs=None, **kwargs):
-    """``torch.testing._internal.common_utils.gradgradcheck``."""
-    for key in ("check_batched_grad", "fast_mode"):
-        if kwargs.get(key) is None:
-            kwargs[key] = True
-    return torch.autograd.gradgradcheck(fn, inputs, grad_outputs, **kwargs)
 
 
 @contextlib.contextmanager

@@ -75,7 +75,8 @@ torch = pytest.importorskip("torch", reason="torch is not installed (pip install
 
 from torch._prims_common import compare_tensor_meta  # noqa: E402
 
-SEED = 1234  # torch.testing._internal.common_utils.SEED
+from _torch_upstream import SEED, gradcheck, gradgradcheck  # noqa: E402
+
 DIGITS = 60  # mpmath's working precision for the exact values
 
 
@@ -186,22 +187,6 @@ def _upstream_seed():
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
         yield
-
-
-def gradcheck(fn, inputs, **kwargs):
-    """``torch.testing._internal.common_utils.gradcheck``, which upstream's tests call."""
-    for key in ("check_batched_grad", "fast_mode"):
-        if kwargs.get(key) is None:
-            kwargs[key] = True
-    return torch.autograd.gradcheck(fn, inputs, **kwargs)
-
-
-def gradgradcheck(fn, inputs, grad_outputs=None, **kwargs):
-    """``torch.testing._internal.common_utils.gradgradcheck``."""
-    for key in ("check_batched_grad", "fast_mode"):
-        if kwargs.get(key) is None:
-            kwargs[key] = True
-    return torch.autograd.gradgradcheck(fn, inputs, grad_outputs, **kwargs)
 
 
 # --- the OpInfo entries themselves ----------------------------------------------------------------------------------
