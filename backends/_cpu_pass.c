@@ -47,7 +47,7 @@
 #include "_cpu_team.h"
 
 #define CHUNK 512
-#define BLOCK 8192
+#define BLOCK 2048
 #define MAXDIM 16
 
 #if defined(__GNUC__)

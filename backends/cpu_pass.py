@@ -11,14 +11,14 @@ memory through the buffer protocol or DLPack, checking each against the others; 
 layout is computed here. What C cannot see is the caller's to settle first (torch's negative and
 conjugate view bits: ``torch_fast`` resolves them).
 
-Threads follow one rule. A call of at least ``PARALLEL_MIN`` elements is split at block
-boundaries (``BLOCK`` elements each; a reduction sums per block and then exactly, so the bits do
-not depend on the split):
-- torch tensors: over torch's own OpenMP team (``use_host_openmp``), ``torch.get_num_threads()``
-  threads, or, where torch has no OpenMP, over our team with at most that many threads;
-- everything else (NumPy, Paddle, TensorFlow): over our team of ``num_threads()`` threads, set
-  by the environment variable ``BCE_COMPAT_NUM_THREADS`` (default: the CPUs this process may
-  use, at most 4).
+Threads follow one rule. A call is split at block boundaries (``BLOCK`` elements each; a
+reduction sums per block and then exactly, so the bits do not depend on the split):
+- torch tensors of more than one block: over torch's own OpenMP team (``use_host_openmp``),
+  ``torch.get_num_threads()`` threads, or, where torch has no OpenMP, over our team with at most
+  that many threads;
+- everything else (NumPy, Paddle, TensorFlow) of at least ``PARALLEL_MIN`` elements: over our
+  team of ``num_threads()`` threads, set by the environment variable ``BCE_COMPAT_NUM_THREADS``
+  (default: the CPUs this process may use, at most 4).
 Our team is native (``_cpu_team.h``: POSIX threads that hold no Python state, so it computes
 during interpreter shutdown too, and a forked child starts it afresh); where there is none
 (Windows) it is a Python pool, whose runs the calling thread computes while the interpreter
@@ -56,11 +56,12 @@ AVAILABLE = _cpu_pass is not None
 # Whether the pass has its native team (_cpu_team.h: POSIX threads); else our Python pool splits
 OWN_TEAM = bool(_cpu_pass is not None and _cpu_pass.OWN_TEAM)
 _TEAM_NONE, _TEAM_HOST, _TEAM_OWN = 0, 1, 2  # _cpu_pass.run's team argument
-BLOCK: int = _cpu_pass.BLOCK if _cpu_pass is not None else 8192  # elements per partial sum
-# Below this one thread. Our native team (_cpu_team.h) starts within a wake-up, so two blocks are
-# worth splitting; the Python pool (where there is no native team) hands a run over in ~150 µs
-# (measured on a 2-vCPU VM, 2026-12-07: two threads were slower than one up to 2**17 elements).
-PARALLEL_MIN = BLOCK + 1 if OWN_TEAM else 1 << 18
+BLOCK: int = _cpu_pass.BLOCK if _cpu_pass is not None else 2048  # elements per partial sum
+# Below this one thread on our team: split over it, inputs of two to four blocks ran slower than
+# on one thread with another library's op between calls (Paddle's, at 2**12: 135 against 54 µs);
+# the Python pool (where there is no native team) hands a run over in ~150 µs, so it splits from
+# 2**18 (bench/README.md, "Threads").
+PARALLEL_MIN = 4 * BLOCK + 1 if OWN_TEAM else 1 << 18
 KINDS = {"logits": 0, "probs": 1, "focal": 2}
 OPTIONS = ("label_smoothing", "ignore_index", "alpha", "gamma")  # what the pass implements
 ROUTES = {"float16": 0, "bfloat16": 0, "float32": 1, "float64": 2}  # the result dtype's route (see _cpu_pass.c)

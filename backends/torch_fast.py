@@ -41,7 +41,8 @@ _CUDA_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 _PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
 _OUTSIDE = Declined("values outside [0, 1]: the front end's check reports them")
 # torch's OpenMP workers spin-wait after each torch op, so the pass splits over torch's own team
-# (from two blocks on) rather than over threads of ours that would share cores with them.
+# (from two blocks on: they take a part at once) rather than over threads of ours that would
+# share cores with them.
 HOST_OPENMP = torch.backends.openmp.is_available() and cpu_pass.use_host_openmp()
 _PARALLEL_MIN = cpu_pass.BLOCK + 1 if HOST_OPENMP else cpu_pass.PARALLEL_MIN
 
