@@ -26,7 +26,7 @@ needs_team = pytest.mark.skipif(not cpu_pass.OWN_TEAM, reason="no native team he
 needs_pass = pytest.mark.skipif(not cpu_pass.AVAILABLE, reason="the compiled pass was not built (no C compiler?)")
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/task")
 F32 = np.dtype(np.float32)
-SPLIT = cpu_pass.BLOCK + 1  # the smallest input a call splits
+SPLIT = cpu_pass.BLOCK + 1  # the smallest input the pass can split (two blocks), passed as parallel_min
 
 
 def _data(shape, seed=0):
@@ -205,3 +205,49 @@ def test_the_team_computes_at_interpreter_exit_from_a_daemon_thread():
         """, timeout=60)
         assert done.returncode == 0, (setting, done.stderr[-2000:])
         assert "Traceback" not in done.stderr, (setting, done.stderr[-2000:])
+
+
+class _TeamRecorder:
+    """Stands in for the compiled module: records the (threads, team) each run asks for."""
+
+    def __init__(self, module):
+        self.module, self.asked = module, []
+
+    def __getattr__(self, name):
+        return getattr(self.module, name)
+
+    def run(self, *args):
+        self.asked.append(args[-2:])
+        return self.module.run(*args)
+
+
+@needs_team
+@needs_pass
+def test_where_each_team_starts_to_split(monkeypatch):
+    """The rule of cpu_pass's docstring: torch tensors split over torch's team from two blocks;
+    NumPy arrays (like Paddle and TF tensors) over ours only past PARALLEL_MIN (four blocks)."""
+    import bce_compat
+
+    recorder = _TeamRecorder(cpu_pass._cpu_pass)
+    monkeypatch.setattr(cpu_pass, "_cpu_pass", recorder)
+    monkeypatch.setattr(cpu_pass, "num_threads", lambda: 2)
+    block = cpu_pass.BLOCK
+    assert cpu_pass.PARALLEL_MIN == 4 * block + 1
+    for n in (cpu_pass.PARALLEL_MIN - 1, cpu_pass.PARALLEL_MIN):
+        bce_compat.binary_cross_entropy_with_logits(np.zeros(n, np.float32), np.zeros(n, np.float32))
+    assert recorder.asked == [(1, cpu_pass._TEAM_NONE), (2, cpu_pass._TEAM_OWN)]
+
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    from bce_compat.backends import torch_fast
+
+    if not torch_fast.HOST_OPENMP:
+        pytest.skip("torch does not run on OpenMP here")
+    recorder.asked.clear()
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        for n in (block, 2 * block):
+            bce_compat.binary_cross_entropy_with_logits(torch.zeros(n), torch.zeros(n))
+    finally:
+        torch.set_num_threads(threads)
+    assert recorder.asked == [(1, cpu_pass._TEAM_NONE), (2, cpu_pass._TEAM_HOST)]
