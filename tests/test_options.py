@@ -133,6 +133,26 @@ def test_ignore_index_gradient_is_exactly_zero_there(autograd_framework, dtype):
                  flush_subnormals=fw.name in ("jax", "tensorflow"))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_ignore_index_mean_gradient_towards_the_input_alone(autograd_framework, dtype):
+    """As a training loop asks for it: the input's gradient alone. The fast paths then use the
+    derivative their pass wrote and divide it by the elements kept afterwards (the count is known
+    only then); differentiating the target too takes the formula's route instead (test above)."""
+    fw = autograd_framework
+    skip_unless_dtype(fw, dtype)
+    x_np, y_np = _with_ignored(LOGITS, dtype, [0, 3, 11])
+    x, y = _arrays(fw, dtype, x_np, y_np)
+    loss = lambda a, b: bce_compat.binary_cross_entropy_with_logits(a, b, reduction="mean", ignore_index=IGNORE)  # noqa: E731
+    _, (gx,) = fw.value_and_grad(loss, [x, y], [0])
+    kept = y_np != IGNORE
+    assert (gx[~kept] == 0).all()
+    finite = kept & np.isfinite(x_np)
+    _, expected, bound = exact_smoothed_logits(x_np, np.where(kept, y_np, 0.0))
+    count = kept.sum()
+    assert_close(gx[finite], expected[finite] / count, dtype, bound=bound[finite] / count,
+                 flush_subnormals=fw.name in ("jax", "tensorflow"))
+
+
 def test_ignore_index_on_probabilities_skips_the_range_check_for_ignored_targets():
     q, y = np.array([0.25, 0.5, 0.9]), np.array([1.0, -100.0, 0.0])
     got = bce_compat.binary_cross_entropy(q, y, ignore_index=-100)

@@ -155,6 +155,20 @@ def test_a_shrunk_storage_is_refused():
         F(x, torch.zeros(1000))
 
 
+@pytest.mark.parametrize("argument", ["input", "target", "weight", "pos_weight"])
+def test_a_view_into_a_shrunk_storage_is_refused_counting_from_its_first_element(argument):
+    """A view that starts inside its storage (``storage_offset() > 0``), which was then shrunk: the
+    storage still holds more bytes than the view's elements take, but not from the view's first
+    element on. What C may read is counted from there, never from the storage's start."""
+    torch = pytest.importorskip("torch")
+    bases = {name: torch.rand(2000) for name in ("input", "target", "weight", "pos_weight")}
+    views = {name: base[1000:] for name, base in bases.items()}
+    assert views[argument].storage_offset() == 1000
+    bases[argument].untyped_storage().resize_(1200 * 4)  # elements 0-1199: the view's first 200
+    with pytest.raises(ValueError, match=f"{argument}: the view reaches past the memory its storage holds"):
+        F(views["input"], views["target"], weight=views["weight"], pos_weight=views["pos_weight"])
+
+
 # --- item 6: the 4-ulp promise on weighted soft targets with large pos_weight --------------------
 
 ISSUE_CASES = [  # (x, y, w, p, dtype): the issue's inputs, C path float64 and portable path float32
