@@ -33,6 +33,9 @@ def _solve(problem: Problem):
     name = _NAMES.get(out_dtype)
     if name is None or type(x) is not np.ndarray or x.dtype not in _NAMES:
         return Declined("not a float16/32/64 ndarray")
+    if not _whole_aligned_elements(problem):
+        return Declined("an array whose start or strides are not aligned whole elements (a structured array's "
+                        "field): the pass reads whole elements")
     reduction = problem.reduction
     size = x.size
     if size == 0:
@@ -47,6 +50,20 @@ def _solve(problem: Problem):
     if settled.outside:
         return _OUTSIDE
     return loss_out if loss_out is not None else np.asarray(settled.value, out_dtype)
+
+
+def _whole_aligned_elements(problem: Problem) -> bool:
+    """Whether every ndarray operand is NumPy-aligned: a field of a packed structured array
+    (``rec["x"]``, strides of 5 bytes over float32) is not, and the pass refuses such strides.
+
+    >>> rec = np.zeros(3, dtype=[("x", np.float32), ("flag", np.uint8)])
+    >>> _whole_aligned_elements(Problem("logits", rec["x"], np.zeros(3, np.float32)))
+    False
+    """
+    for a in problem.arrays():
+        if type(a) is np.ndarray and not a.flags.aligned:
+            return False
+    return True
 
 
 ENGINE = NamedEngine("numpy-cpu-pass", _solve)

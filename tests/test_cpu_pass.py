@@ -183,6 +183,27 @@ def test_a_capacity_smaller_than_the_view_is_refused():
         cpu_pass.run("logits", x, (y, 0), reduction="sum")
     with pytest.raises(ValueError, match="negative capacity"):
         cpu_pass.run("logits", (x, -1), y, reduction="sum")
+    # the capacity counts from the first element forwards: a view that reaches before it is refused
+    with pytest.raises(ValueError, match="reaches past the memory"):
+        cpu_pass.run("logits", (x[::-1], 64), y, reduction="sum")
+
+
+@needs_pass
+def test_strides_of_part_of_an_element_are_refused():
+    """A packed structured array's field: float32 every 5 bytes. The pass reads whole elements
+    (the NumPy engine declines such arrays before it gets here)."""
+    record = np.zeros(16, dtype=[("x", np.float32), ("flag", np.uint8)])
+    _, y = _data((16,))
+    with pytest.raises(ValueError, match="strides that are not whole elements"):
+        cpu_pass.run("logits", record["x"], y, reduction="sum")
+
+
+@needs_pass
+def test_is_one_takes_one_element_only():
+    """The backward's shortcut for an upstream of exactly 1 (``loss.backward()``): one element."""
+    assert cpu_pass.is_one(np.array(1.0, np.float32)) and cpu_pass.is_one(np.array([1.0]))
+    assert not cpu_pass.is_one(np.array([1.0, 1.0])) and not cpu_pass.is_one(np.array([1.0, 2.0]))
+    assert not cpu_pass.is_one(np.array(-1.0)) and not cpu_pass.is_one(np.array(np.nextafter(1.0, 2.0)))
 
 
 @needs_pass

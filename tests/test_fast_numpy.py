@@ -108,6 +108,27 @@ def test_non_contiguous_and_mixed_dtypes():
     assert_close(got, portable(x, y, None, 2.0), "float64", ulps=4)
 
 
+@pytest.mark.parametrize("argument", ["input", "target", "weight", "pos_weight"])
+def test_a_structured_arrays_field_is_a_value_like_any_other(argument):
+    """A field of a packed structured array (strides of 5 bytes over float32) is a valid array,
+    but not one of whole elements: the pass refuses such strides, so the engine declines it and
+    the portable path computes. It raised the pass's "strides that are not whole elements"."""
+    rng = np.random.default_rng(3)
+    values = {"input": rng.standard_normal(6) * 4, "target": rng.random(6), "weight": rng.random(6) + 0.5,
+              "pos_weight": rng.random(6) * 3}
+    arrays = {name: v.astype(np.float32) for name, v in values.items()}
+    expected = bce_compat.binary_cross_entropy_with_logits(
+        arrays["input"], arrays["target"], arrays["weight"], reduction="none", pos_weight=arrays["pos_weight"])
+    record = np.zeros(6, dtype=[("value", np.float32), ("flag", np.uint8)])
+    record["value"] = arrays[argument]
+    arrays[argument] = record["value"]
+    assert arrays[argument].strides == (5,)
+    got = bce_compat.binary_cross_entropy_with_logits(
+        arrays["input"], arrays["target"], arrays["weight"], reduction="none", pos_weight=arrays["pos_weight"])
+    assert got.dtype == np.float32 and got.shape == (6,)
+    assert_close(got, np.asarray(expected, np.float64), "float32", ulps=4)
+
+
 def test_public_call_uses_the_pass(monkeypatch):
     seen = []
     original = cpu_pass.run
