@@ -262,6 +262,14 @@ def test_cli_passes_bce_compat_and_fails_the_naive_module_naming_its_cases(third
     assert set(named.group(1).split(", ")) == predicted
 
 
+def test_cli_fails_when_no_chosen_case_applies_and_says_why(third_party):
+    """Nothing run is not a pass: a torch-dialect case chosen for a Paddle-dialect implementation."""
+    run = _run([*_bce_compat_command(), "conformance", "--impl", OURS, "--dialect", "paddle",
+                "--cases", "ours-elementwise-mean-alias", "--backends", "numpy", "--quiet"], third_party)
+    assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "no case applies to" in run.stderr and "not a paddle-dialect case" in run.stderr
+
+
 def test_pytest_plugin_collects_one_test_per_case_and_dtype_in_a_folder_without_tests(third_party, naive):
     common = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--bce-dialect", "torch",
               "--bce-backends", "numpy"]
