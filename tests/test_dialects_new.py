@@ -145,6 +145,38 @@ def test_keras_class_zero_divisor_and_rank_matching():
         K.BinaryCrossentropy(label_smoothing=2.0)
 
 
+@pytest.mark.parametrize("true_shape, weight_shape, expected_shape", [
+    ((5, 1, 1), (5,), (5, 1)),  # per-sample losses (5, 1) against weights (5,): the weights gain the axis
+    ((5, 1), (5, 1), (5, 1)),  # losses (5,) against weights (5, 1): the losses gain it
+    ((5, 3), (5, 1), (5, 1)),
+])
+def test_keras_class_matches_the_ranks_of_losses_and_sample_weight_as_keras(true_shape, weight_shape, expected_shape):
+    """Keras' ``squeeze_or_expand_to_same_rank`` between the per-sample losses and
+    ``sample_weight``; the shapes are Keras 3.15's own for these inputs."""
+    rng = np.random.default_rng(5)
+    y_true, y_pred = (rng.random(true_shape) > 0.5).astype(np.float64), rng.standard_normal(true_shape) * 3
+    weight = rng.random(weight_shape) + 0.5
+    got = K.BinaryCrossentropy(from_logits=True, reduction=None)(y_true, y_pred, sample_weight=weight)
+    per_sample = _mean_last_axis(exact_logits_loss(y_pred, y_true).reshape(-1, true_shape[-1]))
+    assert got.shape == expected_shape
+    assert_close(got.reshape(-1), per_sample * weight.reshape(-1), "float64", ulps=8)
+
+
+def test_keras_class_half_dtype_rounds_sample_weight_to_it_before_weighting():
+    """With ``dtype="float16"``, Keras rounds ``sample_weight`` to float16 and weighs the float32
+    losses with it; the product is then rounded once. Bit for bit, on weights float16 cannot hold
+    (a tolerance of an ulp cannot tell the rounded weight from the unrounded one)."""
+    rng = np.random.default_rng(0)
+    y_true, y_pred = (rng.random((4000, 1)) > 0.5).astype(np.float32), rng.random((4000, 1)).astype(np.float32)
+    weight = (rng.random(4000) * 3).astype(np.float32)
+    got = K.BinaryCrossentropy(dtype="float16", reduction=None)(y_true, y_pred, sample_weight=weight)
+    widened = [a.astype(np.float16).astype(np.float32) for a in (y_true, y_pred, weight)]
+    losses = K.binary_crossentropy(widened[0], widened[1])  # float32, as the class computes them
+    expected = (losses * widened[2]).astype(np.float16)
+    assert got.dtype == np.float16 and np.array_equal(got, expected)
+    assert not np.array_equal(expected, (losses * weight).astype(np.float16))  # the weight's rounding shows
+
+
 def test_keras_dtype_casts_both_inputs():
     got = K.BinaryCrossentropy(from_logits=True, dtype="float32")(Y_TRUE, Y_PRED)
     assert got.dtype == np.float32
