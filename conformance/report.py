@@ -244,7 +244,7 @@ def _differ(oa: Outcome, ob: Outcome, dtype: str) -> bool:
     return oa.value is not None and ob.value is not None and not _close(oa.value, ob.value, _DIFF_RTOL[dtype])
 
 
-def _close(u: Any, v: Any, rtol: float = 1e-6) -> bool:
+def _close(u: Any, v: Any, rtol: float) -> bool:
     if u is None or v is None:
         return u is v
     u, v = (u if isinstance(u, list) else [u]), (v if isinstance(v, list) else [v])

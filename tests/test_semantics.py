@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 import warnings
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import bce_compat
 from _calls import DIALECTS, module, probs, with_logits
 from _reference import assert_result, exact_logits_loss, exact_probs_loss, reduce_exact, skip_unless_dtype
+from bce_compat import _math
 from bce_compat.backends._float_dtypes import dtype_name
 from bce_compat.conformance import frameworks
 
@@ -150,3 +152,31 @@ def test_torch_cuda_tensors_stay_on_cuda():
     out = bce_compat.binary_cross_entropy_with_logits(x, y, pos_weight=torch.ones(8, device="cuda"))
     out.backward()
     assert out.device.type == "cuda" and x.grad.device.type == "cuda"
+
+
+def test_the_portable_clamp_keeps_gradients_finite_where_log_is_differentiated_as_a_reciprocal():
+    """Some kernels differentiate log as g * (1/q) rather than g / q. For a subnormal q, 1/q is inf,
+    and the zero gradient of a clamped element would become 0 * inf = NaN, unless q is clamped
+    before the log is taken (``_math._neg_log_clamped``). The libraries installed here divide, so
+    a torch log that multiplies by the reciprocal stands in for such a kernel."""
+    torch = pytest.importorskip("torch")
+    from array_api_compat import torch as xp_torch
+
+    class ReciprocalLog(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, q):
+            ctx.save_for_backward(q)
+            return torch.log(q)
+
+        @staticmethod
+        def backward(ctx, g):
+            (q,) = ctx.saved_tensors
+            return g * (1 / q)
+
+    xp = types.SimpleNamespace(logical_or=xp_torch.logical_or, where=xp_torch.where, ones_like=xp_torch.ones_like,
+                               full_like=xp_torch.full_like, log=ReciprocalLog.apply)
+    q = torch.tensor([1e-45, 3e-44, 0.0], dtype=torch.float32, requires_grad=True)  # subnormal, under e**-100, zero
+    value = _math._neg_log_clamped(xp, q)
+    value.sum().backward()
+    assert value.tolist() == [100.0, 100.0, 100.0]
+    assert q.grad.tolist() == [0.0, 0.0, 0.0]
