@@ -1,5 +1,7 @@
 """Array-API dtype helpers for libraries whose namespace we write ourselves (Paddle, TF)."""
 
+import math
+
 _FLOAT_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64}
 _INTEGRAL = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 
@@ -60,3 +62,24 @@ def float_result_type(by_name, *dtypes):
         names.add("float32")
     widest = max(names, key=lambda n: (_FLOAT_BITS[n], n != "bfloat16"))
     return by_name[widest]
+
+
+_FORMATS = {"float16": (11, -24, 65520.0), "bfloat16": (8, -133, 2.0**128), "float32": (24, -149, 2.0**128)}
+
+
+def round_to(value: float, name: str) -> float:
+    """``value`` rounded once, to nearest-even, to float16, bfloat16 or float32 (overflow to inf).
+
+    Libraries convert a double to a half dtype through float32 (TF's cast, ml_dtypes), rounding
+    twice: 1 + 2**-8 + 2**-30 becomes the bfloat16 midpoint 1 + 2**-8 and then 1.0, where one
+    rounding gives 1 + 2**-7. The value returned here is exact in ``name``'s format.
+
+    >>> round_to(1.0 + 2.0**-8 + 2.0**-30, "bfloat16"), round_to(1e39, "bfloat16"), round_to(2.0**-140, "bfloat16")
+    (1.0078125, inf, 0.0)
+    """
+    if not math.isfinite(value) or value == 0.0:
+        return value
+    digits, lowest, top = _FORMATS[name]  # significand bits, smallest exponent of a quantum, overflow
+    quantum = max(math.frexp(value)[1] - digits, lowest)
+    rounded = math.copysign(round(value / 2.0**quantum) * 2.0**quantum, value)  # half-to-even; exact scaling
+    return math.copysign(math.inf, value) if abs(rounded) >= top else rounded

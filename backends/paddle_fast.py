@@ -28,6 +28,7 @@ import paddle
 
 from bce_compat.backends import _paddle_private as private
 from bce_compat.backends import cpu_pass
+from bce_compat.backends._float_dtypes import round_to
 from bce_compat.contract import Declined, NamedEngine, Problem, focal_grad_by_formula
 
 _NAMES = {paddle.float16: "float16", paddle.bfloat16: "bfloat16", paddle.float32: "float32",
@@ -305,25 +306,8 @@ def _scalar(value: float, dtype, name: str):
     finds them exact.
     """
     if name in ("float16", "bfloat16") or (name == "float32" and not abs(value) <= _FLOAT32_MAX):
-        value = _round_to(value, name)
+        value = round_to(value, name)
     return private.scalar(value, dtype)
-
-
-def _round_to(value: float, name: str) -> float:
-    """``value`` rounded to nearest-even in float16, bfloat16 or float32 (overflow to inf).
-
-    >>> _round_to(1.0 + 2.0**-9, "bfloat16"), _round_to(1e39, "bfloat16"), _round_to(2.0**-140, "bfloat16")
-    (1.0, inf, 0.0)
-    """
-    if not math.isfinite(value) or value == 0.0:
-        return value
-    digits, lowest, top = _FORMATS[name]  # significand bits, smallest exponent of a quantum, overflow
-    quantum = max(math.frexp(value)[1] - digits, lowest)
-    rounded = math.copysign(round(value / 2.0**quantum) * 2.0**quantum, value)  # half-to-even; exact scaling
-    return math.copysign(math.inf, value) if abs(rounded) >= top else rounded
-
-
-_FORMATS = {"float16": (11, -24, 65520.0), "bfloat16": (8, -133, 2.0**128), "float32": (24, -149, 2.0**128)}
 
 
 _FLOAT32_MAX = 3.4028234663852886e38

@@ -1,5 +1,7 @@
 """TensorFlow backend: ``tf.Tensor`` and ``tf.Variable``, with a thin array-API namespace."""
 
+import numpy as np
+
 from bce_compat.backends import _float_dtypes
 
 NAME = "tensorflow"
@@ -77,7 +79,7 @@ class TensorFlowNamespace:
         return self._tf.ones(shape, dtype=dtype or self.float32)
 
     def full(self, shape, fill_value, *, dtype=None, device=None):
-        return self._tf.fill(shape, self._tf.constant(fill_value, dtype=dtype or self.float32))
+        return self._tf.fill(shape, self._fill_value(fill_value, dtype or self.float32))
 
     def zeros_like(self, x, /, *, dtype=None, device=None):
         return self._tf.zeros_like(x, dtype=dtype)
@@ -86,7 +88,13 @@ class TensorFlowNamespace:
         return self._tf.ones_like(x, dtype=dtype)
 
     def full_like(self, x, /, fill_value, *, dtype=None, device=None):
-        return self._tf.fill(self._tf.shape(x), self._tf.constant(fill_value, dtype=dtype or x.dtype))
+        return self._tf.fill(self._tf.shape(x), self._fill_value(fill_value, dtype or x.dtype))
+
+    def _fill_value(self, value, dtype):
+        """``value`` as a 0-d tensor of ``dtype``, made from NumPy: TF caches the constants it makes
+        from Python numbers by value, where 0.0 == -0.0 (after a -0.0, 0.0 would fill with -0.0)."""
+        with np.errstate(over="ignore"):  # out of the dtype's range: inf, as TF's own conversion gives
+            return self._tf.constant(np.asarray(value, dtype.as_numpy_dtype))
 
     # --- data types
     def result_type(self, *arrays_and_dtypes):
@@ -158,7 +166,6 @@ _TF_FUNCTIONS = {
 
 def bench():
     """The test bench: eager tensors from NumPy, gradients by ``tf.GradientTape``."""
-    import numpy as np
     import tensorflow as tf
 
     from bce_compat.contract import Bench

@@ -193,6 +193,30 @@ def exact_probs_grad(q, y, weight=None):
     return grad
 
 
+def rounded_once(value: float, name: str) -> float:
+    """``value`` rounded once (nearest-even) to ``name``'s format, independently of the code under
+    test. NumPy converts a double to float16 and float32 directly; for bfloat16 the double goes to
+    float32 rounded to odd, which keeps what the second rounding needs, and then to bfloat16 by
+    ml_dtypes (whose own double -> bfloat16 rounds through float32 to nearest: twice).
+
+    >>> rounded_once(1.0 + 2.0**-8 + 2.0**-30, "bfloat16")
+    1.0078125
+    """
+    if name == "float64" or not math.isfinite(value):
+        return value
+    with np.errstate(over="ignore"):
+        if name != "bfloat16":
+            return float(np.asarray(value).astype(name))
+        import ml_dtypes
+
+        f = np.asarray(value).astype(np.float32)
+        if np.isfinite(f) and float(f) != value:
+            if abs(float(f)) > abs(value):  # round to odd: toward zero, then the last bit set
+                f = np.nextafter(f, np.float32(0))
+            f = (np.asarray(f, np.float32).view(np.uint32) | np.uint32(1)).view(np.float32)
+        return float(np.asarray(f).astype(ml_dtypes.bfloat16))
+
+
 def reduce_exact(loss: np.ndarray, reduction: str):
     """The exact mean/sum of already-exact elements (math.fsum), as a 0-d float64 array."""
     if reduction == "none":

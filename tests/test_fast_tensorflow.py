@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 import _cpu_pass_calls as calls
-from _reference import assert_close, edge_grid_values, exact_logits_grad, exact_logits_loss, reduce_exact
+from _reference import (
+    assert_close,
+    edge_grid_values,
+    exact_logits_grad,
+    exact_logits_loss,
+    reduce_exact,
+    rounded_once,
+)
 
 pytest.importorskip("torch")  # import order: torch, paddle, then tensorflow
 pytest.importorskip("paddle")
@@ -171,3 +178,30 @@ def test_float16_gradient_rounds_once_into_subnormals(upstream):
     expected = (derivative * np.float32(upstream)).astype(np.float16)
     assert grad.dtype == np.float16 and np.count_nonzero(np.abs(expected) < np.finfo(np.float16).tiny) > 100
     assert grad.tobytes() == expected.tobytes()
+
+
+def test_scalar_results_are_rounded_once():
+    """The 0-d result of a mean or sum: the double rounded once to the result's dtype. TF's cast of a
+    double to bfloat16 goes through float32, which rounds 1 + 2**-8 + 2**-30 to the bfloat16
+    midpoint 1 + 2**-8 and then to even (1.0), where one rounding gives 1 + 2**-7."""
+    rng = np.random.default_rng(3)
+    crafted = [1.0 + 2.0**-8 + 2.0**-30, -(1.0 + 2.0**-8 + 2.0**-30), 1.0 + 2.0**-11 + 2.0**-30, 65519.0, 1e-46, 3.5e38]
+    values = list(rng.standard_normal(300) * 10.0 ** rng.integers(-40, 39, 300)) + crafted
+    for value in values:
+        for name in ("float16", "bfloat16", "float32", "float64"):
+            got = tensorflow_fast._scalar(float(value), name, getattr(tf, name)).numpy().astype(np.float64)
+            expected = np.float64(rounded_once(float(value), name))
+            assert got.tobytes() == expected.tobytes(), (value, name, got, expected)
+
+
+def test_a_zero_result_is_positive_zero_after_a_negative_zero_constant():
+    """TF keeps the constants it makes from Python numbers in a cache keyed by value and dtype, where
+    0.0 == -0.0: after anyone's ``tf.constant(-0.0, dtype=tf.float32)``, ``tf.constant(0.0,
+    dtype=tf.float32)`` is -0.0. A loss of exactly 0 (and the portable path's fills) must still
+    be +0.0."""
+    x, y = tf.constant([-1e30, -1e30]), tf.constant([0.0, 0.0])
+    assert np.signbit(tf.constant(-0.0, dtype=tf.float32).numpy())
+    total = bce_compat.binary_cross_entropy_with_logits(x, y, reduction="sum")
+    assert float(total) == 0.0 and not np.signbit(total.numpy())
+    xp = load_backend("tensorflow").namespace(x)
+    assert not np.signbit(xp.full_like(x, 0.0).numpy()).any() and not np.signbit(xp.full((2,), 0.0).numpy()).any()
