@@ -194,14 +194,18 @@ def test_scalar_results_are_rounded_once():
             assert got.tobytes() == expected.tobytes(), (value, name, got, expected)
 
 
-def test_a_zero_result_is_positive_zero_after_a_negative_zero_constant():
+def test_zeros_keep_their_sign_whatever_tfs_constant_cache_holds():
     """TF keeps the constants it makes from Python numbers in a cache keyed by value and dtype, where
-    0.0 == -0.0: after anyone's ``tf.constant(-0.0, dtype=tf.float32)``, ``tf.constant(0.0,
-    dtype=tf.float32)`` is -0.0. A loss of exactly 0 (and the portable path's fills) must still
-    be +0.0."""
+    0.0 == -0.0: whichever zero a process made first, ``tf.constant`` gives it for the other too
+    (after a ``tf.constant(-0.0, dtype=tf.float32)``, a loss of exactly 0 came back as -0.0). Both
+    zeros are made here first, so one of them went through the cache with the other's sign."""
+    tf.constant(-0.0, dtype=tf.float32), tf.constant(0.0, dtype=tf.float32)
+    for zero in (0.0, -0.0):
+        assert np.signbit(tensorflow_fast._scalar(zero, "float32", tf.float32).numpy()) == np.signbit(zero)
     x, y = tf.constant([-1e30, -1e30]), tf.constant([0.0, 0.0])
-    assert np.signbit(tf.constant(-0.0, dtype=tf.float32).numpy())
     total = bce_compat.binary_cross_entropy_with_logits(x, y, reduction="sum")
     assert float(total) == 0.0 and not np.signbit(total.numpy())
     xp = load_backend("tensorflow").namespace(x)
-    assert not np.signbit(xp.full_like(x, 0.0).numpy()).any() and not np.signbit(xp.full((2,), 0.0).numpy()).any()
+    for zero in (0.0, -0.0):
+        assert (np.signbit(xp.full_like(x, zero).numpy()) == np.signbit(zero)).all()
+        assert (np.signbit(xp.full((2,), zero).numpy()) == np.signbit(zero)).all()
