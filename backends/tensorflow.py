@@ -42,6 +42,28 @@ def engines():
 
 
 _NAMESPACE: "TensorFlowNamespace | None" = None
+_HALF = ("float16", "bfloat16")
+
+
+def constant(value, dtype):
+    """``value`` as a 0-d tensor of ``dtype``, a number rounded once to it.
+
+    Made from a NumPy value, not a Python number: TF caches the constants it makes from Python
+    numbers by value, where 0.0 == -0.0 (after a ``tf.constant(-0.0)``, ``tf.constant(0.0)`` is
+    -0.0). Half dtypes are rounded here first: TF's cast and ml_dtypes round a double through
+    float32, twice.
+
+    >>> import tensorflow as tf
+    >>> float(constant(1.0 + 2.0**-8 + 2.0**-30, tf.bfloat16))  # above the midpoint: up
+    1.0078125
+    """
+    import tensorflow as tf
+
+    name = _float_dtypes.dtype_name(dtype)
+    if name in _HALF and isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        value = _float_dtypes.round_to(float(value), name)
+    with np.errstate(over="ignore"):  # out of the dtype's range: inf, as TF's own conversion gives
+        return tf.constant(np.asarray(value, dtype.as_numpy_dtype))
 
 
 class TensorFlowNamespace:
@@ -91,10 +113,7 @@ class TensorFlowNamespace:
         return self._tf.fill(self._tf.shape(x), self._fill_value(fill_value, dtype or x.dtype))
 
     def _fill_value(self, value, dtype):
-        """``value`` as a 0-d tensor of ``dtype``, made from NumPy: TF caches the constants it makes
-        from Python numbers by value, where 0.0 == -0.0 (after a -0.0, 0.0 would fill with -0.0)."""
-        with np.errstate(over="ignore"):  # out of the dtype's range: inf, as TF's own conversion gives
-            return self._tf.constant(np.asarray(value, dtype.as_numpy_dtype))
+        return constant(value, dtype)
 
     # --- data types
     def result_type(self, *arrays_and_dtypes):

@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from bce_compat.backends import _tf_private as private
 from bce_compat.backends import cpu_pass
-from bce_compat.backends._float_dtypes import round_to
+from bce_compat.backends.tensorflow import constant
 from bce_compat.contract import Declined, NamedEngine, Problem
 
 _NAMES = {tf.float16: "float16", tf.bfloat16: "bfloat16", tf.float32: "float32", tf.float64: "float64"}
@@ -91,19 +91,16 @@ def _forward(problem: Problem, derivative: np.ndarray | None = None) -> tuple | 
     if loss_out is not None:
         value = _adopt(loss_out)
         return (value if value.dtype == out_dtype else tf.cast(value, out_dtype)), settled.grad_scale
-    return _scalar(settled.value, name, out_dtype), settled.grad_scale
+    return _scalar(settled.value, out_dtype), settled.grad_scale
 
 
-def _scalar(value: float, name: str, out_dtype):
-    """A 0-d tensor of ``value`` rounded once to ``out_dtype`` (named ``name``). Made from a NumPy
-    value: TF keeps the constants it makes from Python numbers in a cache keyed by value, where
-    0.0 == -0.0, so ``tf.constant(0.0)`` after a ``tf.constant(-0.0)`` is -0.0.
+def _scalar(value: float, out_dtype):
+    """A 0-d tensor of ``value`` rounded once to ``out_dtype`` (``backends.tensorflow.constant``).
 
-    >>> float(_scalar(1.0 + 2.0**-8 + 2.0**-30, "bfloat16", tf.bfloat16))  # above the midpoint: up
+    >>> float(_scalar(1.0 + 2.0**-8 + 2.0**-30, tf.bfloat16))  # above the midpoint: up
     1.0078125
     """
-    exact = value if name == "float64" else round_to(value, name)  # once; TF's cast rounds through float32
-    return tf.constant(np.asarray(exact, out_dtype.as_numpy_dtype))
+    return constant(value, out_dtype)
 
 
 def _with_gradient(problem: Problem, others_recorded: bool):

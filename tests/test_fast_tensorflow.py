@@ -180,18 +180,28 @@ def test_float16_gradient_rounds_once_into_subnormals(upstream):
     assert grad.tobytes() == expected.tobytes()
 
 
-def test_scalar_results_are_rounded_once():
-    """The 0-d result of a mean or sum: the double rounded once to the result's dtype. TF's cast of a
-    double to bfloat16 goes through float32, which rounds 1 + 2**-8 + 2**-30 to the bfloat16
-    midpoint 1 + 2**-8 and then to even (1.0), where one rounding gives 1 + 2**-7."""
+def test_scalar_results_and_the_namespaces_fills_are_rounded_once():
+    """The 0-d result of a mean or sum, and the namespace's ``full``/``full_like`` (the portable
+    path's constants): the double rounded once to the dtype. TF's cast of a double to bfloat16, and
+    ml_dtypes', go through float32, which rounds 1 + 2**-8 + 2**-30 to the bfloat16 midpoint
+    1 + 2**-8 and then to even (1.0), where one rounding gives 1 + 2**-7."""
     rng = np.random.default_rng(3)
     crafted = [1.0 + 2.0**-8 + 2.0**-30, -(1.0 + 2.0**-8 + 2.0**-30), 1.0 + 2.0**-11 + 2.0**-30, 65519.0, 1e-46, 3.5e38]
     values = list(rng.standard_normal(300) * 10.0 ** rng.integers(-40, 39, 300)) + crafted
-    for value in values:
-        for name in ("float16", "bfloat16", "float32", "float64"):
-            got = tensorflow_fast._scalar(float(value), name, getattr(tf, name)).numpy().astype(np.float64)
+    xp = load_backend("tensorflow").namespace(tf.zeros([1]))
+    for name in ("float16", "bfloat16", "float32", "float64"):
+        dtype = getattr(tf, name)
+        like = tf.zeros([2], dtype)
+        for value in values:
             expected = np.float64(rounded_once(float(value), name))
-            assert got.tobytes() == expected.tobytes(), (value, name, got, expected)
+            made = {
+                "_scalar": tensorflow_fast._scalar(float(value), dtype),
+                "full": xp.full((2,), float(value), dtype=dtype),
+                "full_like": xp.full_like(like, float(value)),
+            }
+            for how, tensor in made.items():
+                got = tensor.numpy().astype(np.float64).reshape(-1)
+                assert (got.view(np.int64) == expected.view(np.int64)).all(), (how, value, name, got, expected)
 
 
 def test_zeros_keep_their_sign_whatever_tfs_constant_cache_holds():
@@ -201,7 +211,7 @@ def test_zeros_keep_their_sign_whatever_tfs_constant_cache_holds():
     zeros are made here first, so one of them went through the cache with the other's sign."""
     tf.constant(-0.0, dtype=tf.float32), tf.constant(0.0, dtype=tf.float32)
     for zero in (0.0, -0.0):
-        assert np.signbit(tensorflow_fast._scalar(zero, "float32", tf.float32).numpy()) == np.signbit(zero)
+        assert np.signbit(tensorflow_fast._scalar(zero, tf.float32).numpy()) == np.signbit(zero)
     x, y = tf.constant([-1e30, -1e30]), tf.constant([0.0, 0.0])
     total = bce_compat.binary_cross_entropy_with_logits(x, y, reduction="sum")
     assert float(total) == 0.0 and not np.signbit(total.numpy())
