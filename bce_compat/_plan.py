@@ -151,9 +151,16 @@ def _make_plan(fn: str, names: ArgNames, x, y, weight, pos_weight) -> Plan:
     )
 
 
+_HALF_NAMES = ("float16", "bfloat16")
+
+
 def _is_half(xp: Any, dtype: Any) -> bool:
-    # by name: a NumPy dtype compares equal to None (np.dtype(None) is float64)
-    return any(hasattr(xp, n) and dtype == getattr(xp, n) for n in ("float16", "bfloat16"))
+    # A NumPy dtype by its name: a namespace may lack float16 while its arrays hold it
+    # (array_api_compat's Dask namespace). Others as the namespace's own dtype, looked up by name:
+    # a NumPy dtype compares equal to None (np.dtype(None) is float64).
+    if getattr(dtype, "name", None) in _HALF_NAMES:
+        return True
+    return any(hasattr(xp, n) and dtype == getattr(xp, n) for n in _HALF_NAMES)
 
 
 def compute_dtype(backend: Backend, xp: Any, x: Any, out_dtype: Any) -> Any:

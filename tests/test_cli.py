@@ -265,3 +265,80 @@ def test_conformance_output_has_no_framework_log_lines_or_warnings():
     assert _framework_noise(done.stdout + "\n" + done.stderr) == []
     progress = [line for line in done.stderr.splitlines() if line.strip()]
     assert all(line.startswith("[") for line in progress), progress  # stderr: the progress lines only
+
+
+# ---- what a mistyped option or a pipe must still get right
+
+
+def test_an_empty_backend_list_is_an_error_not_a_run_on_nothing(capsys):
+    """``--backends ,`` (a stray comma, an empty variable) names no backend: exit 2, not a green run of nothing."""
+    assert cli.main(["conformance", "--backends", ",", "--cases", "paddle-F-logits-example", "--quiet"]) == 2
+    assert "unknown backend ','" in capsys.readouterr().err
+
+
+def test_piped_table_keeps_each_case_on_one_line_whatever_the_terminal_width(capsys, monkeypatch):
+    """Piped output (``| grep``) is not cut to the terminal: a long id and its cells stay on one line."""
+    monkeypatch.setenv("COLUMNS", "40")
+    code = cli.main(["conformance", "--backends", "numpy", "--cases", LONG_ID, "--no-native", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    (row,) = [line for line in out.splitlines() if line.startswith(LONG_ID)]
+    assert row.split()[1:] == ["ok"]
+
+
+def test_progress_off_a_terminal_ends_with_a_done_line():
+    """Off a terminal the progress is a line every 10 cases and always a last ``[n/n] done``."""
+    from bce_compat._cli_conformance import progress_printer
+
+    stream = io.StringIO()
+    progress = progress_printer(stream)
+    for i in range(13):
+        progress(i, 13, f"case-{i}")
+    progress(13, 13, "")
+    assert stream.getvalue().splitlines() == ["[0/13] case-0", "[10/13] case-10", "[13/13] done"]
+
+
+def test_diff_of_a_framework_with_itself_is_an_error(capsys):
+    assert cli.main(["diff", "torch", "torch"]) == 2
+    assert "two different frameworks" in capsys.readouterr().err
+
+
+def test_log_level_variables_the_user_set_are_kept(monkeypatch):
+    """``TF_CPP_MIN_LOG_LEVEL=0 bce-compat conformance`` shows TF's logs again: the CLI keeps the user's value."""
+    from bce_compat._cli_quiet import silence_framework_logs
+
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    monkeypatch.setenv("GLOG_minloglevel", "1")
+    silence_framework_logs()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0" and os.environ["GLOG_minloglevel"] == "1"
+
+
+def test_junit_alone_is_written(tmp_path, capsys):
+    """``--junit FILE`` without ``--json`` still writes the JUnit report."""
+    junit_path = tmp_path / "r.xml"
+    code = cli.main(["conformance", "--backends", "numpy", "--cases", "paddle-F-logits-example", "--no-native",
+                     "--junit", str(junit_path), "--quiet"])
+    assert code == 0, capsys.readouterr().out
+    assert junit_path.exists() and "<testsuite" in junit_path.read_text()
+
+
+def test_a_cell_shows_the_worst_of_its_checks():
+    """A case passing in float64 but failing in float32 is a FAIL cell, not ok (FAIL > div > uns > ok > skip)."""
+    result = _result(["a-case"], ["numpy"])
+    result.outcomes += [
+        runner.Outcome(case="a-case", backend="numpy", path="paddle-dialect", dtype="float64", status="fail"),
+        runner.Outcome(case="a-case", backend="numpy", path="torch-dialect", dtype="float16", status="skipped"),
+    ]
+    assert report.table(result).splitlines()[2].split() == ["a-case", "FAIL"]
+
+
+def test_a_known_backend_that_is_not_installed_is_named_as_skipped(capsys):
+    """``--backends numpy,cupy`` without CuPy runs on NumPy and says that CuPy was skipped."""
+    from importlib.util import find_spec
+
+    if find_spec("cupy") is not None:
+        pytest.skip("cupy is installed")
+    code = cli.main(["conformance", "--backends", "numpy,cupy", "--cases", "paddle-F-logits-example", "--no-native",
+                     "--quiet"])
+    assert code == 0
+    assert "not installed (skipped): cupy" in capsys.readouterr().err

@@ -145,6 +145,15 @@ def test_keras_class_zero_divisor_and_rank_matching():
         K.BinaryCrossentropy(label_smoothing=2.0)
 
 
+def test_keras_class_weights_summing_to_zero_give_zero_not_the_weighted_total():
+    """divide_no_nan with a nonzero numerator: weights [1, -1] sum to 0 while the weighted total is
+    loss(row 0) - loss(row 1) = -1.26; Keras 3.15 gives 0.0 for this call, and so must the dialect."""
+    loss = K.BinaryCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
+    per_sample = _mean_last_axis(exact_logits_loss(Y_PRED, Y_TRUE))
+    assert abs(per_sample[0] - per_sample[1]) > 0.5  # the numerator that must not come back
+    assert float(loss(Y_TRUE, Y_PRED, sample_weight=np.array([1.0, -1.0]))) == 0.0
+
+
 @pytest.mark.parametrize("true_shape, weight_shape, expected_shape", [
     ((5, 1, 1), (5,), (5, 1)),  # per-sample losses (5, 1) against weights (5,): the weights gain the axis
     ((5, 1), (5, 1), (5, 1)),  # losses (5,) against weights (5, 1): the losses gain it
@@ -180,6 +189,29 @@ def test_keras_class_half_dtype_rounds_sample_weight_to_it_before_weighting():
 def test_keras_dtype_casts_both_inputs():
     got = K.BinaryCrossentropy(from_logits=True, dtype="float32")(Y_TRUE, Y_PRED)
     assert got.dtype == np.float32
+
+
+@pytest.mark.parametrize("axis, kept", [(-2, 1), (-1, 0), (0, 1), (1, 0)])
+def test_keras_axis_takes_every_valid_negative_and_positive_value(axis, kept):
+    """Keras' ``axis`` is any int in [-ndim, ndim): axis=-2 of a 2-D batch is axis 0, the mean down each
+    column; -3 and 2 are out of range, a ValueError naming ``axis``."""
+    got = K.binary_crossentropy(Y_TRUE, Y_PRED, from_logits=True, axis=axis)
+    exact = exact_logits_loss(Y_PRED, Y_TRUE)
+    assert_close(got, _mean_last_axis(exact if kept == 0 else exact.T), "float64")
+    for bad in (-3, 2):
+        with pytest.raises(ValueError, match="axis"):
+            K.binary_crossentropy(Y_TRUE, Y_PRED, from_logits=True, axis=bad)
+
+
+def test_keras_class_half_dtype_rounds_soft_targets_as_well():
+    """With ``dtype="float16"`` Keras casts ``y_true`` to float16 too, not only ``y_pred``: a soft target
+    of 0.999 becomes 0.99902, which changes the loss at x = 10 by 2% (its 1 - y is 0.001). The result is
+    the exact loss of both rounded inputs, rounded once."""
+    y_true, y_pred = np.array([[0.999], [0.3], [0.7]]), np.array([[10.0], [-2.0], [3.0]])
+    got = K.BinaryCrossentropy(from_logits=True, dtype="float16", reduction=None)(y_true, y_pred)
+    rounded = [a.astype(np.float16).astype(np.float64) for a in (y_true, y_pred)]
+    assert got.dtype == np.float16
+    assert_close(got, _mean_last_axis(exact_logits_loss(rounded[1], rounded[0])), "float16", ulps=1)
 
 
 def test_keras_float_targets_take_the_predictions_dtype():
@@ -287,6 +319,20 @@ def test_keras_loss_subclass_trains_like_keras():
     np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-5, atol=1e-6)
     config = BinaryCrossentropy(from_logits=True, label_smoothing=0.1).get_config()
     assert BinaryCrossentropy.from_config(config).label_smoothing == 0.1
+
+
+def test_keras_loss_subclass_keeps_axis_and_smoothing_through_its_config():
+    """``bce_compat.keras.BinaryCrossentropy(axis=0, label_smoothing=0.2)`` averages the smoothed loss
+    over axis 0 (one value per column), and so does the loss rebuilt by ``from_config(get_config())``."""
+    _tf()
+    pytest.importorskip("keras")
+    from bce_compat.keras import BinaryCrossentropy
+
+    loss = BinaryCrossentropy(from_logits=True, label_smoothing=0.2, axis=0, reduction=None)
+    exact = exact_smoothed_logits(ORDINARY_X.astype(np.float64), ORDINARY_Y.astype(np.float64), 0.2)[0]
+    for candidate in (loss, BinaryCrossentropy.from_config(loss.get_config())):
+        got = np.asarray(candidate(ORDINARY_Y, ORDINARY_X))
+        assert_close(got, _mean_last_axis(exact.T), "float32", ulps=8)
 
 
 @pytest.mark.parametrize("missing", ["y_true", "y_pred"])

@@ -250,3 +250,9 @@ def test_a_reduction_that_is_not_a_string_is_named(value, shown):
         paddle_dialect.binary_cross_entropy_with_logits(x, x, None, value)
     with pytest.raises(ValueError, match=rf"`reduction` must be one of 'none', 'mean', 'sum'; got {shown}"):
         bce_compat.binary_cross_entropy_with_logits(x, x, reduction=value)
+
+
+def test_numpy_scalars_are_numpy_arrays_not_python_numbers():
+    """``np.float64`` subclasses ``float`` but is NumPy's 0-d value: accepted as input and target, dtype kept."""
+    got = bce_compat.binary_cross_entropy_with_logits(np.float64(0.5), np.float64(1.0))
+    assert got.dtype == np.float64 and float(got) == pytest.approx(np.log1p(np.exp(-0.5)), rel=1e-15)

@@ -117,6 +117,19 @@ def test_concrete_array_parameters_give_the_numbers_loss():
     np.testing.assert_array_equal(as_arrays, O.sigmoid_focal_loss(x, y, alpha=0.25, gamma=0.5))
 
 
+def test_integer_0d_array_parameters_are_read_as_their_numbers():
+    """A 0-d integer array (``np.array(2)``, a counter's dtype) is a number like any other:
+    gamma=np.array(2) and alpha=np.array(1, np.uint8) give the loss of gamma=2.0 and alpha=1.0,
+    in torchvision's and optax's signatures."""
+    expected = exact_focal(X, Y, 1.0, 2.0)[0]
+    alpha, gamma = np.array(1, np.uint8), np.array(2)
+    for got in (
+        bce_compat.sigmoid_focal_loss(X, Y, alpha=alpha, gamma=gamma),
+        O.sigmoid_focal_loss(X, Y, alpha=alpha, gamma=gamma),
+    ):
+        assert_close(got, expected, "float64")
+
+
 @pytest.mark.parametrize("value", [np.ones(2), "2", [2.0]], ids=["1-d array", "str", "list"])
 def test_parameters_that_are_no_number_name_the_argument(value):
     with pytest.raises(TypeError, match="`gamma` must be a number"):

@@ -322,3 +322,47 @@ def test_our_own_test_run_has_the_plugin_loaded_but_not_active(pytestconfig):
     assert pytestconfig.getoption("bce_impl") is None
     assert not pytestconfig.pluginmanager.has_plugin("bce_compat-conformance")
 
+
+NUMPY_ONLY = textwrap.dedent('''
+    """Two BCEs right on NumPy arrays: one doubles the loss on other libraries' arrays, one refuses them."""
+    import bce_compat
+
+
+    def doubled(input, target, **kwargs):
+        loss = bce_compat.binary_cross_entropy_with_logits(input, target, **kwargs)
+        return loss if type(input).__module__.startswith("numpy") else loss * 2
+
+
+    def refusing(input, target, **kwargs):
+        if not type(input).__module__.startswith("numpy"):
+            raise TypeError("NumPy arrays only")
+        return bce_compat.binary_cross_entropy_with_logits(input, target, **kwargs)
+''')
+
+
+def test_pytest_plugin_judges_each_case_on_every_backend(third_party):
+    """Passing on NumPy hides no failure on the next backend (the test fails, naming it); a case that passes
+    on NumPy and is unsupported on the next one (TypeError) still passes: it is not a skip."""
+    pytest.importorskip("array_api_strict")
+    (third_party / "numpy_only_bce.py").write_text(NUMPY_ONLY, encoding="utf-8")
+    common = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", "--bce-dialect", "torch",
+              "--bce-backends", "numpy,array_api_strict", "--bce-cases", "paddle-F-logits-example"]
+    doubled = _run([*common, "--bce-impl", "numpy_only_bce:doubled"], third_party)
+    assert doubled.returncode == 1, doubled.stdout[-3000:] + doubled.stderr[-3000:]
+    assert "\narray_api_strict: exact: " in doubled.stdout and "\nnumpy: " not in doubled.stdout, doubled.stdout[-3000:]
+    refusing = _run([*common, "--bce-impl", "numpy_only_bce:refusing"], third_party)
+    assert refusing.returncode == 0, refusing.stdout[-3000:] + refusing.stderr[-3000:]
+    assert re.search(r"\b2 passed\b", refusing.stdout) and "skipped" not in refusing.stdout, refusing.stdout[-3000:]
+
+
+def test_a_backend_is_named_as_refusing_only_when_it_refused_every_case():
+    """The note "refused every torch array" is for a backend where nothing ran, not one TypeError among passes."""
+    from bce_compat.conformance import report
+
+    def cell(backend, status, error=None):
+        return runner.Outcome(case="c", backend=backend, path="impl", dtype="float32", status=status, error=error)
+
+    result = runner.Result(cases=[], backends=["numpy", "torch"], outcomes=[
+        cell("numpy", "pass"), cell("numpy", "unsupported", "TypeError: no pos_weight"),
+        cell("torch", "unsupported", "TypeError: not a tensor"), cell("torch", "skipped")])
+    assert report.refusing_backends(result) == ["torch"]

@@ -149,6 +149,9 @@ def test_imports_still_used_are_kept_and_nothing_else_changes():
         ("import torch.nn as nn\nnn.BCELoss(w, 1, 2, 3, 4)\n", "positional"),
         ("import torch.nn as nn\npaddle = 3\nnn.BCELoss()\n", "already means something else"),
         ("import torch.nn.functional as F\ny[mask] = -100\nF.binary_cross_entropy_with_logits(x, y)\n", "-100"),
+        ("import torch.nn as nn\nnn.BCELoss(w, False, size_average=True)\n", "given twice"),
+        ("try:\n    from torch.nn import BCELoss\nexcept ImportError:\n    from mylib import BCELoss\nBCELoss()\n",
+         "may name different things"),
     ],
 )
 def test_unsafe_calls_are_left_and_say_why(code, why):
@@ -288,3 +291,41 @@ def test_help_names_every_source_that_portable_converts(capsys):
     for source in ("torch", "Paddle", "Keras", "tf.nn", "optax"):
         assert source in text, source
     assert "loss calls only" in text  # --to paddle / --to torch leave the rest of the script as it is
+
+
+@pytest.mark.parametrize("spelling", ["-100", "-100.0", "-1_00", "-1e2"])
+def test_every_spelling_of_minus_100_keeps_the_with_logits_calls(spelling):
+    """Ignored labels are often floats (``y[mask] = -100.0``): any spelling of -100 keeps Paddle's meaning apart."""
+    code = f"import torch.nn.functional as F\ny[mask] = {spelling}\nF.binary_cross_entropy_with_logits(x, y)\n"
+    messages = left(code)
+    assert len(messages) == 1 and "this file uses the literal -100" in messages[0]
+
+
+def test_write_keeps_the_files_permissions(tmp_path):
+    """``--write`` replaces the file through a temporary one: an executable script stays executable."""
+    script = tmp_path / "train.py"
+    script.write_text("#!/usr/bin/env python\nimport torch.nn as nn\nl = nn.BCELoss()\n")
+    script.chmod(0o754)
+    assert main(["migrate", "--write", str(script)]) == 0
+    assert "paddle.nn.BCELoss()" in script.read_text()
+    assert script.stat().st_mode & 0o7777 == 0o754
+
+
+def test_a_virtual_environment_under_any_name_is_skipped(tmp_path, capsys):
+    """A folder with ``pyvenv.cfg`` is a virtual environment (installed packages), whatever it is called."""
+    env = tmp_path / "env"
+    (env / "lib").mkdir(parents=True)
+    (env / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (env / "lib" / "site.py").write_text("import torch.nn as nn\nl = nn.BCELoss()\n")
+    (tmp_path / "train.py").write_text("import torch.nn as nn\nl = nn.BCELoss()\n")
+    assert main(["migrate", "--to", "paddle", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "train.py" in out and "site.py" not in out
+
+
+@pytest.mark.parametrize("module, to", [("torch.nn.modules.loss", "paddle"), ("torch.nn.modules", "paddle"),
+                                        ("paddle.nn.layer.loss", "torch"), ("paddle.nn.layer", "torch")])
+@pytest.mark.parametrize("cls", ["BCELoss", "BCEWithLogitsLoss"])
+def test_each_module_path_spelling_is_its_own_class(module, to, cls):
+    """``from torch.nn.modules.loss import BCELoss`` is BCELoss (probabilities), never its with-logits sibling."""
+    assert f"l = {to}.nn.{cls}(w)\n" in rewrite(f"from {module} import {cls}\nl = {cls}(w)\n", to)

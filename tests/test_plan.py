@@ -36,6 +36,17 @@ def test_a_new_shape_is_validated_again():
         bce_compat.binary_cross_entropy_with_logits(x, np.zeros(3), pos_weight=np.ones(2))
 
 
+def test_a_new_weight_shape_is_validated_again():
+    """The memo's key holds the weights' shapes too: after a call with a good ``weight`` or ``pos_weight``,
+    one of the same dtype that does not broadcast, or would enlarge the input, is still refused by name."""
+    x, y = np.zeros((2, 3)), np.zeros((2, 3))
+    for arg in ("weight", "pos_weight"):
+        bce_compat.binary_cross_entropy_with_logits(x, y, **{arg: np.ones(3)})
+        for bad in (np.ones(2), np.ones((4, 2, 3))):
+            with pytest.raises(ValueError, match=f"`{arg}` must broadcast"):
+                bce_compat.binary_cross_entropy_with_logits(x, y, **{arg: bad})
+
+
 def test_non_arrays_get_the_full_checks_and_are_not_remembered():
     before = len(_plan._plans)
     with pytest.raises(TypeError, match="no installed backend"):

@@ -167,3 +167,17 @@ def test_torch_compile_fullgraph_without_warnings():
     done = subprocess.run([sys.executable, "-c", _COMPILE_CHECK], capture_output=True, text=True,
                           cwd=tempfile.gettempdir(), timeout=600)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout[-2000:] + done.stderr[-3000:]
+
+
+def test_a_broken_builtin_adapter_raises_instead_of_leaving_a_silent_gap(monkeypatch):
+    """A broken plugin is skipped with a warning; a built-in adapter that breaks is our bug, so it raises."""
+    adapter = importlib.import_module("bce_compat.backends.dask")  # the adapter only: dask is not imported
+    _registry.clear_caches()
+    try:
+        monkeypatch.delattr(adapter, "engines")
+        with pytest.raises(TypeError, match="the adapter lacks engines"):
+            _registry.load_backend("dask")
+    finally:
+        monkeypatch.undo()
+        _registry.clear_caches()
+    assert _registry.load_backend("dask").name == "dask"

@@ -183,3 +183,16 @@ def test_atlas_ulp_error_counts_in_the_dtype_of_the_result():
     # ulp of 0 is the smallest subnormal; NaN for a finite value is infinitely wrong, NaN for NaN exact
     assert errors.tolist() == [2.0, 1e-40 / 2.0**-149, 3.0, 0.0, np.inf, 0.0]
     assert atlas.ulp_error(got[:1], exact[:1], "float64")[0] == 2 * 2.0**29
+
+
+def test_an_implementation_that_passed_nothing_gets_a_fail_banner():
+    """Every cell unsupported is exit status 1 ("nothing passed"): the page's banner says FAIL, never PASS."""
+    from bce_compat.conformance import page, runner
+
+    (case,) = [c for c in casedata.load_cases(["paddle-F-logits-example"]) if c.id == "paddle-F-logits-example"]
+    refused = runner.Outcome(case=case.id, backend="numpy", path="impl", dtype="float32", status="unsupported",
+                             detail="TypeError: no", error="TypeError: no")
+    result = runner.Result(cases=[case], backends=["numpy"], outcomes=[refused], impl="m:f as torch's f")
+    assert result.exit_code == 1 and result.failing_cases() == []
+    text = _Page(page.conformance_page(result, None)).text
+    assert "FAIL: nothing passed (exit status 1)" in text and not any(t.startswith("PASS") for t in text)

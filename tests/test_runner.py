@@ -346,3 +346,110 @@ def test_half_precision_value_one_ulp_off_passes_two_ulp_off_fails(dtype, eps):
     tol = float(runner.tolerance(dtype, one, scale, 1))
     just_past, _ = runner.compare(one + 1.05 * tol, one, scale, dtype, 1)
     assert 1 < just_past < 1.1
+
+
+# --- checks a real bug could switch off: dtype, deprecation warning, infinities, NaN, agreement counts ---
+
+
+def _only(case_id):
+    (case,) = [c for c in casedata.load_cases([case_id]) if c.id == case_id]
+    return case
+
+
+def _torch_dialect_with(fn_wrapper):
+    """bce_compat's torch dialect with its two functions wrapped by ``fn_wrapper``."""
+    return types.SimpleNamespace(
+        binary_cross_entropy_with_logits=fn_wrapper(bce_compat.binary_cross_entropy_with_logits),
+        binary_cross_entropy=fn_wrapper(bce_compat.binary_cross_entropy),
+        BCEWithLogitsLoss=bce_compat.BCEWithLogitsLoss,
+        BCELoss=bce_compat.BCELoss,
+    )
+
+
+def test_a_deprecated_argument_without_its_warning_fails():
+    """torch warns for size_average/reduce; a shim that stays silent fails the case that expects the warning."""
+    import warnings
+
+    def silent(fn):
+        def call(*args, **kwargs):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return fn(*args, **kwargs)
+
+        return call
+
+    case = _only("torch-F-logits-size-average-true-means")
+    assert case.expect.get("warns")
+    assert runner.run([case], ["numpy"], native=False).exit_code == 0
+    result = runner.run([case], ["numpy"], native=False, shim_module_override={"torch": _torch_dialect_with(silent)})
+    assert result.failures and all("no warning for a deprecated argument" in o.detail for o in result.failures)
+
+
+def test_an_infinity_of_the_wrong_sign_is_an_infinite_error():
+    """A loss of -inf where the exact value is +inf is as wrong as it gets, not a match of two infinities."""
+    inf = np.array([np.inf])
+    wrong, _ = runner.compare(-inf, inf, inf, "float32", 1)
+    right, _ = runner.compare(inf, inf, inf, "float32", 1)
+    assert wrong == np.inf and right == 0.0
+
+
+def test_agreement_fails_where_one_backend_gives_nan_and_another_a_number():
+    """NaN on one backend beside a finite loss on another is a disagreement (NaN compares with nothing)."""
+    case = _only("paddle-F-logits-example")
+    exact = runner.exact_for(case, "float32")
+    cells = [("numpy", *_cell(float(exact.value))), ("torch", *_cell(np.nan))]
+    agreement = runner._agreement(case, "torch-dialect", "float32", cells)
+    assert not agreement.ok and agreement.worst == np.inf
+    nan_cells = [("numpy", *_cell(np.nan)), ("torch", *_cell(np.nan))]
+    both_nan = runner._agreement(case, "torch-dialect", "float32", nan_cells)
+    assert both_nan.ok
+
+
+def test_a_disagreement_alone_fails_the_run_names_the_case_and_is_a_junit_failure(tmp_path):
+    """Every cell passing but the backends disagreeing: counted as failed, exit 1, the case named, JUnit <failure>."""
+    case = _only("paddle-F-logits-example")
+    outcome = runner.Outcome(case=case.id, backend="numpy", path="torch-dialect", dtype="float32", status="pass")
+    agreement = runner.Agreement(case.id, "torch-dialect", "float32", ["numpy", "torch"], 3.0, "value: differs", False)
+    result = runner.Result(cases=[case], backends=["numpy", "torch"], outcomes=[outcome], agreements=[agreement])
+    assert result.counts()["failed"] == 1 and result.exit_code == 1
+    assert result.failing_cases() == [case.id]
+    assert f"FAIL {case.id} [torch-dialect float32] backends disagree (3x tolerance): value: differs" in (
+        report.failures_text(result))
+    report.write_junit(result, str(tmp_path / "r.xml"))
+    suite = ET.parse(tmp_path / "r.xml").getroot()
+    assert suite.get("failures") == "1"
+    failing = [tc.get("name") for tc in suite.iter("testcase") if tc.find("failure") is not None]
+    assert failing == ["agreement-torch-dialect-float32"]
+
+
+def test_junit_reports_a_failing_cell_as_a_failure(tmp_path):
+    """A FAIL cell must be a <failure> in the JUnit file, or CI shows a failing run as green."""
+    result = runner.run(casedata.load_cases(POS_WEIGHT_CASES), ["numpy"], native=False, shim_module_override=BROKEN)
+    report.write_junit(result, str(tmp_path / "r.xml"))
+    suite = ET.parse(tmp_path / "r.xml").getroot()
+    failures = [tc for tc in suite.iter("testcase") if tc.find("failure") is not None]
+    assert len(failures) == len(result.failures) > 0
+    assert int(suite.get("failures")) == result.counts()["failed"]
+    assert {tc.get("classname") for tc in failures} == set(POS_WEIGHT_CASES)
+
+
+def test_case_filters_select_by_kind():
+    """``--cases documented`` (the help's own example) selects the cases from the documents, by their kind."""
+    everything = casedata.load_cases()
+    documented, ours = casedata.load_cases(["documented"]), casedata.load_cases(["ours"])
+    assert documented and {c.kind for c in documented} == {"documented"}
+    assert {c.kind for c in ours} == {"ours"} and len(documented) + len(ours) == len(everything)
+
+
+def test_a_loss_that_cuts_its_inputs_gradient_fails():
+    """A right value from a loss that detaches its input has no gradient for it: a FAIL that says so."""
+    pytest.importorskip("torch")
+
+    def detached(fn):
+        return lambda input, target, *args, **kwargs: fn(input.detach(), target, *args, **kwargs)
+
+    case = _only("torch-F-logits-reduction-none")
+    assert case.expect.get("grad")
+    result = runner.run([case], ["torch"], native=False, shim_module_override={"torch": _torch_dialect_with(detached)})
+    failed = [o for o in result.failures if o.path == "torch-dialect"]
+    assert failed and all("no gradient for input" in o.detail for o in failed), [o.detail for o in result.outcomes]

@@ -185,3 +185,9 @@ def test_tensorflow_onednn_lines_stay_out_of_the_backends_listing():
     assert done.returncode == 0, done.stderr
     assert "tensorflow" in done.stdout
     assert done.stderr == "", done.stderr
+
+
+def test_only_lines_that_start_as_log_lines_are_dropped():
+    """A line that quotes a log line after other text (a traceback, a test's output) is not a log line: kept."""
+    quoted = "RuntimeError: the op failed after " + ONEDNN_LINE
+    assert _stderr_lines.filtered((quoted + "\n" + ONEDNN_LINE + "\n").encode(), 3).decode() == quoted + "\n"
