@@ -91,16 +91,7 @@ def _forward(problem: Problem, derivative: np.ndarray | None = None) -> tuple | 
     if loss_out is not None:
         value = _adopt(loss_out)
         return (value if value.dtype == out_dtype else tf.cast(value, out_dtype)), settled.grad_scale
-    return _scalar(settled.value, out_dtype), settled.grad_scale
-
-
-def _scalar(value: float, out_dtype):
-    """A 0-d tensor of ``value`` rounded once to ``out_dtype`` (``backends.tensorflow.constant``).
-
-    >>> float(_scalar(1.0 + 2.0**-8 + 2.0**-30, tf.bfloat16))  # above the midpoint: up
-    1.0078125
-    """
-    return constant(value, out_dtype)
+    return constant(settled.value, out_dtype), settled.grad_scale  # rounded once, its sign kept
 
 
 def _with_gradient(problem: Problem, others_recorded: bool):

@@ -26,6 +26,7 @@ tf = pytest.importorskip("tensorflow")
 import bce_compat  # noqa: E402
 from bce_compat._registry import load_backend  # noqa: E402
 from bce_compat.backends import cpu_pass, tensorflow_fast  # noqa: E402
+from bce_compat.backends.tensorflow import constant  # noqa: E402
 from bce_compat.contract import Declined, Problem  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not cpu_pass.AVAILABLE, reason="the compiled pass was not built")
@@ -195,13 +196,25 @@ def test_scalar_results_and_the_namespaces_fills_are_rounded_once():
         for value in values:
             expected = np.float64(rounded_once(float(value), name))
             made = {
-                "_scalar": tensorflow_fast._scalar(float(value), dtype),
+                "constant": constant(float(value), dtype),
                 "full": xp.full((2,), float(value), dtype=dtype),
                 "full_like": xp.full_like(like, float(value)),
             }
             for how, tensor in made.items():
                 got = tensor.numpy().astype(np.float64).reshape(-1)
                 assert (got.view(np.int64) == expected.view(np.int64)).all(), (how, value, name, got, expected)
+
+
+@pytest.mark.parametrize("name", ["float16", "bfloat16", "float32"])
+def test_the_engines_0d_result_is_the_passs_double_rounded_once(monkeypatch, name):
+    """Whatever double the pass's sum comes to, the engine's 0-d result is it rounded once (the
+    sums here are set through ``cpu_pass.settle``: real inputs cannot aim at a rounding midpoint)."""
+    x = tf.zeros([4], getattr(tf, name))
+    for value in (1.0 + 2.0**-8 + 2.0**-30, -(1.0 + 2.0**-11 + 2.0**-30), 1e-46, 3.5e38, -0.0):
+        monkeypatch.setattr(cpu_pass, "settle", lambda *args, v=value: cpu_pass.Settled(False, v, 1.0))
+        got = engine_result(x, x, None, None, "sum").numpy().astype(np.float64)
+        expected = np.float64(rounded_once(value, name))
+        assert got.tobytes() == expected.tobytes(), (value, name, got, expected)
 
 
 def test_zeros_keep_their_sign_whatever_tfs_constant_cache_holds():
@@ -211,7 +224,7 @@ def test_zeros_keep_their_sign_whatever_tfs_constant_cache_holds():
     zeros are made here first, so one of them went through the cache with the other's sign."""
     tf.constant(-0.0, dtype=tf.float32), tf.constant(0.0, dtype=tf.float32)
     for zero in (0.0, -0.0):
-        assert np.signbit(tensorflow_fast._scalar(zero, tf.float32).numpy()) == np.signbit(zero)
+        assert np.signbit(constant(zero, tf.float32).numpy()) == np.signbit(zero)
     x, y = tf.constant([-1e30, -1e30]), tf.constant([0.0, 0.0])
     total = bce_compat.binary_cross_entropy_with_logits(x, y, reduction="sum")
     assert float(total) == 0.0 and not np.signbit(total.numpy())
