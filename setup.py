@@ -21,7 +21,7 @@ C_EXTENSIONS = [
     {
         "name": "bce_compat.backends._cpu_pass",
         "sources": ["backends/_cpu_pass.c"],
-        "depends": ["backends/_cpu_math.h", "backends/_cpu_team.h"],
+        "depends": ["backends/_cpu_math.h", "backends/_cpu_team.h", "backends/_cpu_f16c.h"],
     },
 ]
 

@@ -33,8 +33,10 @@
  *   - SINGLE (float32 results): double lanes with an exp and log1p of float32-grade accuracy
  *     (1.2e-10 relative), rounded once. See the accuracy note at logits_single_loss.
  *   - DOUBLE (float64 results): everything in double.
- * The gradient is written in float32 (half and float32 inputs) or float64 and the caller's
- * backward multiplies it by the upstream gradient.
+ * The gradient is written in grad_out's dtype: float32 or float64, rounded once from the route's
+ * arithmetic, or float16/bfloat16, that float32 value rounded once more (the bits a float32
+ * grad_out converted afterwards gives). An engine hands a half gradient over as it is where the
+ * upstream gradient is exactly 1; else it recomputes in float32 and multiplies by the upstream.
  */
 /* setup.py builds this file on CPython 3.11's stable ABI (Py_LIMITED_API): it uses that API only. */
 #define PY_SSIZE_T_CLEAN
@@ -43,6 +45,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_cpu_f16c.h"
 #include "_cpu_math.h"
 #include "_cpu_team.h"
 
@@ -388,8 +391,9 @@ static Py_ssize_t advance(const Walker *w, Py_ssize_t *index, Py_ssize_t offset,
 #define F16_IN(v) bce_f16_to_f32(v)
 #define BF16_IN(v) bce_bf16_to_f32(v)
 
-/* Gather `count` elements from logical position pos, converted to float (F) or double (D). */
-#define DEFINE_GATHER(NAME, T)                                                                     \
+/* Gather `count` elements from logical position pos, converted to float (F) or double (D);
+ * F16_RUN(src, dst, n) converts a contiguous float16 run at once where it can (_cpu_f16c.h). */
+#define DEFINE_GATHER(NAME, T, F16_RUN)                                                           \
     VECTOR_CLONES static void NAME(const Walker *w, Py_ssize_t pos, Py_ssize_t count, T *dst) {   \
         if (!w->base) {                                                                            \
             T c = (T)w->constant;                                                                  \
@@ -414,7 +418,10 @@ static Py_ssize_t advance(const Walker *w, Py_ssize_t *index, Py_ssize_t offset,
             Py_ssize_t run = inner - index[w->nd - 1];                                             \
             if (run > count) run = count;                                                          \
             switch (w->dtype) {                                                                    \
-            case DT_F16: LOAD_LOOP(uint16_t, F16_IN); break;                                       \
+            case DT_F16:                                                                           \
+                if (step == 1 && F16_RUN((const uint16_t *)w->base + offset, dst, run)) break;     \
+                LOAD_LOOP(uint16_t, F16_IN);                                                       \
+                break;                                                                             \
             case DT_BF16: LOAD_LOOP(uint16_t, BF16_IN); break;                                     \
             case DT_F32: LOAD_LOOP(float, AS_IS); break;                                           \
             default: LOAD_LOOP(double, AS_IS); break;                                              \
@@ -425,8 +432,14 @@ static Py_ssize_t advance(const Walker *w, Py_ssize_t *index, Py_ssize_t offset,
         }                                                                                          \
     }
 
-DEFINE_GATHER(gather_f, float)
-DEFINE_GATHER(gather_d, double)
+/* float16 to double, and double to float16, have no F16C route: value by value */
+static inline int no_f16_run(const uint16_t *src, double *dst, Py_ssize_t n) {
+    (void)src, (void)dst, (void)n;
+    return 0;
+}
+
+DEFINE_GATHER(gather_f, float, bce_f16_run_to_f32)
+DEFINE_GATHER(gather_d, double, no_f16_run)
 
 /* The walker's memory itself when it holds these elements contiguously in type T, else NULL. */
 static const void *direct(const Walker *w, Py_ssize_t pos, Py_ssize_t count, int dtype) {
@@ -461,9 +474,10 @@ static const double *fetch_d(const Walker *w, Py_ssize_t pos, Py_ssize_t count, 
 #define TO_FLOAT(v) ((float)(v))
 #define TO_DOUBLE(v) ((double)(v))
 
-/* Store `count` values at logical position pos, rounded once to the output's dtype. A double
- * source goes to float32 or float64 only (half results come from the float32 route). */
-#define DEFINE_SCATTER(NAME, T)                                                                    \
+/* Store `count` values at logical position pos, rounded once to the output's dtype; a double
+ * source to a half dtype goes through float32 (a half loss comes from the float32 route; a half
+ * gradient from the double routes is the float32 gradient rounded once more). */
+#define DEFINE_SCATTER(NAME, T, F16_RUN)                                                          \
     VECTOR_CLONES static void NAME(const Walker *w, Py_ssize_t pos, Py_ssize_t count, const T *src) { \
         Py_ssize_t index[MAXDIM];                                                                  \
         Py_ssize_t offset = locate(w, pos, index);                                                 \
@@ -472,7 +486,10 @@ static const double *fetch_d(const Walker *w, Py_ssize_t pos, Py_ssize_t count, 
             Py_ssize_t run = w->nd ? inner - index[w->nd - 1] : count;                             \
             if (run > count) run = count;                                                          \
             switch (w->dtype) {                                                                    \
-            case DT_F16: STORE_LOOP(uint16_t, F16_OUT); break;                                     \
+            case DT_F16:                                                                           \
+                if (step == 1 && F16_RUN(src, (uint16_t *)w->base + offset, run)) break;           \
+                STORE_LOOP(uint16_t, F16_OUT);                                                     \
+                break;                                                                             \
             case DT_BF16: STORE_LOOP(uint16_t, BF16_OUT); break;                                   \
             case DT_F32: STORE_LOOP(float, TO_FLOAT); break;                                       \
             default: STORE_LOOP(double, TO_DOUBLE); break;                                         \
@@ -483,8 +500,13 @@ static const double *fetch_d(const Walker *w, Py_ssize_t pos, Py_ssize_t count, 
         }                                                                                          \
     }
 
-DEFINE_SCATTER(scatter_f, float)
-DEFINE_SCATTER(scatter_d, double)
+static inline int no_f16_store_run(const double *src, uint16_t *dst, Py_ssize_t n) {
+    (void)src, (void)dst, (void)n;
+    return 0;
+}
+
+DEFINE_SCATTER(scatter_f, float, bce_f32_run_to_f16)
+DEFINE_SCATTER(scatter_d, double, no_f16_store_run)
 
 /* ---------------------------------------------------------------------------------------------
  * The math of one chunk. Coefficients: cp = p*y+ (the positive term's), cn = y- (the negative
@@ -708,6 +730,35 @@ static inline ALWAYS_INLINE void probs_loss(const double *RESTRICT q, const doub
     }
 }
 
+/* Hard targets (every y of the chunk 0 or 1, no smoothing): one log an element, of q where y = 1
+ * and of 1 - q where y = 0, by the very operations probs_loss does for the term it keeps; the
+ * other term is exactly +0.0 there (its coefficient is 0), and the kept one is never -0.0 (the
+ * clamp's blend adds +0.0 or 100), so the bits are probs_loss's with half the logs. */
+static inline ALWAYS_INLINE void probs_loss_hard(const double *RESTRICT q, const double *RESTRICT y,
+                                                 const double *RESTRICT w, double *RESTRICT loss, Py_ssize_t n,
+                                                 const int fast) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double qi = q[i], u = 1.0 - qi;
+        int positive = y[i] != 0.0;
+        double kq = qi >= SMALLEST_UNCLAMPED ? 1.0 : 0.0, ku = u >= SMALLEST_UNCLAMPED ? 1.0 : 0.0;
+        double q_in = qi * kq + (1.0 - kq), u_in = u * ku + (1.0 - ku);
+        double correction = ((1.0 - u_in) - qi) * ku;
+        double arg = positive ? q_in : u_in, k = positive ? kq : ku;
+        double lg = fast ? -bce_log_unit_fast(arg) : -bce_log_unit(arg);
+        double l = positive ? lg : (fast ? lg - correction : lg - correction / u_in);
+        double c = l > LOG_CLAMP ? 1.0 : 1.0 - k;
+        double v = l * (1.0 - c) + LOG_CLAMP * c;
+        loss[i] = qi != qi ? qi : w[i] * v;
+    }
+}
+
+/* Whether every target of the chunk is 0 or 1 (NaN is neither). */
+static inline int all_hard(const double *y, Py_ssize_t n) {
+    int hard = 1;
+    for (Py_ssize_t i = 0; i < n; i++) hard &= (y[i] == 0.0) | (y[i] == 1.0);
+    return hard;
+}
+
 /* The derivative: -y+/q + y-/(1 - q) where the log is not clamped (q and 1 - q from exp(-100)
  * up), else 0 there; no log is taken. */
 static inline ALWAYS_INLINE void probs_grad(const double *RESTRICT q, const double *RESTRICT y, const double *RESTRICT w, double *RESTRICT grad,
@@ -722,6 +773,26 @@ static inline ALWAYS_INLINE void probs_grad(const double *RESTRICT q, const doub
         double ga = -ypos / (qi * kq + (1.0 - kq)) * kq;
         double gb = cn / (u * ku + (1.0 - ku)) * ku;
         double g = scale * w[i] * (ga + gb);
+        grad[i] = qi != qi ? qi : g;
+    }
+}
+
+/* Hard targets, as probs_loss_hard: one division an element, of the term whose coefficient is 1,
+ * with probs_grad's bits. probs_grad adds the other term: +0.0 where y = 1, which turns a masked
+ * -0.0 into +0.0, as `+ 0.0` does here; -0.0 where y = 0, which changes nothing, nor does `+ 0.0`
+ * (the kept term 1/(1 - q) is never -0.0). */
+static inline ALWAYS_INLINE void probs_grad_hard(const double *RESTRICT q, const double *RESTRICT y,
+                                                 const double *RESTRICT w, double *RESTRICT grad, Py_ssize_t n,
+                                                 const Params *pr) {
+    double scale = pr->scale;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double qi = q[i], u = 1.0 - qi;
+        int positive = y[i] != 0.0;
+        double kq = qi >= SMALLEST_UNCLAMPED ? 1.0 : 0.0, ku = u >= SMALLEST_UNCLAMPED ? 1.0 : 0.0;
+        double k = positive ? kq : ku;
+        double den = positive ? qi * kq + (1.0 - kq) : u * ku + (1.0 - ku);
+        double num = positive ? -1.0 : 1.0;
+        double g = scale * w[i] * (num / den * k + 0.0);
         grad[i] = qi != qi ? qi : g;
     }
 }
@@ -875,9 +946,20 @@ VECTOR_CLONES static void probs(const double *q, const double *y, const double *
 #define LOSS(S) probs_loss(q, y, w, loss, n, S, 0, pr)
 #define LOSS_FAST(S) probs_loss(q, y, w, loss, n, S, 1, pr)
 #define GRAD(S) probs_grad(q, y, w, grad, n, S, pr)
-    if (pr->want_loss && pr->route == ROUTE_DOUBLE) SMOOTH_CASES(LOSS);
-    if (pr->want_loss && pr->route != ROUTE_DOUBLE) SMOOTH_CASES(LOSS_FAST);
-    if (pr->want_grad) SMOOTH_CASES(GRAD);
+    int hard = !pr->smooth && all_hard(y, n);
+    if (pr->want_loss && hard) {
+        if (pr->route == ROUTE_DOUBLE) probs_loss_hard(q, y, w, loss, n, 0);
+        else probs_loss_hard(q, y, w, loss, n, 1);
+    } else if (pr->want_loss && pr->route == ROUTE_DOUBLE) {
+        SMOOTH_CASES(LOSS);
+    } else if (pr->want_loss) {
+        SMOOTH_CASES(LOSS_FAST);
+    }
+    if (pr->want_grad && hard) {
+        probs_grad_hard(q, y, w, grad, n, pr);
+    } else if (pr->want_grad) {
+        SMOOTH_CASES(GRAD);
+    }
 #undef LOSS
 #undef LOSS_FAST
 #undef GRAD
@@ -896,8 +978,9 @@ VECTOR_CLONES static void focal(const double *x, const double *y, const double *
 #undef GRAD
 }
 
+/* cloned, as count_outside: the baseline build leaves these loops scalar */
 #define DEFINE_DROP(NAME, TX, TW)                                                                  \
-    static Py_ssize_t NAME(TX *x, TX *y, TW *w, Py_ssize_t n, double value) {                      \
+    VECTOR_CLONES static Py_ssize_t NAME(TX *x, TX *y, TW *w, Py_ssize_t n, double value) {                      \
         Py_ssize_t kept = 0;                                                                       \
         for (Py_ssize_t i = 0; i < n; i++) {                                                       \
             int drop = (double)y[i] == value;                                                      \
@@ -913,7 +996,8 @@ DEFINE_DROP(drop_fd, float, double)
 DEFINE_DROP(drop_dd, double, double)
 
 /* Values outside [0, 1] (NaN is not outside). */
-static Py_ssize_t count_outside(const double *v, Py_ssize_t n) {
+/* cloned: in the baseline build GCC leaves this loop scalar (it was half of a probability pass's time) */
+VECTOR_CLONES static Py_ssize_t count_outside(const double *v, Py_ssize_t n) {
     Py_ssize_t bad = 0;
     for (Py_ssize_t i = 0; i < n; i++) bad += (v[i] < 0.0) | (v[i] > 1.0);
     return bad;
@@ -1133,7 +1217,7 @@ PyDoc_STRVAR(run_doc,
 "exp/log1p, double elsewhere), 2 double. x, y and the outputs are arrays (buffer protocol,\n"
 "DLPack exchange API or capsule, or (array, capacity in bytes)); weight and pos_weight are\n"
 "None, a number or an array broadcasting to x. loss_out (element-wise loss) and grad_out\n"
-"(d loss / d x times scale) have x's shape, or are None. options: (want_sum, smoothing eps,\n"
+"(d loss / d x times scale; half precision: rounded to float32 first) have x's shape, or are None. options: (want_sum, smoothing eps,\n"
 "ignore value or None, check range, alpha, gamma, scale; a negative scale: 1 / size). rows:\n"
 "None, or a C-contiguous\n"
 "float64 array of ceil(size / BLOCK) rows of 4: each block's (loss sum, kept, probabilities\n"
@@ -1186,10 +1270,6 @@ static PyObject *run(PyObject *self, PyObject *args) {
     if (grad_obj != Py_None) {
         if (acquire(grad_obj, &gv, 1, "grad_out") < 0 || make_walker(&gv, &xv, &order, 1, &c.grad, "grad_out") < 0)
             goto done;
-        if (gv.dtype != DT_F32 && gv.dtype != DT_F64) {
-            PyErr_SetString(PyExc_TypeError, "grad_out: the gradient is written in float32 or float64");
-            goto done;
-        }
         c.has_grad = 1;
     }
     if (c.has_loss && route != ROUTE_HALF && lv.dtype != DT_F32 && lv.dtype != DT_F64 && kind == KIND_LOGITS) {
@@ -1336,7 +1416,20 @@ static PyObject *size_of(PyObject *self, PyObject *obj) {
     return failed ? NULL : PyLong_FromSsize_t(count);
 }
 
+PyDoc_STRVAR(use_f16c_doc,
+"use_f16c(wanted)\n--\n\n"
+"Whether float16 runs convert by the F16C instructions from now on: wanted and the CPU has them\n"
+"(_cpu_f16c.h; the same bits either way). Call it before any pass runs (cpu_pass does, at import).");
+
+static PyObject *use_f16c(PyObject *self, PyObject *wanted) {
+    (void)self;
+    int want = PyObject_IsTrue(wanted);
+    if (want < 0) return NULL;
+    return PyBool_FromLong(bce_f16c_init(want));
+}
+
 static PyMethodDef methods[] = {
+    {"use_f16c", use_f16c, METH_O, use_f16c_doc},
     {"run", run, METH_VARARGS, run_doc},
     {"size", size_of, METH_O, size_doc},
     {"is_one", is_one, METH_O, is_one_doc},

@@ -55,6 +55,9 @@ except ImportError:  # a source install without a C compiler: the engines declin
 AVAILABLE = _cpu_pass is not None
 # Whether the pass has its native team (_cpu_team.h: POSIX threads); else our Python pool splits
 OWN_TEAM = bool(_cpu_pass is not None and _cpu_pass.OWN_TEAM)
+# Whether float16 runs convert 8 values an instruction (_cpu_f16c.h: where the CPU has F16C; the
+# same bits either way). BCE_COMPAT_NO_F16C=1 converts value by value, as on a CPU without it.
+F16C = bool(_cpu_pass is not None and _cpu_pass.use_f16c(not os.environ.get("BCE_COMPAT_NO_F16C")))
 _TEAM_NONE, _TEAM_HOST, _TEAM_OWN = 0, 1, 2  # _cpu_pass.run's team argument
 BLOCK: int = _cpu_pass.BLOCK if _cpu_pass is not None else 2048  # elements per partial sum
 # Below this one thread on our team: split over it, inputs of two to four blocks ran slower than

@@ -7,8 +7,10 @@ resolved (``torch.complex(a, b).conj().imag`` is a value like any other), and ea
 storage size goes along, so the pass refuses a view past a freed or shrunk storage. Where a
 gradient is wanted the pass runs inside a ``torch.autograd.Function`` and writes d loss/d x in
 the same loop (the loss has the same bits either way); the backward multiplies it by the upstream
-gradient. Gradients towards target, weight and pos_weight, and double backward, come from
-torch's autograd through the portable formula (``Problem.portable``). Inputs of ``PARALLEL_MIN``
+gradient. For float16 and bfloat16 inputs the pass writes it in their dtype, and an upstream of
+exactly 1 takes it as it is (no float32 buffer, no conversion op). Gradients towards target,
+weight and pos_weight, and double backward, come from torch's autograd through the portable
+formula (``Problem.portable``). Inputs of ``PARALLEL_MIN``
 elements or more are split over torch's own OpenMP team, ``torch.get_num_threads()`` threads.
 
 Declined (the portable path computes): ``torch.compile`` tracing, ``torch.func`` transforms,
@@ -38,6 +40,7 @@ from bce_compat.contract import NO_OPTIONS, Declined, NamedEngine, Problem, unsu
 
 _CPU_DTYPES = {torch.float16: "float16", torch.bfloat16: "bfloat16", torch.float32: "float32", torch.float64: "float64"}
 _CUDA_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+_HALF = (torch.float16, torch.bfloat16)
 _PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
 _OUTSIDE = Declined("values outside [0, 1]: the front end's check reports them")
 # torch's OpenMP workers spin-wait after each torch op, so the pass splits over torch's own team
@@ -159,7 +162,7 @@ class _CPULoss(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, y, weight, pos_weight, settings):
-        ctx.d = _derivative_buffer(x) if ctx.needs_input_grad[0] else None
+        ctx.d = _forward_derivative_buffer(x, settings) if ctx.needs_input_grad[0] else None
         result = _forward(settings, x, y, weight, pos_weight, ctx.d)
         if isinstance(result, Declined):
             raise _Outside
@@ -170,6 +173,8 @@ class _CPULoss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         d, ctx.d = ctx.d, None  # handed over once; a retain_graph rerun recomputes it
+        if d is not None and d.dtype in _HALF and not _is_one(grad):
+            d = None  # rounded to x's dtype already: only an upstream of exactly 1 may take it as it is
         wanted = ctx.needs_input_grad[:4]
         if d is not None and not (wanted[1] or wanted[2] or wanted[3]) and not torch.is_grad_enabled():
             # the common call, first-order and for x alone: the saved derivative times the upstream
@@ -195,13 +200,19 @@ class _CPULoss(torch.autograd.Function):
 def _times_upstream(d, grad, dtype):
     """d * grad with torch ops, in ``dtype`` (a batched ``grad`` under is_grads_batched stays batched)."""
     if grad.dim() == 0 and not private.batched(grad):
-        if grad.is_neg():
-            grad = grad.resolve_neg()
-        if not (grad.is_cpu and cpu_pass.is_one(grad)):
+        if not _is_one(grad):
             d.mul_(float(grad))
     else:
         d = d * grad
     return d if d.dtype == dtype else d.to(dtype)
+
+
+def _is_one(grad) -> bool:
+    """Whether the upstream gradient is one element of exactly 1 on the CPU, read through the
+    boundary (its negative bit resolved first), not a batch of them."""
+    if grad.dim() != 0 or private.batched(grad) or not grad.is_cpu:
+        return False
+    return cpu_pass.is_one(grad.resolve_neg() if grad.is_neg() else grad)
 
 
 def portable_grads(problem: Problem, grad, wanted, create_graph: bool) -> list:
@@ -233,6 +244,18 @@ def _derivative_buffer(x) -> torch.Tensor:
     (the backward multiplies by the upstream and then rounds once to x's dtype)."""
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     return torch.empty_like(x, dtype=dtype)
+
+
+def _forward_derivative_buffer(x, problem: Problem) -> torch.Tensor:
+    """The forward's buffer for d loss/d x. For float16 and bfloat16 x it is in x's dtype: the pass
+    writes the float32 derivative rounded once more, the gradient itself when the upstream is 1
+    (``loss.backward()``), with no float32 buffer and no conversion after; any other upstream
+    recomputes in float32 (``_CPULoss.backward``). Not where a mean over kept elements
+    (``ignore_index``) scales d after the pass: that scaling needs the float32 value."""
+    if x.dtype in _HALF and not (problem.reduction == "mean" and "ignore_index" in problem.options):
+        return torch.empty_like(x)
+    return _derivative_buffer(x)
+
 
 
 def _cuda(problem: Problem) -> Any:

@@ -159,8 +159,22 @@ def test_outputs_must_be_writable_and_of_the_inputs_shape():
         cpu_pass.run("logits", x, y, reduction="none", loss_out=np.empty(5, np.float32))
     with pytest.raises(ValueError, match="does not fit"):
         cpu_pass.run("logits", x, y, reduction="none", loss_out=np.empty((1, 4), np.float32))
-    with pytest.raises(TypeError, match="float32 or float64"):
-        cpu_pass.run("logits", x, y, reduction="none", grad_out=np.empty(4, np.float16))
+
+
+@needs_pass
+@pytest.mark.parametrize("result", ["float16", "float32", "float64"])
+def test_a_half_precision_gradient_is_the_float32_gradient_rounded_once_more(result):
+    """grad_out in float16 (or bfloat16, through torch): what the engines' float32 buffer gives
+    converted, on every route and kind, so that an engine may hand a half gradient over as it is."""
+    x, y = _data((33, 17), seed=6)
+    p = np.linspace(0.5, 30, 17).astype(np.float32)
+    for kind, options in (("logits", {}), ("logits", {"label_smoothing": 0.1}), ("probs", {}), ("focal", {})):
+        xs = (1 / (1 + np.exp(-x))).astype(np.float32) if kind == "probs" else x
+        wide, half = np.empty(x.shape, np.float64 if result == "float64" else np.float32), np.empty(x.shape, np.float16)
+        for out in (wide, half):
+            cpu_pass.run(kind, xs.astype(result), y.astype(result), None, p if kind == "logits" else None,
+                         reduction="mean", grad_out=out, result_dtype=result, options=options)
+        np.testing.assert_array_equal(half, wide.astype(np.float32).astype(np.float16), err_msg=f"{kind} {options}")
 
 
 @needs_pass
@@ -273,6 +287,83 @@ def test_the_loss_has_the_same_bits_with_and_without_the_gradient(dtype):
         with_grad = calls.loss(xs, y, None, p if kind == "logits" else None, "none", dtype, kind=kind, options=options,
                                grad_out=np.empty(x.shape, dtype))
         np.testing.assert_array_equal(plain, with_grad, err_msg=kind)
+
+
+_HALF_RUNS_SCRIPT = """
+import sys
+import numpy as np
+from bce_compat.backends import cpu_pass
+
+every = np.arange(65536, dtype=np.uint16).view(np.float16)  # every float16: NaNs, infinities, subnormals
+rng = np.random.default_rng(5)
+unit = rng.integers(0, 0x3C01, 65536, dtype=np.uint16).view(np.float16)  # float16 values in [0, 1]
+results = []
+# (1024, 64): runs of whole chunks; (255, 257) with a (257,) pos_weight: runs that end between 8-lane groups
+for x, y, p in ((every.reshape(1024, 64), unit.reshape(1024, 64), unit[:64] * 30), (every[1:].reshape(255, 257), unit[1:].reshape(255, 257), unit[:257] * 30)):
+    for kind in ("logits", "probs", "focal"):
+        xs = np.abs(x) / np.float16(65504) if kind == "probs" else x  # [0, 1] and NaN
+        loss = np.empty(x.shape, np.float16)
+        grad = np.empty(x.shape, np.float32)
+        totals = cpu_pass.run(kind, xs, y, y, p if kind == "logits" else None, reduction="none", loss_out=loss,
+                              grad_out=grad, result_dtype="float16")
+        results += [loss.view(np.uint16), grad.view(np.uint32), np.float64(totals.sum).reshape(1).view(np.uint64)]
+np.save(sys.argv[1], np.concatenate([r.reshape(-1).astype(np.uint64) for r in results]))
+print(int(cpu_pass.F16C))
+"""
+
+
+@needs_pass
+def test_float16_runs_by_the_f16c_instructions_give_the_bits_of_the_value_by_value_conversion(tmp_path):
+    """backends/_cpu_f16c.h: where the CPU has F16C, float16 operands are read and float16 results
+    written 8 values an instruction. Every float16 value as input, target, weight and pos_weight,
+    the three kinds, the loss written in float16: bit for bit the results of the value-by-value
+    conversion ($BCE_COMPAT_NO_F16C turns the runs off, as on a CPU without F16C)."""
+    if not cpu_pass.F16C:
+        pytest.skip("no F16C runs here (a CPU without F16C, or not a GCC x86-64 build): one conversion only")
+    outputs = {}
+    for setting in ("", "1"):
+        env = {**os.environ, "BCE_COMPAT_NO_F16C": setting}
+        out = tmp_path / f"runs{setting}.npy"
+        done = subprocess.run([sys.executable, "-c", _HALF_RUNS_SCRIPT, str(out)], capture_output=True, text=True,
+                              env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == ("0" if setting else "1")
+        outputs[setting] = np.load(out)
+    np.testing.assert_array_equal(outputs[""], outputs["1"])
+
+
+@needs_pass
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_chunks_of_hard_targets_take_one_log_with_the_bits_of_two(dtype):
+    """Probabilities: a chunk whose targets are all 0 or 1 takes one log and one division an element
+    (probs_loss_hard, probs_grad_hard). The same chunk with one soft target takes the two-term
+    loops: every other element's loss and gradient must have the same bits, -0.0 and +0.0 told
+    apart, on q at the clamp's edge, 0, 1, subnormal and NaN."""
+    from bce_compat.backends import _cpu_pass
+
+    chunk = _cpu_pass.CHUNK
+    info = np.finfo(dtype)
+    edges = [0.0, float(info.smallest_subnormal), 3.720075976020836e-44, 3.7200759760208e-44, 3.72007597602084e-44,
+             1e-30, 1e-8, 0.25, 0.5, 0.5 + float(info.eps), 1 - float(info.eps), 1 - float(info.epsneg), 1.0, math.nan]
+    rng = np.random.default_rng(8)
+    q = np.concatenate([edges, rng.random(chunk - len(edges)) ** 8]).astype(dtype)
+    y = (np.arange(chunk) % 2).astype(dtype)
+    y[: len(edges)] = 1.0
+    q, y = np.concatenate([q, q, q]), np.concatenate([y, y, 1 - y])  # the third chunk: the edges with y = 0
+    w = rng.random(3 * chunk).astype(dtype) * 4
+    soft = y.copy()
+    soft[[chunk - 1, 2 * chunk - 1, 3 * chunk - 1]] = 0.5  # one soft target a chunk: the two-log loop
+    results, grads = [], []
+    for targets in (y, soft):
+        loss, grad = np.empty(q.shape, dtype), np.empty(q.shape, dtype)
+        cpu_pass.run("probs", q, targets, w, None, reduction="mean", loss_out=loss, grad_out=grad, result_dtype=dtype)
+        results.append(loss.view(np.uint32 if dtype == "float32" else np.uint64))
+        grads.append(grad.view(results[-1].dtype))
+    kept = np.ones(q.shape, bool)
+    kept[[chunk - 1, 2 * chunk - 1, 3 * chunk - 1]] = False
+    np.testing.assert_array_equal(results[0][kept], results[1][kept])
+    np.testing.assert_array_equal(grads[0][kept], grads[1][kept])
+    assert (results[0][:len(edges)] == np.zeros(1, dtype).view(results[0].dtype)).sum() >= 1  # q = 1, y = 1: +0.0, not -0.0
 
 
 # --- threads --------------------------------------------------------------------------------------

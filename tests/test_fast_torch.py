@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 
 import bce_compat  # noqa: E402
 from bce_compat._registry import load_backend  # noqa: E402
-from bce_compat.backends import torch_fast  # noqa: E402
+from bce_compat.backends import cpu_pass, torch_fast  # noqa: E402
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
 
@@ -70,8 +70,6 @@ def test_values_and_gradients_match_exact(dtype, reduction):
 @pytest.mark.parametrize("dtype", list(DTYPES))
 def test_many_blocks_and_threads_match_exact(dtype, split, monkeypatch):
     """Past one block and over threads: same bounds."""
-    from bce_compat.backends import cpu_pass
-
     if split == "our thread pool":  # torch without OpenMP
         monkeypatch.setattr(torch_fast, "HOST_OPENMP", False)
         monkeypatch.setattr(torch_fast, "_PARALLEL_MIN", cpu_pass.PARALLEL_MIN)
@@ -329,3 +327,59 @@ def test_batched_upstream_gradients():
     (grads,) = torch.autograd.grad(result, x, torch.tensor([1.0, 2.0, -0.5]), is_grads_batched=True)
     exact = exact_logits_grad(xn, yn, None, None)[0]
     np.testing.assert_allclose(grads.numpy(), np.outer([1.0, 2.0, -0.5], exact), rtol=1e-6)
+
+
+def _upstreams():
+    return {"1": lambda d: torch.tensor(1.0, dtype=d), "3": lambda d: torch.tensor(3.0, dtype=d),
+            "-0.3": lambda d: torch.tensor(-0.3, dtype=d),
+            "-1, memory +1": lambda d: torch._neg_view(torch.tensor(1.0, dtype=d))}  # a negative-bit view
+
+
+@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("kind, options, reduction", [
+    ("logits", {}, "mean"), ("logits", {"label_smoothing": 0.1}, "sum"), ("logits", {"ignore_index": -100.0}, "mean"),
+    ("probs", {}, "mean"), ("focal", {}, "sum"),
+])
+def test_half_gradients_handed_over_or_recomputed_have_the_float32_buffers_bits(dtype, kind, options, reduction,
+                                                                                  monkeypatch):
+    """float16/bfloat16: the forward writes d loss/d x in x's dtype, which an upstream of exactly 1
+    takes as it is and any other upstream recomputes in float32. Every upstream, a retained graph's
+    second backward and create_graph must give the bits of the float32 buffer rounded after."""
+    gen = torch.Generator().manual_seed(7)
+    dt = DTYPES[dtype]
+    x0 = (torch.randn(64, 65, generator=gen) * 4).to(dt)
+    y = torch.rand(64, 65, generator=gen).to(dt)
+    if kind == "probs":
+        x0 = torch.sigmoid(x0.float()).to(dt)
+    if "ignore_index" in options:
+        y[::7] = -100.0
+    p = (torch.rand(65, generator=gen) * 3).to(dt) if kind == "logits" else None
+
+    def grads(upstream):
+        x = x0.clone().requires_grad_(True)
+        if kind == "focal":
+            result = bce_compat.sigmoid_focal_loss(x, y, reduction=reduction)
+        elif kind == "probs":
+            result = bce_compat.binary_cross_entropy(x, y, reduction=reduction)
+        else:
+            result = bce_compat.binary_cross_entropy_with_logits(x, y, pos_weight=p, reduction=reduction, **options)
+        assert used_fast_path(result)
+        first = torch.autograd.grad(result, x, upstream, retain_graph=True)[0]
+        second = torch.autograd.grad(result, x, upstream, retain_graph=True)[0]  # recomputed after the handover
+        (graph,) = torch.autograd.grad(result, x, upstream, create_graph=True)
+        return first, second, graph.detach()
+
+    for name, make in _upstreams().items():
+        upstream = make(dt)
+        ours = grads(upstream)
+        with monkeypatch.context() as m:  # the float32 buffer, rounded to x's dtype after the upstream
+            m.setattr(torch_fast, "_forward_derivative_buffer", lambda x, problem: torch_fast._derivative_buffer(x))
+            wide = grads(upstream)
+        for got, want in zip(ours, wide):
+            assert got.dtype == dt
+            torch.testing.assert_close(got, want, rtol=0, atol=0, msg=f"upstream {name}")
+        if kind == "logits" and not options:  # and the pass's own float32 derivative, by value
+            d = torch.empty(x0.shape)
+            cpu_pass.run("logits", x0, y, None, p, reduction=reduction, grad_out=d, result_dtype=dtype)
+            expected = (d * float(upstream)).to(dt)
+            torch.testing.assert_close(ours[0], expected, rtol=0, atol=0, msg=f"upstream {name}")
