@@ -83,3 +83,21 @@ def round_to(value: float, name: str) -> float:
     quantum = max(math.frexp(value)[1] - digits, lowest)
     rounded = math.copysign(round(value / 2.0**quantum) * 2.0**quantum, value)  # half-to-even; exact scaling
     return math.copysign(math.inf, value) if abs(rounded) >= top else rounded
+
+
+HALF = ("float16", "bfloat16")
+_FLOAT32_MAX = 3.4028234663852886e38
+
+
+def once_rounded(value, name: str):
+    """``value`` as a library's own double -> ``name`` conversion must receive it for the result
+    to be rounded once: float16 and bfloat16 values rounded here (TF's cast, ml_dtypes and Paddle
+    go through float32: twice), float32 values past float32's range too (to inf: C's double ->
+    float conversion is undefined there); any other value as it is.
+
+    >>> once_rounded(1.0 + 2.0**-8 + 2.0**-30, "bfloat16"), once_rounded(1e39, "float32"), once_rounded(0.1, "float32")
+    (1.0078125, inf, 0.1)
+    """
+    if name in HALF or (name == "float32" and not abs(value) <= _FLOAT32_MAX):
+        return round_to(float(value), name)
+    return value

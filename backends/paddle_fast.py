@@ -28,7 +28,7 @@ import paddle
 
 from bce_compat.backends import _paddle_private as private
 from bce_compat.backends import cpu_pass
-from bce_compat.backends._float_dtypes import round_to
+from bce_compat.backends._float_dtypes import once_rounded
 from bce_compat.contract import Declined, NamedEngine, Problem, focal_grad_by_formula
 
 _NAMES = {paddle.float16: "float16", paddle.bfloat16: "bfloat16", paddle.float32: "float32",
@@ -299,18 +299,10 @@ def _is_tensor(a) -> bool:
 
 
 def _scalar(value: float, dtype, name: str):
-    """A 0-d CPU tensor of ``value`` rounded once to ``dtype``.
-
-    Paddle's ``full`` rounds a float32 or float64 value once itself (C's double -> float);
-    float16, bfloat16 and values past float32's range are rounded first here, so that ``full``
-    finds them exact.
-    """
-    if name in ("float16", "bfloat16") or (name == "float32" and not abs(value) <= _FLOAT32_MAX):
-        value = round_to(value, name)
-    return private.scalar(value, dtype)
-
-
-_FLOAT32_MAX = 3.4028234663852886e38
+    """A 0-d CPU tensor of ``value`` rounded once to ``dtype``: Paddle's ``full`` rounds a float32
+    or float64 value once itself (C's double -> float); what it would round twice, or not
+    define, is rounded first (``once_rounded``)."""
+    return private.scalar(once_rounded(value, name), dtype)
 
 
 ENGINE = NamedEngine(_NAME, _solve)

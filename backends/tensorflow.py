@@ -42,7 +42,6 @@ def engines():
 
 
 _NAMESPACE: "TensorFlowNamespace | None" = None
-_HALF = ("float16", "bfloat16")
 
 
 def constant(value, dtype):
@@ -59,9 +58,8 @@ def constant(value, dtype):
     """
     import tensorflow as tf
 
-    name = _float_dtypes.dtype_name(dtype)
-    if name in _HALF and isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        value = _float_dtypes.round_to(float(value), name)
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        value = _float_dtypes.once_rounded(value, _float_dtypes.dtype_name(dtype))
     with np.errstate(over="ignore"):  # out of the dtype's range: inf, as TF's own conversion gives
         return tf.constant(np.asarray(value, dtype.as_numpy_dtype))
 
