@@ -3,7 +3,8 @@
  *
  * WHY. _cpu_math.h's bce_f16_to_f32 / bce_f32_to_f16 convert with a dozen integer operations a
  * value; vectorised for AVX2 they take 0.31 ns a value (0.57 ns in the baseline build), the
- * F16C instructions 0.05 ns (8 values an instruction; 2-vCPU AVX2 VM, 512-value runs). A float16
+ * F16C instructions 0.05 ns (8 values an instruction; 512-value runs, the 2-vCPU development VM,
+ * a Xeon with AVX-512, built with -march=x86-64-v3 and without). A float16
  * loss reads two or three float16 operands per element, so the pass spent ~0.6 ns an element
  * converting: float16 inputs ran 1.25x slower than bfloat16 ones (whose conversion is a shift).
  *
@@ -13,7 +14,7 @@
  * (f16_to_f32_vs_cast, f32_to_f16_vs_cast; to float32 exact, NaN quieted with its payload; to
  * float16 rounded to nearest even, NaN quieted with its payload's top bits). The rounding
  * comes from the instruction's immediate (_MM_FROUND_TO_NEAREST_INT), not from MXCSR, so a
- * caller's rounding mode cannot change it. tests/test_fast_numpy.py runs the pass with and
+ * caller's rounding mode cannot change it. tests/test_cpu_pass.py runs the pass with and
  * without these runs on every float16 value and compares the results bit for bit.
  *
  * WHEN. Off until bce_f16c_init(1) (backends/cpu_pass.py calls it at import, through
@@ -55,7 +56,8 @@ __attribute__((target("avx,f16c"))) static inline void bce__f16c_to_f32(const ui
 __attribute__((target("avx,f16c"))) static inline void bce__f16c_from_f32(const float *src, uint16_t *dst, ptrdiff_t n) {
     ptrdiff_t i = 0;
     for (; n - i >= 8; i += 8)
-        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+        _mm_storeu_si128((__m128i *)(dst + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
     if (i < n) {
         float in[8] = {0};
         uint16_t out[8];

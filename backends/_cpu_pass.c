@@ -980,7 +980,7 @@ VECTOR_CLONES static void focal(const double *x, const double *y, const double *
 
 /* cloned, as count_outside: the baseline build leaves these loops scalar */
 #define DEFINE_DROP(NAME, TX, TW)                                                                  \
-    VECTOR_CLONES static Py_ssize_t NAME(TX *x, TX *y, TW *w, Py_ssize_t n, double value) {                      \
+    VECTOR_CLONES static Py_ssize_t NAME(TX *x, TX *y, TW *w, Py_ssize_t n, double value) {        \
         Py_ssize_t kept = 0;                                                                       \
         for (Py_ssize_t i = 0; i < n; i++) {                                                       \
             int drop = (double)y[i] == value;                                                      \
@@ -1217,8 +1217,9 @@ PyDoc_STRVAR(run_doc,
 "exp/log1p, double elsewhere), 2 double. x, y and the outputs are arrays (buffer protocol,\n"
 "DLPack exchange API or capsule, or (array, capacity in bytes)); weight and pos_weight are\n"
 "None, a number or an array broadcasting to x. loss_out (element-wise loss) and grad_out\n"
-"(d loss / d x times scale; half precision: rounded to float32 first) have x's shape, or are None. options: (want_sum, smoothing eps,\n"
-"ignore value or None, check range, alpha, gamma, scale; a negative scale: 1 / size). rows:\n"
+"(d loss / d x times scale; in half precision rounded to float32 first) have x's shape, or are\n"
+"None. options: (want_sum, smoothing eps, ignore value or None, check range, alpha, gamma,\n"
+"scale; a negative scale: 1 / size). rows:\n"
 "None, or a C-contiguous\n"
 "float64 array of ceil(size / BLOCK) rows of 4: each block's (loss sum, kept, probabilities\n"
 "outside [0, 1], kept targets outside [0, 1]). threads > 1: the blocks are split over the team\n"

@@ -85,7 +85,7 @@ def round_to(value: float, name: str) -> float:
     return math.copysign(math.inf, value) if abs(rounded) >= top else rounded
 
 
-HALF = ("float16", "bfloat16")
+_HALF = ("float16", "bfloat16")
 _FLOAT32_MAX = 3.4028234663852886e38
 
 
@@ -98,6 +98,6 @@ def once_rounded(value, name: str):
     >>> once_rounded(1.0 + 2.0**-8 + 2.0**-30, "bfloat16"), once_rounded(1e39, "float32"), once_rounded(0.1, "float32")
     (1.0078125, inf, 0.1)
     """
-    if name in HALF or (name == "float32" and not abs(value) <= _FLOAT32_MAX):
+    if name in _HALF or (name == "float32" and not abs(value) <= _FLOAT32_MAX):
         return round_to(float(value), name)
     return value

@@ -10,8 +10,8 @@ the same loop (the loss has the same bits either way); the backward multiplies i
 gradient. For float16 and bfloat16 inputs the pass writes it in their dtype, and an upstream of
 exactly 1 takes it as it is (no float32 buffer, no conversion op). Gradients towards target,
 weight and pos_weight, and double backward, come from torch's autograd through the portable
-formula (``Problem.portable``). Inputs of ``PARALLEL_MIN``
-elements or more are split over torch's own OpenMP team, ``torch.get_num_threads()`` threads.
+formula (``Problem.portable``). Inputs of ``PARALLEL_MIN`` elements or more are split over
+torch's own OpenMP team, ``torch.get_num_threads()`` threads.
 
 Declined (the portable path computes): ``torch.compile`` tracing, ``torch.func`` transforms,
 forward-mode AD, tensor subclasses, sparse layouts, empty inputs, mixed devices; on CUDA, what
@@ -173,12 +173,13 @@ class _CPULoss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         d, ctx.d = ctx.d, None  # handed over once; a retain_graph rerun recomputes it
-        if d is not None and d.dtype in _HALF and not _is_one(grad):
+        one = _is_one(grad)
+        if d is not None and d.dtype in _HALF and not one:
             d = None  # rounded to x's dtype already: only an upstream of exactly 1 may take it as it is
         wanted = ctx.needs_input_grad[:4]
         if d is not None and not (wanted[1] or wanted[2] or wanted[3]) and not torch.is_grad_enabled():
             # the common call, first-order and for x alone: the saved derivative times the upstream
-            return _times_upstream(d, grad, ctx.x_dtype), None, None, None, None
+            return _times_upstream(d, grad, ctx.x_dtype, one), None, None, None, None
         x, *saved = ctx.saved_tensors
         settings = ctx.settings
         y, weight, pos_weight = (t if t is not None else n for t, n in zip(saved, settings[2:5]))
@@ -190,18 +191,20 @@ class _CPULoss(torch.autograd.Function):
             if d is None:
                 d = _derivative_buffer(x)
                 _forward(problem, x, y, weight, pos_weight, d)
-            grads[0] = _times_upstream(d, grad, x.dtype)
+            grads[0] = _times_upstream(d, grad, x.dtype, one)
         if any(wanted[1:]):
             others = portable_grads(problem, grad, (False, *wanted[1:]), create_graph=False)
             grads[1:4] = others[1:]
         return tuple(grads)
 
 
-def _times_upstream(d, grad, dtype):
-    """d * grad with torch ops, in ``dtype`` (a batched ``grad`` under is_grads_batched stays batched)."""
-    if grad.dim() == 0 and not private.batched(grad):
-        if not _is_one(grad):
-            d.mul_(float(grad))
+def _times_upstream(d, grad, dtype, one: bool):
+    """d * grad with torch ops, in ``dtype`` (a batched ``grad`` under is_grads_batched stays
+    batched); ``one``: grad is exactly 1 (``_is_one``), d is the gradient as it is."""
+    if one:
+        pass
+    elif grad.dim() == 0 and not private.batched(grad):
+        d.mul_(float(grad))
     else:
         d = d * grad
     return d if d.dtype == dtype else d.to(dtype)
