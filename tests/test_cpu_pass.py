@@ -325,7 +325,7 @@ def test_float16_runs_by_the_f16c_instructions_give_the_bits_of_the_value_by_val
         env = {**os.environ, "BCE_COMPAT_NO_F16C": setting}
         out = tmp_path / f"runs{setting}.npy"
         done = subprocess.run([sys.executable, "-c", _HALF_RUNS_SCRIPT, str(out)], capture_output=True, text=True,
-                              env=env, timeout=120)
+                              env=env, timeout=120, cwd=tmp_path)  # not the source tree: the installed package
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == ("0" if setting else "1")
         outputs[setting] = np.load(out)
