@@ -698,31 +698,51 @@ static inline ALWAYS_INLINE void logits_double_grad(const double *RESTRICT x, co
  *     before its one rounding to float32: within 1/2 ulp + 0.001 ulp. No division. */
 #define LOG_CLAMP 100.0
 #define SMALLEST_UNCLAMPED 3.720075976020836e-44 /* exp(-100) */
-/* (-log q, -log(1 - q)), each clamped at 100; clamped_q / clamped_1mq say where (1.0 or 0.0).
- * Branch-free (bitwise conditions), so that the loops over it vectorise. */
-static inline ALWAYS_INLINE void neg_logs(double q, double *nlog_q, double *nlog_1mq, double *clamped_q,
-                                          double *clamped_1mq, const int fast) {
-    /* Where q (or 1 - q) is below exp(-100) the log is taken of 1 and the clamp's 100 used. The
-     * blends are arithmetic (v*k + 100*(1 - k)), not selects: GCC vectorises the loop only so. */
-    double kq = q >= SMALLEST_UNCLAMPED ? 1.0 : 0.0, u = 1.0 - q, ku = u >= SMALLEST_UNCLAMPED ? 1.0 : 0.0;
-    double q_in = q * kq + (1.0 - kq), u_in = u * ku + (1.0 - ku);
-    double correction = ((1.0 - u_in) - q) * ku;
-    double lq = fast ? -bce_log_unit_fast(q_in) : -bce_log_unit(q_in);
-    double l1 = fast ? -bce_log_unit_fast(u_in) - correction : -bce_log_unit(u_in) - correction / u_in;
-    double cq = lq > LOG_CLAMP ? 1.0 : 1.0 - kq, c1 = l1 > LOG_CLAMP ? 1.0 : 1.0 - ku;
-    *clamped_q = cq;
-    *clamped_1mq = c1;
-    *nlog_q = lq * (1.0 - cq) + LOG_CLAMP * cq;
-    *nlog_1mq = l1 * (1.0 - c1) + LOG_CLAMP * c1;
+/* The arguments of the two logs: q and u = 1 - q, each replaced by 1 where below exp(-100) (its
+ * k is 0 there, else 1), and the rounding error of u (0 where u is replaced). Branch-free
+ * (bitwise conditions), so that the loops over these helpers vectorise. */
+static inline ALWAYS_INLINE void log_arguments(double q, double *q_in, double *kq, double *u_in, double *ku,
+                                               double *correction) {
+    double u = 1.0 - q;
+    *kq = q >= SMALLEST_UNCLAMPED ? 1.0 : 0.0;
+    *ku = u >= SMALLEST_UNCLAMPED ? 1.0 : 0.0;
+    *q_in = q * *kq + (1.0 - *kq);
+    *u_in = u * *ku + (1.0 - *ku);
+    *correction = ((1.0 - *u_in) - q) * *ku;
+}
+
+static inline ALWAYS_INLINE double neg_log(double arg, const int fast) {
+    return fast ? -bce_log_unit_fast(arg) : -bce_log_unit(arg);
+}
+
+/* -log(1 - q) from -log(u_in) and u's rounding error */
+static inline ALWAYS_INLINE double neg_log_1mq(double nlog_u, double correction, double u_in, const int fast) {
+    return fast ? nlog_u - correction : nlog_u - correction / u_in;
+}
+
+/* A term's -log clamped at 100: where it exceeds 100, or where its argument was replaced (k = 0).
+ * The blend is arithmetic (v*(1 - c) + 100*c), not a select: GCC vectorises the loop only so. It
+ * adds +0.0 or 100, so the result is never -0.0. */
+static inline ALWAYS_INLINE double clamped(double nlog, double k) {
+    double c = nlog > LOG_CLAMP ? 1.0 : 1.0 - k;
+    return nlog * (1.0 - c) + LOG_CLAMP * c;
+}
+
+/* (-log q, -log(1 - q)), each clamped at 100. */
+static inline ALWAYS_INLINE void neg_logs(double q, double *nlog_q, double *nlog_1mq, const int fast) {
+    double q_in, kq, u_in, ku, correction;
+    log_arguments(q, &q_in, &kq, &u_in, &ku, &correction);
+    *nlog_q = clamped(neg_log(q_in, fast), kq);
+    *nlog_1mq = clamped(neg_log_1mq(neg_log(u_in, fast), correction, u_in, fast), ku);
 }
 
 static inline ALWAYS_INLINE void probs_loss(const double *RESTRICT q, const double *RESTRICT y, const double *RESTRICT w, double *RESTRICT loss,
                                             Py_ssize_t n, const int smooth, const int fast, const Params *pr) {
     double keep = pr->keep, shift = pr->shift;
     for (Py_ssize_t i = 0; i < n; i++) {
-        double qi = q[i], yi = y[i], a, b, ca, cb;
+        double qi = q[i], yi = y[i], a, b;
         SMOOTHED(double, yi, keep, shift, smooth, ypos, cn);
-        neg_logs(qi, &a, &b, &ca, &cb, fast);
+        neg_logs(qi, &a, &b, fast);
         a = ypos == 0.0 ? 0.0 : ypos * a;
         b = cn == 0.0 ? 0.0 : cn * b;
         double l = w[i] * (a + b);
@@ -731,23 +751,18 @@ static inline ALWAYS_INLINE void probs_loss(const double *RESTRICT q, const doub
 }
 
 /* Hard targets (every y of the chunk 0 or 1, no smoothing): one log an element, of q where y = 1
- * and of 1 - q where y = 0, by the very operations probs_loss does for the term it keeps; the
- * other term is exactly +0.0 there (its coefficient is 0), and the kept one is never -0.0 (the
- * clamp's blend adds +0.0 or 100), so the bits are probs_loss's with half the logs. */
+ * and of 1 - q where y = 0, through the helpers neg_logs uses for the term probs_loss keeps; the
+ * other term is exactly +0.0 there (its coefficient is 0), and the kept one is never -0.0
+ * (clamped), so the bits are probs_loss's with half the logs. */
 static inline ALWAYS_INLINE void probs_loss_hard(const double *RESTRICT q, const double *RESTRICT y,
                                                  const double *RESTRICT w, double *RESTRICT loss, Py_ssize_t n,
                                                  const int fast) {
     for (Py_ssize_t i = 0; i < n; i++) {
-        double qi = q[i], u = 1.0 - qi;
+        double qi = q[i], q_in, kq, u_in, ku, correction;
         int positive = y[i] != 0.0;
-        double kq = qi >= SMALLEST_UNCLAMPED ? 1.0 : 0.0, ku = u >= SMALLEST_UNCLAMPED ? 1.0 : 0.0;
-        double q_in = qi * kq + (1.0 - kq), u_in = u * ku + (1.0 - ku);
-        double correction = ((1.0 - u_in) - qi) * ku;
-        double arg = positive ? q_in : u_in, k = positive ? kq : ku;
-        double lg = fast ? -bce_log_unit_fast(arg) : -bce_log_unit(arg);
-        double l = positive ? lg : (fast ? lg - correction : lg - correction / u_in);
-        double c = l > LOG_CLAMP ? 1.0 : 1.0 - k;
-        double v = l * (1.0 - c) + LOG_CLAMP * c;
+        log_arguments(qi, &q_in, &kq, &u_in, &ku, &correction);
+        double lg = neg_log(positive ? q_in : u_in, fast);
+        double v = clamped(positive ? lg : neg_log_1mq(lg, correction, u_in, fast), positive ? kq : ku);
         loss[i] = qi != qi ? qi : w[i] * v;
     }
 }
@@ -767,7 +782,7 @@ static inline ALWAYS_INLINE void probs_grad(const double *RESTRICT q, const doub
     for (Py_ssize_t i = 0; i < n; i++) {
         double qi = q[i], yi = y[i], u = 1.0 - qi;
         SMOOTHED(double, yi, keep, shift, smooth, ypos, cn);
-        /* a zero coefficient gives 0 (no 0 * inf); arithmetic blends, as in neg_logs */
+        /* a zero coefficient gives 0 (no 0 * inf); arithmetic blends, as in clamped */
         double kq = (qi >= SMALLEST_UNCLAMPED ? 1.0 : 0.0) * (ypos != 0.0 ? 1.0 : 0.0);
         double ku = (u >= SMALLEST_UNCLAMPED ? 1.0 : 0.0) * (cn != 0.0 ? 1.0 : 0.0);
         double ga = -ypos / (qi * kq + (1.0 - kq)) * kq;

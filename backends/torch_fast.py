@@ -260,7 +260,6 @@ def _forward_derivative_buffer(x, problem: Problem) -> torch.Tensor:
     return _derivative_buffer(x)
 
 
-
 def _cuda(problem: Problem) -> Any:
     """CUDA tensors: the Triton kernels, for the logits loss without options in float16,
     bfloat16 and float32."""
