@@ -289,6 +289,64 @@ def test_the_loss_has_the_same_bits_with_and_without_the_gradient(dtype):
         np.testing.assert_array_equal(plain, with_grad, err_msg=kind)
 
 
+@needs_pass
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_inputs_past_the_prefetch_size_give_the_bits_of_smaller_calls(dtype):
+    """From PREFETCH_BYTES of x and y on, the pass asks for the next chunk's cache lines while it
+    computes: the element-wise loss and gradient of such an input are those of the same elements
+    passed in pieces below that size, and its sum is the sum over its blocks as on one thread."""
+    itemsize = np.dtype(dtype).itemsize
+    n = cpu_pass._cpu_pass.PREFETCH_BYTES // (2 * itemsize) + 1000  # past the size, and not a whole chunk
+    rng = np.random.default_rng(8)
+    x = (rng.standard_normal(n) * 6).astype(dtype)
+    y = rng.random(n).astype(dtype)
+    p = np.float64(2.5)
+    loss, grad = np.empty(n, dtype), np.empty(n, dtype)
+    cpu_pass.run("logits", x, y, None, p, reduction="none", loss_out=loss, grad_out=grad, result_dtype=dtype)
+    piece = n // 3 + 7
+    parts = [(np.empty(len(x[i:i + piece]), dtype), np.empty(len(x[i:i + piece]), dtype)) for i in range(0, n, piece)]
+    for (part_loss, part_grad), i in zip(parts, range(0, n, piece)):
+        cpu_pass.run("logits", x[i:i + piece], y[i:i + piece], None, p, reduction="none", loss_out=part_loss,
+                     grad_out=part_grad, result_dtype=dtype)
+    np.testing.assert_array_equal(loss.view(f"u{itemsize}"), np.concatenate([a for a, _ in parts]).view(f"u{itemsize}"))
+    np.testing.assert_array_equal(grad.view(f"u{itemsize}"), np.concatenate([g for _, g in parts]).view(f"u{itemsize}"))
+    total = cpu_pass.run("logits", x, y, None, p, reduction="sum", result_dtype=dtype).sum
+    assert total == cpu_pass.run("logits", x, y, None, p, reduction="sum", result_dtype=dtype, threads=2,
+                                 size_hint=n).sum
+
+
+@needs_pass
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("kind", ["logits", "probs", "focal"])
+def test_weights_repeated_in_every_chunk_give_the_bits_of_full_arrays(dtype, kind):
+    """A weight or pos_weight with the same values in every chunk (a number, or a row of a length
+    that divides CHUNK over [B, C]) is filled once per call and read as it is; its results are
+    those of the same values passed as full arrays (gathered chunk by chunk), partial last chunks,
+    ignore_index (which rewrites the weights in scratch) and threads included."""
+    rng = np.random.default_rng(9)
+    chunk = cpu_pass._cpu_pass.CHUNK
+    for rows, columns, w_shape, p_shape in ((37, 64, (64,), (64,)), (5, chunk, (1, chunk), (chunk,)),
+                                           (300, 8, (), (1, 1)), (11, 6, (6,), (6,)), (300, 6, (6,), (6,)), (3, 2 * chunk, (2 * chunk,), ())):
+        x = (rng.standard_normal((rows, columns)) * 4).astype(dtype)
+        if kind == "probs":
+            x = (1 / (1 + np.exp(-x.astype(np.float64)))).astype(dtype)
+        y = rng.random((rows, columns)).round().astype(dtype)
+        w = (rng.random(w_shape) * 3).astype(dtype)
+        p = None if kind != "logits" else (rng.random(p_shape) * 5).astype(dtype)
+        for options in ({}, {"ignore_index": 1.0}):
+            for threads in (1, 2):
+                results = []
+                for full in (False, True):
+                    ww = np.broadcast_to(w, x.shape).copy() if full else w
+                    pp = None if p is None else (np.broadcast_to(p, x.shape).copy() if full else p)
+                    loss, grad = np.empty(x.shape, dtype), np.empty(x.shape, np.float64 if dtype == "float64" else np.float32)
+                    total = cpu_pass.run(kind, x, y, ww, pp, reduction="none", loss_out=loss, grad_out=grad,
+                                         result_dtype=dtype, options=options, threads=threads, size_hint=x.size,
+                                         parallel_min=1).sum
+                    results.append((loss.tobytes(), grad.tobytes(), total))
+                assert results[0] == results[1], (rows, columns, w_shape, p_shape, options, threads)
+
+
 _HALF_RUNS_SCRIPT = """
 import sys
 import numpy as np
