@@ -898,7 +898,7 @@ typedef struct {
     const float *w_row_f, *p_row_f;
 } Call;
 
-/* One chunk of an operand with the same values in every chunk, in both compute types (Call's rows). */
+/* One chunk of an operand with the same values in every chunk, in the route's compute type (Call's rows). */
 typedef struct {
     double d[CHUNK];
     float f[CHUNK];
@@ -1040,29 +1040,29 @@ static int same_every_chunk(const Walker *w) {
     return w->nd == 0 || (w->nd == 2 && w->steps[0] == 0 && w->dims[1] <= CHUNK && CHUNK % w->dims[1] == 0);
 }
 
-/* Such an operand's chunk, read once. Where the input is shorter than a chunk the walk goes on
- * past its last row, within the row's memory (the outer step is 0). */
-static const double *fill_row(const Walker *w, ChunkRow *row) {
-    gather_d(w, 0, CHUNK, row->d);
-    gather_f(w, 0, CHUNK, row->f);
-    return row->d;
+/* Such an operand's first `count` values (a chunk, or the whole input where it is shorter), read
+ * once, in the compute type the route reads: Call's row for it. */
+static void fill_row(const Walker *w, ChunkRow *row, Py_ssize_t count, int in_float, const double **d,
+                     const float **f) {
+    if (in_float) {
+        gather_f(w, 0, count, row->f);
+        *f = row->f;
+    } else {
+        gather_d(w, 0, count, row->d);
+        *d = row->d;
+    }
 }
 
-/* The chunk's weights: the call's row where there is one and it may be read as it is
- * (not where ignore_index rewrites them in scratch), else gathered into scratch. */
-static const double *weights_d(const Walker *w, const double *row, int shared, Py_ssize_t pos, Py_ssize_t n,
-                               double *scratch) {
-    if (row && shared) return row;
-    gather_d(w, pos, n, scratch);
-    return scratch;
-}
-
-static const float *weights_f(const Walker *w, const float *row, int shared, Py_ssize_t pos, Py_ssize_t n,
-                              float *scratch) {
-    if (row && shared) return row;
-    gather_f(w, pos, n, scratch);
-    return scratch;
-}
+/* The chunk's weights: the call's row where there is one and it may be read as it is (not where
+ * ignore_index rewrites them in scratch), else gathered into scratch. */
+#define DEFINE_WEIGHTS(NAME, T, GATHER)                                                            \
+    static const T *NAME(const Walker *w, const T *row, int shared, Py_ssize_t pos, Py_ssize_t n, T *scratch) { \
+        if (row && shared) return row;                                                             \
+        GATHER(w, pos, n, scratch);                                                                \
+        return scratch;                                                                            \
+    }
+DEFINE_WEIGHTS(weights_d, double, gather_d)
+DEFINE_WEIGHTS(weights_f, float, gather_f)
 
 /* One chunk of n elements at logical position pos; stats[] accumulates kept and bad counts.
  * Returns the chunk's loss sum (0 unless a sum is wanted). */
@@ -1345,8 +1345,6 @@ static PyObject *run(PyObject *self, PyObject *args) {
     if (acquire(y_obj, &yv, 0, "target") < 0 || make_walker(&yv, &xv, &order, 0, &c.y, "target") < 0) goto done;
     if (operand(w_obj, &wv, &xv, &order, &c.w, 1.0, "weight") < 0) goto done;
     if (operand(p_obj, &pv, &xv, &order, &c.p, 1.0, "pos_weight") < 0) goto done;
-    if (same_every_chunk(&c.w)) c.w_row_d = fill_row(&c.w, &w_row), c.w_row_f = w_row.f;
-    if (same_every_chunk(&c.p)) c.p_row_d = fill_row(&c.p, &p_row), c.p_row_f = p_row.f;
     if (loss_obj != Py_None) {
         if (acquire(loss_obj, &lv, 1, "loss_out") < 0 || make_walker(&lv, &xv, &order, 1, &c.loss, "loss_out") < 0)
             goto done;
@@ -1369,6 +1367,10 @@ static PyObject *run(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "run: need 0 <= start <= stop <= size and start % BLOCK == 0");
         goto done;
     }
+    int float_rows = kind == KIND_LOGITS && route == ROUTE_HALF; /* the one route that reads weights in float */
+    Py_ssize_t row_count = size < CHUNK ? size : CHUNK;
+    if (same_every_chunk(&c.w)) fill_row(&c.w, &w_row, row_count, float_rows, &c.w_row_d, &c.w_row_f);
+    if (same_every_chunk(&c.p)) fill_row(&c.p, &p_row, row_count, float_rows, &c.p_row_d, &c.p_row_f);
     c.want_sum = want_sum;
     c.prefetch = (double)size * (ITEMSIZE[xv.dtype] + ITEMSIZE[yv.dtype]) >= (double)PREFETCH_BYTES;
     c.check_range = check_range && kind == KIND_PROBS;
