@@ -444,9 +444,12 @@ DEFINE_GATHER(gather_f, float, bce_f16_run_to_f32)
 DEFINE_GATHER(gather_d, double, no_f16_run)
 
 /* The walker's memory itself when it holds these elements contiguously in type T, else NULL. */
+/* Whether the walker's elements lie one after another in memory, in iteration order. */
+static int contiguous(const Walker *w) { return w->base && w->nd == 1 && w->steps[0] == 1; }
+
 static const void *direct(const Walker *w, Py_ssize_t pos, Py_ssize_t count, int dtype) {
     (void)count;
-    if (!w->base || w->dtype != dtype || w->nd != 1 || w->steps[0] != 1) return NULL;
+    if (!contiguous(w) || w->dtype != dtype) return NULL;
     return w->base + pos * ITEMSIZE[dtype];
 }
 
@@ -1133,7 +1136,7 @@ static double run_chunk(const Call *c, Scratch *s, Py_ssize_t pos, Py_ssize_t n,
  * 1.3 times (bench/README.md); within the caches the prefetches cost ~10 %, hence PREFETCH_BYTES. */
 static void prefetch(const Walker *w, Py_ssize_t start, Py_ssize_t stop) {
 #if defined(__GNUC__)
-    if (!w->base || w->nd != 1 || w->steps[0] != 1) return;
+    if (!contiguous(w)) return;
     const char *line = w->base + start * ITEMSIZE[w->dtype], *last = w->base + stop * ITEMSIZE[w->dtype];
     for (; line < last; line += 64) __builtin_prefetch(line, 0, 3);
 #else
